@@ -1,0 +1,15 @@
+//! dlkit vocabulary: ids, splits, boxes and their geometry, in HALCON's conventions.
+//!
+//! Conventions (SPEC §1): pixel (r, c) is centred on integer coordinates and covers
+//! [r−0.5, r+0.5] × [c−0.5, c+0.5]; row comes before column; geometry is computed in f64.
+//! This crate has no IO and no libtorch.
+
+#![warn(missing_docs)]
+
+mod error;
+mod ids;
+mod rect1;
+
+pub use error::{Error, Result};
+pub use ids::{ClassId, ImageId, Split};
+pub use rect1::Rect1;

@@ -1,0 +1,127 @@
+//! The `compact` classifier: conv–BN–ReLU stages, global average pooling and a 1×1 convolution to the
+//! class scores. No fully connected layer, so any input of at least 15×15 pixels works.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Tensor, nn, nn::ModuleT};
+
+/// Configuration of the `compact` classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompactConfig {
+    /// Number of output classes (≥ 1).
+    pub num_classes: i64,
+    /// Channels of the input image (≥ 1).
+    pub in_channels: i64,
+    /// Output channels of each stage; every stage after the first halves the resolution.
+    pub widths: Vec<i64>,
+}
+
+impl CompactConfig {
+    /// The default layout: four stages of 16, 32, 64 and 128 channels (about 100 k parameters).
+    pub fn new(num_classes: i64, in_channels: i64) -> Self {
+        Self { num_classes, in_channels, widths: vec![16, 32, 64, 128] }
+    }
+
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let bad =
+            |key, value: String, expected| Error::InvalidConfig { config: "compact", key, value, expected };
+        if self.num_classes < 1 {
+            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
+        }
+        if self.in_channels < 1 {
+            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
+        }
+        if self.widths.is_empty() || self.widths.iter().any(|&w| w < 1) {
+            return Err(bad(
+                "widths",
+                format!("{:?}", self.widths),
+                "a non-empty list of positive channel counts",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the network with its variables under `path`.
+    ///
+    /// # Errors
+    /// As [`CompactConfig::validate`].
+    pub fn build(&self, path: &nn::Path) -> Result<CompactNet> {
+        self.validate()?;
+        let mut stages = Vec::with_capacity(self.widths.len());
+        let mut channels = self.in_channels;
+        for (i, &width) in self.widths.iter().enumerate() {
+            let stride = if i == 0 { 1 } else { 2 };
+            let p = path / format!("stage{i}");
+            let conv_cfg = nn::ConvConfig { stride, padding: 1, bias: false, ..Default::default() };
+            let conv = nn::conv2d(&p / "conv", channels, width, 3, conv_cfg);
+            let bn = nn::batch_norm2d(&p / "bn", width, Default::default());
+            stages.push((conv, bn));
+            channels = width;
+        }
+        let head = nn::conv2d(path / "head", channels, self.num_classes, 1, Default::default());
+        Ok(CompactNet { stages, head })
+    }
+}
+
+/// The built `compact` network; see [`CompactConfig`].
+#[derive(Debug)]
+pub struct CompactNet {
+    stages: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    head: nn::Conv2D,
+}
+
+impl ModuleT for CompactNet {
+    /// Class logits `[N, num_classes]` for images `[N, C, H, W]`.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (conv, bn) in &self.stages {
+            x = x.apply(conv).apply_t(bn, train).relu();
+        }
+        x.adaptive_avg_pool2d([1, 1]).apply(&self.head).flatten(1, -1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn logits_have_one_column_per_class_for_any_size() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = CompactConfig::new(7, 1).build(&vs.root()).unwrap();
+        for (h, w) in [(15, 15), (28, 28), (64, 40)] {
+            let x = Tensor::randn([3, 1, h, w], (Kind::Float, Device::Cpu));
+            assert_eq!(net.forward_t(&x, false).size(), vec![3, 7]);
+        }
+    }
+
+    #[test]
+    fn backward_reaches_every_variable() {
+        tch::manual_seed(1);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = CompactConfig::new(3, 3).build(&vs.root()).unwrap();
+        let x = Tensor::randn([4, 3, 20, 20], (Kind::Float, Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 1, 2, 0]);
+        net.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
+        for (name, var) in vs.variables().into_iter().filter(|(_, v)| v.requires_grad()) {
+            let grad = var.grad();
+            assert!(grad.defined(), "{name} has no gradient");
+            assert!(grad.abs().sum(Kind::Float).double_value(&[]) > 0.0, "{name} has a zero gradient");
+        }
+    }
+
+    #[test]
+    fn invalid_configs_name_the_key() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let err = CompactConfig { widths: vec![], ..CompactConfig::new(2, 1) }.build(&vs.root()).unwrap_err();
+        assert!(err.to_string().contains("`widths`"), "{err}");
+        let json = r#"{"num_classes":2,"in_channels":1,"widths":[8],"depth":3}"#;
+        assert!(serde_json::from_str::<CompactConfig>(json).is_err());
+    }
+}

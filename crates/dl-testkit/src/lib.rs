@@ -1,0 +1,130 @@
+//! Test support shared by the dlkit crates and `xtask`: where the real data lives, float comparison.
+//!
+//! Real datasets are fetched and converted by `cargo xtask data` into a per-user cache shared by every
+//! clone of the repository. [`cache_root`] and [`data_dir`] resolve that location the same way for
+//! `xtask` (which writes it) and for tests (which read it).
+
+use std::path::PathBuf;
+
+/// The per-user dlkit cache: `$DLKIT_CACHE`, else `$XDG_CACHE_HOME/dlkit`, else `$HOME/.cache/dlkit`,
+/// else `.dlkit/cache` in the current directory.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("DLKIT_CACHE").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("dlkit");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(home).join(".cache").join("dlkit");
+    }
+    PathBuf::from(".dlkit").join("cache")
+}
+
+/// Folder holding the converted real datasets (`<cache_root>/data`).
+pub fn data_root() -> PathBuf {
+    cache_root().join("data")
+}
+
+/// Name of the file `cargo xtask data` writes last into a finished dataset folder.
+pub const DATA_STAMP: &str = ".dlkit-complete";
+
+/// The folder of the converted real dataset `name` (`fashion-mnist`, `mnist5k`, `elpv`, `deepforest`,
+/// `labelme`), for integration tests.
+///
+/// # Panics
+/// When the dataset has not been fetched, with a message naming the command that fetches it: a test on
+/// real data must fail loudly, not pass vacuously.
+pub fn data_dir(name: &str) -> PathBuf {
+    let dir = data_root().join(name);
+    assert!(
+        dir.join(DATA_STAMP).is_file(),
+        "real dataset `{name}` is missing at {}: run `cargo xtask data {name}` (or `cargo xtask test`)",
+        dir.display()
+    );
+    dir
+}
+
+/// Asserts that two floats (or two slices of floats) agree within an absolute tolerance.
+///
+/// ```
+/// dl_testkit::assert_close!(0.1 + 0.2, 0.3, 1e-12);
+/// dl_testkit::assert_close!(&[1.0f32, 2.0][..], &[1.0f32, 2.000001][..], 1e-5);
+/// ```
+#[macro_export]
+macro_rules! assert_close {
+    ($left:expr, $right:expr, $tol:expr $(,)?) => {
+        $crate::assert_close_impl(&$left, &$right, $tol as f64, file!(), line!())
+    };
+}
+
+/// Values [`assert_close!`] compares.
+pub trait CloseTo {
+    /// The values as f64, in order.
+    fn values(&self) -> Vec<f64>;
+}
+
+impl CloseTo for f64 {
+    fn values(&self) -> Vec<f64> {
+        vec![*self]
+    }
+}
+impl CloseTo for f32 {
+    fn values(&self) -> Vec<f64> {
+        vec![f64::from(*self)]
+    }
+}
+impl CloseTo for [f64] {
+    fn values(&self) -> Vec<f64> {
+        self.to_vec()
+    }
+}
+impl CloseTo for [f32] {
+    fn values(&self) -> Vec<f64> {
+        self.iter().map(|&v| f64::from(v)).collect()
+    }
+}
+impl<T: CloseTo + ?Sized> CloseTo for &T {
+    fn values(&self) -> Vec<f64> {
+        (**self).values()
+    }
+}
+impl CloseTo for Vec<f64> {
+    fn values(&self) -> Vec<f64> {
+        self.clone()
+    }
+}
+impl CloseTo for Vec<f32> {
+    fn values(&self) -> Vec<f64> {
+        self.as_slice().values()
+    }
+}
+
+/// Implementation of [`assert_close!`].
+///
+/// # Panics
+/// When the lengths differ, a value is NaN on one side only, or a pair differs by more than `tol`.
+#[track_caller]
+pub fn assert_close_impl<L: CloseTo + ?Sized, R: CloseTo + ?Sized>(
+    left: &L,
+    right: &R,
+    tol: f64,
+    file: &str,
+    line: u32,
+) {
+    let (l, r) = (left.values(), right.values());
+    assert_eq!(l.len(), r.len(), "{file}:{line}: lengths differ");
+    for (i, (a, b)) in l.iter().zip(&r).enumerate() {
+        let same = (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol || a == b;
+        assert!(same, "{file}:{line}: element {i}: {a} vs {b} differ by more than {tol}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    #[should_panic(expected = "differ by more than")]
+    fn assert_close_rejects_far_values() {
+        assert_close!(1.0, 1.1, 1e-3);
+    }
+}

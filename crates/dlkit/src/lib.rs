@@ -1,0 +1,66 @@
+//! dlkit: deep learning for industrial machine vision, in HALCON's vocabulary.
+//!
+//! This facade re-exports the layered crates — [`core`] (ids, boxes, geometry), [`data`] (datasets),
+//! [`eval`] (measures), [`io`] (file formats), [`nets`] (architectures) and [`train`] (training) — and
+//! wraps their errors in one [`Error`]. The `dlkit::Model` type and the full command-line tool land with
+//! the models and training issues.
+
+#![warn(missing_docs)]
+
+pub use dl_core as core;
+pub use dl_data as data;
+pub use dl_eval as eval;
+pub use dl_io as io;
+pub use dl_nets as nets;
+pub use dl_train as train;
+
+/// Any dlkit error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// From dl-core.
+    #[error(transparent)]
+    Core(#[from] dl_core::Error),
+    /// From dl-data.
+    #[error(transparent)]
+    Data(#[from] dl_data::Error),
+    /// From dl-eval.
+    #[error(transparent)]
+    Eval(#[from] dl_eval::Error),
+    /// From dl-io.
+    #[error(transparent)]
+    Io(#[from] dl_io::Error),
+    /// From dl-nets.
+    #[error(transparent)]
+    Nets(#[from] dl_nets::Error),
+    /// From dl-train.
+    #[error(transparent)]
+    Train(#[from] dl_train::Error),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Facts about this build and machine, as `dlkit info` prints them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BuildInfo {
+    /// dlkit's version.
+    pub version: &'static str,
+    /// Number of CUDA devices libtorch sees (0 on a CPU-only machine).
+    pub cuda_devices: i64,
+    /// Whether cuDNN is usable.
+    pub cudnn: bool,
+    /// Threads libtorch uses on the CPU.
+    pub cpu_threads: i32,
+}
+
+impl BuildInfo {
+    /// Reads the facts from libtorch.
+    pub fn current() -> Self {
+        Self {
+            version: env!("CARGO_PKG_VERSION"),
+            cuda_devices: tch::Cuda::device_count(),
+            cudnn: tch::Cuda::cudnn_is_available(),
+            cpu_threads: tch::get_num_threads(),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! dlkit automation: `cargo xtask setup | data | test | ci`.
+//!
+//! Every command that needs libtorch runs `setup` first; `setup` is idempotent and fast once done.
+
+mod data;
+mod fetch;
+mod setup;
+
+use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  setup [--bench-tools]   find or install libtorch 2.13.0 (a cached venv) and link it into this clone;
+                          --bench-tools also installs torchvision, pycocotools, faster-coco-eval,
+                          shapely and scikit-learn into that venv (reference fixtures, side-by-side benches)
+  data [NAME...]          fetch and convert the real datasets (default: all): fashion-mnist, mnist5k,
+                          elpv, deepforest, labelme
+  test [ARGS...]          setup, data, then `cargo test --workspace ARGS...`
+  ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
+
+environment:
+  DLKIT_CACHE             per-user cache (default ~/.cache/dlkit): venv, downloads, converted data
+  DLKIT_TORCH_VENV        the venv folder (default $DLKIT_CACHE/torch-2.13.0)
+  LIBTORCH                use this libtorch 2.13.0 instead of a venv
+";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("\nxtask error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let repo = repo_root();
+    let Some((command, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return Ok(());
+    };
+    match command.as_str() {
+        "setup" => {
+            let bench_tools = match rest {
+                [] => false,
+                [flag] if flag == "--bench-tools" => true,
+                _ => bail!("usage: cargo xtask setup [--bench-tools]"),
+            };
+            setup::setup(&repo, bench_tools)?;
+        }
+        "data" => data::fetch(&data::select(rest)?)?,
+        "test" => test(&repo, rest)?,
+        "ci" => ci(&repo, rest)?,
+        "help" | "--help" | "-h" => print!("{USAGE}"),
+        other => bail!("unknown command `{other}`\n\n{USAGE}"),
+    }
+    Ok(())
+}
+
+/// The workspace root (the parent of this crate's folder).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives one level below the root").to_owned()
+}
+
+/// Runs one timed phase and prints its duration.
+fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    println!("==> {name}");
+    let start = Instant::now();
+    let out = f();
+    let secs = start.elapsed().as_secs_f64();
+    match &out {
+        Ok(_) => println!("==> {name}: done in {secs:.1} s"),
+        Err(_) => println!("==> {name}: FAILED after {secs:.1} s"),
+    }
+    out
+}
+
+fn cargo(repo: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(repo);
+    cmd
+}
+
+/// Runs a command, failing with its command line when it fails.
+fn run_checked(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().map_err(|e| anyhow::anyhow!("cannot start {cmd:?}: {e}"))?;
+    if !status.success() {
+        bail!("command failed ({status}): {cmd:?}");
+    }
+    Ok(())
+}
+
+fn test(repo: &Path, extra: &[String]) -> Result<()> {
+    phase("setup", || setup::setup(repo, false))?;
+    phase("data", || data::fetch(data::TEST_SETS))?;
+    phase("cargo test --workspace", || run_checked(cargo(repo).args(["test", "--workspace"]).args(extra)))
+}
+
+fn ci(repo: &Path, rest: &[String]) -> Result<()> {
+    if !rest.is_empty() {
+        bail!("usage: cargo xtask ci");
+    }
+    phase("setup", || setup::setup(repo, false))?;
+    phase("cargo fmt --check", || run_checked(cargo(repo).args(["fmt", "--all", "--", "--check"])))?;
+    phase("cargo clippy (-D warnings)", || {
+        run_checked(cargo(repo).args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
+    })?;
+    phase("cargo doc (-D warnings)", || {
+        run_checked(cargo(repo).args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"))
+    })
+}
