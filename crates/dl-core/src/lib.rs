@@ -8,8 +8,13 @@
 
 mod error;
 mod ids;
+pub mod polygon;
 mod rect1;
+pub mod rect2;
+pub mod rng;
 
 pub use error::{Error, Result};
 pub use ids::{ClassId, ImageId, Split};
 pub use rect1::Rect1;
+pub use rect2::{Point, Rect2, normalize_phi, normalize_phi_no_direction};
+pub use rng::Rng;

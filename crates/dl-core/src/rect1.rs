@@ -67,6 +67,41 @@ impl Rect1 {
         self.width() * self.height()
     }
 
+    /// A box from COCO's `[x, y, w, h]` (pixel-edge coordinates): col1 = x − 0.5, row1 = y − 0.5,
+    /// col2 = x + w − 0.5, row2 = y + h − 0.5.
+    ///
+    /// # Errors
+    /// As [`Rect1::new`] (zero or negative width or height).
+    ///
+    /// # Examples
+    /// ```
+    /// let b = dl_core::Rect1::from_coco([10.0, 20.0, 5.0, 4.0]).unwrap();
+    /// assert_eq!((b.row1(), b.col1(), b.row2(), b.col2()), (19.5, 9.5, 23.5, 14.5));
+    /// assert_eq!(b.to_coco(), [10.0, 20.0, 5.0, 4.0]);
+    /// ```
+    pub fn from_coco(b: [f64; 4]) -> Result<Self> {
+        Self::new(b[1] - 0.5, b[0] - 0.5, b[1] + b[3] - 0.5, b[0] + b[2] - 0.5)
+    }
+
+    /// COCO's `[x, y, w, h]` of the box, the inverse of [`Rect1::from_coco`] (exact whenever the
+    /// coordinates are at least 0.5 and carry no more binary digits than f64 holds after adding 0.5).
+    pub fn to_coco(&self) -> [f64; 4] {
+        let (x, y) = (self.col1 + 0.5, self.row1 + 0.5);
+        [x, y, (self.col2 + 0.5) - x, (self.row2 + 0.5) - y]
+    }
+
+    /// The box as a rectangle2 (φ = 0, L1 = half width, L2 = half height).
+    pub fn to_rect2(&self) -> crate::Rect2 {
+        crate::Rect2::new(
+            (self.row1 + self.row2) / 2.0,
+            (self.col1 + self.col2) / 2.0,
+            0.0,
+            self.width() / 2.0,
+            self.height() / 2.0,
+        )
+        .expect("a valid rectangle1 has positive extents")
+    }
+
     /// Area of the intersection with `other` (0 when disjoint or touching).
     pub fn intersection_area(&self, other: &Rect1) -> f64 {
         let h = self.row2.min(other.row2) - self.row1.max(other.row1);

@@ -70,6 +70,40 @@ pub struct SampleEntry {
     /// OD: one class id per box.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bbox_label_id: Option<Vec<ClassId>>,
+    /// OD rectangle1: upper rows, one per box.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_row1: Option<Vec<f64>>,
+    /// OD rectangle1: left columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_col1: Option<Vec<f64>>,
+    /// OD rectangle1: lower rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_row2: Option<Vec<f64>>,
+    /// OD rectangle1: right columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_col2: Option<Vec<f64>>,
+    /// OD rectangle2: centre rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_row: Option<Vec<f64>>,
+    /// OD rectangle2: centre columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_col: Option<Vec<f64>>,
+    /// OD rectangle2: orientations in radians.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_phi: Option<Vec<f64>>,
+    /// OD rectangle2: half lengths along φ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_length1: Option<Vec<f64>>,
+    /// OD rectangle2: half lengths across φ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_length2: Option<Vec<f64>>,
+    /// OD, beyond HALCON: per box, whether it is a COCO crowd region (kept out of training, an ignored
+    /// ground truth in evaluation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox_iscrowd: Option<Vec<bool>>,
+    /// OD rectangle1, optional: the raw COCO annotation of each box, kept for export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coco_raw_annotations: Option<Vec<serde_json::Value>>,
     /// SE: label image relative to `segmentation_dir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segmentation_file_name: Option<String>,

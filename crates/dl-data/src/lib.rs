@@ -1,16 +1,31 @@
-//! dlkit datasets: the DLDataset dictionary and its sample entries, with HALCON's key names.
+//! dlkit datasets: the DLDataset dictionary, readers for every common format, the stratified split, and
+//! DLSamples with decoded images.
 //!
 //! A [`DLDataset`] holds paths, not pixels: `image_dir`, `class_names` / `class_ids` and one
 //! [`SampleEntry`] per image. It is stored as JSON with HALCON's keys; keys dlkit does not know are kept
 //! in `extra` and written back, so nothing a user stored is lost. Writes are atomic (dl-io).
 //!
-//! Landing with later issues: the readers (folders, COCO, VOC, YOLO, DOTA, labelme, segmentation,
-//! anomaly), `split_dl_dataset`, DLSample generation, preprocessing, augmentation and sample files.
+//! Landing with the preprocessing issue: preprocessing, augmentation and sample files.
 
 #![warn(missing_docs)]
 
+mod boxes;
 mod dataset;
 mod error;
+mod image;
+mod model_type;
+pub mod read;
+mod sample;
+mod split;
+mod validate;
 
-pub use dataset::{AnomalyLabel, DLDataset, SampleEntry};
+pub use boxes::InstanceType;
+pub use dataset::{AnomalyLabel, DLDataset, Extra, SampleEntry};
 pub use error::{Error, Result};
+pub use image::{HostImage, LabelImage};
+pub use model_type::ModelType;
+pub use sample::{
+    Boxes, DLSample, SampleSelector, find_dl_samples, gen_dl_samples, gen_dl_samples_from_images,
+};
+pub use split::{SplitParams, split_dl_dataset};
+pub use validate::Problem;

@@ -1,0 +1,161 @@
+//! Decoded images in host memory: planar f32 pixels (channel-major, HALCON's layout), and label images.
+
+use crate::{Error, Result};
+use std::path::Path;
+
+/// An image in host memory: `channels` planes of `height` × `width` f32 values, plane after plane.
+/// `bit_depth` records the source (8 or 16 bits), which the `none` normalisation needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostImage {
+    /// Width in pixels (columns).
+    pub width: usize,
+    /// Height in pixels (rows).
+    pub height: usize,
+    /// Number of channels (1 gray, 3 RGB).
+    pub channels: usize,
+    /// Bits per channel of the source (8 or 16; 32 for float images made in memory).
+    pub bit_depth: u8,
+    /// Pixel values, `data[c * height * width + r * width + col]`.
+    pub data: Vec<f32>,
+}
+
+impl HostImage {
+    /// An image filled with `value`.
+    pub fn filled(width: usize, height: usize, channels: usize, value: f32) -> Self {
+        Self { width, height, channels, bit_depth: 32, data: vec![value; width * height * channels] }
+    }
+
+    /// The value at channel `c`, row `r`, column `col`.
+    ///
+    /// # Panics
+    /// When out of range.
+    pub fn get(&self, c: usize, r: usize, col: usize) -> f32 {
+        self.data[(c * self.height + r) * self.width + col]
+    }
+
+    /// One channel plane.
+    pub fn plane(&self, c: usize) -> &[f32] {
+        let n = self.width * self.height;
+        &self.data[c * n..(c + 1) * n]
+    }
+
+    /// Decodes an image file. 8-bit and 16-bit gray stay one channel; RGB stays three; RGBA and gray with
+    /// alpha drop the alpha channel (dlkit models take no transparency); 16-bit values are kept as
+    /// 0 … 65535, 8-bit as 0 … 255.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for a missing file, [`Error::Image`] for a corrupt one, [`Error::PixelType`] for
+    /// float or other pixel types — each naming the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(Error::io("reading image", path))?;
+        let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(Error::io("reading image", path))?
+            .decode()
+            .map_err(|source| Error::Image { path: path.to_owned(), source })?;
+        Self::from_dynamic(img, path)
+    }
+
+    /// Converts a decoded `image` crate image; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::PixelType`] for float or unknown pixel types.
+    pub fn from_dynamic(img: image::DynamicImage, path: &Path) -> Result<Self> {
+        use image::DynamicImage as D;
+        let (width, height) = (img.width() as usize, img.height() as usize);
+        let planar = |channels: usize, bit_depth: u8, interleaved: Vec<f32>, keep: usize| {
+            let n = width * height;
+            let mut data = vec![0f32; n * keep];
+            for (i, px) in interleaved.chunks_exact(channels).enumerate() {
+                for c in 0..keep {
+                    data[c * n + i] = px[c];
+                }
+            }
+            Self { width, height, channels: keep, bit_depth, data }
+        };
+        let f = |v: Vec<u8>| v.into_iter().map(f32::from).collect::<Vec<_>>();
+        let g = |v: Vec<u16>| v.into_iter().map(f32::from).collect::<Vec<_>>();
+        Ok(match img {
+            D::ImageLuma8(b) => planar(1, 8, f(b.into_raw()), 1),
+            D::ImageLumaA8(b) => planar(2, 8, f(b.into_raw()), 1),
+            D::ImageRgb8(b) => planar(3, 8, f(b.into_raw()), 3),
+            D::ImageRgba8(b) => planar(4, 8, f(b.into_raw()), 3),
+            D::ImageLuma16(b) => planar(1, 16, g(b.into_raw()), 1),
+            D::ImageLumaA16(b) => planar(2, 16, g(b.into_raw()), 1),
+            D::ImageRgb16(b) => planar(3, 16, g(b.into_raw()), 3),
+            D::ImageRgba16(b) => planar(4, 16, g(b.into_raw()), 3),
+            other => {
+                return Err(Error::PixelType { path: path.to_owned(), kind: format!("{:?}", other.color()) });
+            }
+        })
+    }
+}
+
+/// A label image: one integer per pixel (a class id for segmentation, 0/1 for anomaly masks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelImage {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Values, row-major.
+    pub data: Vec<u16>,
+}
+
+impl LabelImage {
+    /// Reads a single-channel 8- or 16-bit label image (a palette PNG is read by its indices' gray
+    /// expansion only when it is gray; colour label images are refused).
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Image`], or [`Error::PixelType`] for a multi-channel image — naming the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let img = HostImage::read(path)?;
+        if img.channels != 1 {
+            return Err(Error::PixelType {
+                path: path.to_owned(),
+                kind: format!("{} channels (a label image needs one)", img.channels),
+            });
+        }
+        Ok(Self { width: img.width, height: img.height, data: img.data.iter().map(|&v| v as u16).collect() })
+    }
+
+    /// The distinct values present, sorted.
+    pub fn values(&self) -> Vec<u16> {
+        let mut seen = vec![false; 65536];
+        for &v in &self.data {
+            seen[usize::from(v)] = true;
+        }
+        (0..65536).filter(|&v| seen[v]).map(|v| v as u16).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rgba_drops_alpha_and_16bit_keeps_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.png");
+        image::RgbaImage::from_raw(2, 1, vec![1, 2, 3, 255, 4, 5, 6, 0]).unwrap().save(&p).unwrap();
+        let img = HostImage::read(&p).unwrap();
+        assert_eq!((img.channels, img.bit_depth), (3, 8));
+        assert_eq!(img.data, vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+        let p16 = dir.path().join("b.png");
+        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(1, 1, vec![60000u16])
+            .unwrap()
+            .save(&p16)
+            .unwrap();
+        let img = HostImage::read(&p16).unwrap();
+        assert_eq!((img.channels, img.bit_depth, img.data[0]), (1, 16, 60000.0));
+    }
+
+    #[test]
+    fn corrupt_and_missing_files_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("broken.png");
+        std::fs::write(&p, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+        assert!(HostImage::read(&p).unwrap_err().to_string().contains("broken.png"));
+        assert!(HostImage::read(&dir.path().join("gone.png")).unwrap_err().to_string().contains("gone.png"));
+    }
+}

@@ -1,0 +1,230 @@
+//! DLSamples: one model input with its decoded image and ground truth (`gen_dl_samples`), and
+//! selecting samples (`find_dl_samples`).
+
+use crate::{AnomalyLabel, DLDataset, Error, HostImage, LabelImage, Result};
+use dl_core::{ClassId, ImageId, Rect1, Rect2, Split};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// The boxes of a detection sample.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Boxes {
+    /// Axis-aligned boxes.
+    Rectangle1(Vec<Rect1>),
+    /// Rotated boxes.
+    Rectangle2(Vec<Rect2>),
+}
+
+/// One model input (HALCON's DLSample): the image and the ground truth of its method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DLSample {
+    /// The image's id.
+    pub image_id: ImageId,
+    /// The pixels.
+    pub image: HostImage,
+    /// CL: class ids.
+    pub image_label_id: Option<Vec<ClassId>>,
+    /// OD: class id per box.
+    pub bbox_label_id: Option<Vec<ClassId>>,
+    /// OD: the boxes, parallel to `bbox_label_id`.
+    pub boxes: Option<Boxes>,
+    /// OD: crowd flags, parallel to the boxes.
+    pub bbox_iscrowd: Option<Vec<bool>>,
+    /// SE: class id per pixel.
+    pub segmentation_image: Option<LabelImage>,
+    /// AD: 'ok' or 'nok'.
+    pub anomaly_label: Option<AnomalyLabel>,
+    /// AD: 0 for ok, 1 for nok.
+    pub anomaly_label_id: Option<u8>,
+    /// AD: the ground-truth mask, 1 where anomalous.
+    pub anomaly_ground_truth: Option<LabelImage>,
+}
+
+impl DLSample {
+    /// A sample holding only an image (for inference).
+    pub fn from_image(image_id: ImageId, image: HostImage) -> Self {
+        Self {
+            image_id,
+            image,
+            image_label_id: None,
+            bbox_label_id: None,
+            boxes: None,
+            bbox_iscrowd: None,
+            segmentation_image: None,
+            anomaly_label: None,
+            anomaly_label_id: None,
+            anomaly_ground_truth: None,
+        }
+    }
+}
+
+/// Which samples of a dataset to take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SampleSelector {
+    /// Every sample.
+    All,
+    /// The samples of a split.
+    Split(Split),
+    /// The samples with these image ids, in this order.
+    ImageIds(Vec<ImageId>),
+    /// The samples at these indices, in this order.
+    Indices(Vec<usize>),
+}
+
+/// The indices of the selected samples (HALCON's `find_dl_samples`).
+///
+/// # Errors
+/// [`Error::Param`] naming an image id or index the dataset does not have.
+pub fn find_dl_samples(dataset: &DLDataset, selector: &SampleSelector) -> Result<Vec<usize>> {
+    match selector {
+        SampleSelector::All => Ok((0..dataset.samples.len()).collect()),
+        SampleSelector::Split(split) => {
+            Ok((0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(*split)).collect())
+        }
+        SampleSelector::ImageIds(ids) => {
+            let index: std::collections::HashMap<ImageId, usize> =
+                dataset.samples.iter().enumerate().map(|(i, s)| (s.image_id, i)).collect();
+            ids.iter()
+                .map(|id| {
+                    index.get(id).copied().ok_or_else(|| Error::Param {
+                        key: "image_ids",
+                        message: format!("no sample has image id {id}"),
+                    })
+                })
+                .collect()
+        }
+        SampleSelector::Indices(indices) => indices
+            .iter()
+            .map(|&i| {
+                if i < dataset.samples.len() {
+                    Ok(i)
+                } else {
+                    Err(Error::Param {
+                        key: "indices",
+                        message: format!("index {i} ≥ {} samples", dataset.samples.len()),
+                    })
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Decodes the samples at `indices` with their ground truth, in parallel (HALCON's `gen_dl_samples`).
+///
+/// # Errors
+/// The first error in index order: a missing or corrupt image or label image (its path), an
+/// inconsistent or invalid box (its sample), a label not in `class_ids` (its sample).
+pub fn gen_dl_samples(dataset: &DLDataset, indices: &[usize]) -> Result<Vec<DLSample>> {
+    let image_dir = Path::new(&dataset.image_dir);
+    indices
+        .par_iter()
+        .map(|&i| {
+            let entry = dataset.samples.get(i).ok_or_else(|| Error::Param {
+                key: "indices",
+                message: format!("index {i} ≥ {} samples", dataset.samples.len()),
+            })?;
+            let check = |ids: &Option<Vec<ClassId>>| -> Result<()> {
+                for id in ids.iter().flatten() {
+                    if !dataset.class_ids.contains(id) {
+                        return Err(Error::Sample {
+                            image_id: entry.image_id,
+                            message: format!("class id {id} is not in class_ids"),
+                        });
+                    }
+                }
+                Ok(())
+            };
+            check(&entry.image_label_id)?;
+            check(&entry.bbox_label_id)?;
+            let mut sample = DLSample::from_image(
+                entry.image_id,
+                HostImage::read(&image_dir.join(&entry.image_file_name))?,
+            );
+            sample.image_label_id = entry.image_label_id.clone();
+            if entry.bbox_label_id.is_some() {
+                sample.bbox_label_id = entry.bbox_label_id.clone();
+                sample.bbox_iscrowd = entry.bbox_iscrowd.clone();
+                sample.boxes = Some(match entry.instance_type() {
+                    Some(crate::InstanceType::Rectangle2) => {
+                        Boxes::Rectangle2(entry.rect2_boxes()?.into_iter().map(|b| b.1).collect())
+                    }
+                    _ => Boxes::Rectangle1(entry.rect1_boxes()?.into_iter().map(|b| b.1).collect()),
+                });
+            }
+            if let Some(name) = &entry.segmentation_file_name {
+                let dir = dataset.segmentation_dir.as_deref().unwrap_or_default();
+                sample.segmentation_image = Some(LabelImage::read(&Path::new(dir).join(name))?);
+            }
+            if let Some(label) = entry.anomaly_label {
+                sample.anomaly_label = Some(label);
+                sample.anomaly_label_id = Some(u8::from(label == AnomalyLabel::Nok));
+                if let Some(name) = &entry.anomaly_file_name {
+                    let dir = dataset.anomaly_dir.as_deref().unwrap_or_default();
+                    let mut mask = LabelImage::read(&Path::new(dir).join(name))?;
+                    mask.data.iter_mut().for_each(|v| *v = u16::from(*v != 0));
+                    sample.anomaly_ground_truth = Some(mask);
+                }
+            }
+            Ok(sample)
+        })
+        .collect()
+}
+
+/// Samples holding only images, for inference (HALCON's `gen_dl_samples_from_images`); image ids are
+/// 0 … n−1 in the given order.
+///
+/// # Errors
+/// The first image that is missing or cannot be decoded, naming its path.
+pub fn gen_dl_samples_from_images(paths: &[impl AsRef<Path> + Sync]) -> Result<Vec<DLSample>> {
+    paths
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| Ok(DLSample::from_image(ImageId(i as u64), HostImage::read(p.as_ref())?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SampleEntry;
+
+    #[test]
+    fn find_by_split_ids_and_indices() {
+        let mut ds = DLDataset::default();
+        for i in 0..4u64 {
+            ds.samples.push(SampleEntry {
+                image_id: ImageId(10 + i),
+                split: Some(if i % 2 == 0 { Split::Train } else { Split::Test }),
+                ..Default::default()
+            });
+        }
+        assert_eq!(find_dl_samples(&ds, &SampleSelector::Split(Split::Test)).unwrap(), [1, 3]);
+        assert_eq!(
+            find_dl_samples(&ds, &SampleSelector::ImageIds(vec![ImageId(12), ImageId(10)])).unwrap(),
+            [2, 0]
+        );
+        assert!(find_dl_samples(&ds, &SampleSelector::ImageIds(vec![ImageId(3)])).is_err());
+        assert!(find_dl_samples(&ds, &SampleSelector::Indices(vec![4])).is_err());
+    }
+
+    #[test]
+    fn unknown_class_and_missing_image_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        image::GrayImage::new(3, 2).save(dir.path().join("a.png")).unwrap();
+        let mut ds = DLDataset { image_dir: dir.path().to_string_lossy().into(), ..Default::default() };
+        ds.class_ids = vec![ClassId::new(0).unwrap()];
+        ds.samples.push(SampleEntry {
+            image_id: ImageId(4),
+            image_file_name: "a.png".into(),
+            image_label_id: Some(vec![ClassId::new(0).unwrap()]),
+            ..Default::default()
+        });
+        let s = gen_dl_samples(&ds, &[0]).unwrap();
+        assert_eq!((s[0].image.width, s[0].image.height), (3, 2));
+        ds.samples[0].image_label_id = Some(vec![ClassId::new(5).unwrap()]);
+        assert!(gen_dl_samples(&ds, &[0]).unwrap_err().to_string().contains("sample 4"));
+        ds.samples[0].image_file_name = "b.png".into();
+        ds.samples[0].image_label_id = None;
+        assert!(gen_dl_samples(&ds, &[0]).unwrap_err().to_string().contains("b.png"));
+    }
+}

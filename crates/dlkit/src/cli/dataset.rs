@@ -1,0 +1,352 @@
+//! `dlkit dataset …`: read, split, inspect, validate and export datasets.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use dlkit::data::read::{self, LabelSource, VocCoordinates};
+use dlkit::data::{DLDataset, InstanceType, ModelType, SplitParams, split_dl_dataset};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Read a dataset from folders or annotation files into a DLDataset JSON file.
+    Read(Box<ReadArgs>),
+    /// Split a dataset into train / validation / test (stratified, seeded); writes the file in place
+    /// unless -o is given.
+    Split {
+        /// The dataset JSON file.
+        dataset: PathBuf,
+        /// Percentage of images for training.
+        #[arg(long)]
+        train: f64,
+        /// Percentage of images for validation (test gets the rest).
+        #[arg(long)]
+        validation: f64,
+        /// Seed of the split.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Split again a dataset that already has splits.
+        #[arg(long)]
+        overwrite: bool,
+        /// Model type (default: inferred from the first sample).
+        #[arg(long)]
+        model_type: Option<String>,
+        /// Output file (default: the input file).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Summarise a dataset: samples per split and class, box statistics, problems found.
+    Info {
+        /// The dataset JSON file.
+        dataset: PathBuf,
+    },
+    /// Check a dataset; exit code 1 and the list of problems when there are any.
+    Validate {
+        /// The dataset JSON file.
+        dataset: PathBuf,
+    },
+    /// Write a detection dataset as COCO JSON.
+    ExportCoco {
+        /// The dataset JSON file.
+        dataset: PathBuf,
+        /// The COCO file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Folders,
+    Coco,
+    CocoRotated,
+    Dota,
+    Yolo,
+    YoloObb,
+    Voc,
+    Labelme,
+    Segmentation,
+    Anomaly,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The source format.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Image folder (folders, coco, yolo, dota, voc, segmentation, anomaly).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Annotation file (coco) or folder (voc, labelme).
+    #[arg(long)]
+    annotations: Option<PathBuf>,
+    /// Label folder (yolo, yolo-obb, dota: txt files; segmentation: label images).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Anomaly ground-truth folder (anomaly).
+    #[arg(long)]
+    anomaly_dir: Option<PathBuf>,
+    /// Where the class comes from (folders).
+    #[arg(long, default_value = "last_folder")]
+    label_source: String,
+    /// Class names, comma-separated (yolo, segmentation).
+    #[arg(long, value_delimiter = ',')]
+    class_names: Vec<String>,
+    /// Class ids, comma-separated, parallel to --class-names (segmentation).
+    #[arg(long, value_delimiter = ',')]
+    class_ids: Vec<i64>,
+    /// Keep COCO's raw annotations for an exact export (coco).
+    #[arg(long)]
+    keep_raw: bool,
+    /// Skip zero-area COCO boxes instead of failing (coco).
+    #[arg(long)]
+    skip_invalid_boxes: bool,
+    /// Box type for labelme polygons: rectangle1 or rectangle2.
+    #[arg(long, default_value = "rectangle1")]
+    instance_type: String,
+    /// labelme: draw label images into this folder and make a segmentation dataset.
+    #[arg(long)]
+    label_images: Option<PathBuf>,
+    /// VOC coordinates are the devkit's 1-based pixel indices (default: 0-based pixel edges).
+    #[arg(long)]
+    voc_one_based: bool,
+    /// Segmentation: skip images without label image.
+    #[arg(long)]
+    ignore_unmatched: bool,
+    /// The dataset JSON file to write.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+fn need<'a>(value: &'a Option<PathBuf>, flag: &str, format: Format) -> Result<&'a Path> {
+    value.as_deref().with_context(|| format!("--format {format:?} needs {flag}").to_lowercase())
+}
+
+pub fn read_dataset(args: &ReadArgs) -> Result<DLDataset> {
+    let f = args.format;
+    let instance_type = match args.instance_type.as_str() {
+        "rectangle1" => InstanceType::Rectangle1,
+        "rectangle2" => InstanceType::Rectangle2,
+        other => bail!("--instance-type `{other}`: expected rectangle1 or rectangle2"),
+    };
+    Ok(match f {
+        Format::Folders => {
+            let source: LabelSource = args.label_source.parse()?;
+            read::read_dl_dataset_classification(need(&args.images, "--images", f)?, source)?
+        }
+        Format::Coco | Format::CocoRotated => {
+            let params = read::CocoReadParams {
+                keep_raw_annotations: args.keep_raw,
+                skip_invalid_boxes: args.skip_invalid_boxes,
+            };
+            let ds = read::read_dl_dataset_from_coco(
+                need(&args.annotations, "--annotations", f)?,
+                need(&args.images, "--images", f)?,
+                &params,
+            )?;
+            let rotated = ds.samples.iter().any(|s| s.bbox_phi.is_some());
+            if f == Format::CocoRotated && !rotated && ds.samples.iter().any(|s| s.num_boxes() > 0) {
+                bail!(
+                    "--format coco-rotated: the boxes have 4 values, not [cx, cy, w, h, a]; use --format coco"
+                );
+            }
+            ds
+        }
+        Format::Voc => {
+            let ann = need(&args.annotations, "--annotations", f)?;
+            let coords =
+                if args.voc_one_based { VocCoordinates::OneBased } else { VocCoordinates::PixelEdge };
+            read::read_dl_dataset_voc(ann, args.images.as_deref().unwrap_or(ann), coords)?
+        }
+        Format::Yolo | Format::YoloObb => read::read_dl_dataset_yolo(
+            need(&args.images, "--images", f)?,
+            need(&args.labels, "--labels", f)?,
+            &read::YoloReadParams { class_names: args.class_names.clone(), obb: f == Format::YoloObb },
+        )?,
+        Format::Dota => read::read_dl_dataset_dota(
+            need(&args.images, "--images", f)?,
+            need(&args.labels, "--labels", f)?,
+        )?,
+        Format::Labelme => read::read_dl_dataset_labelme(
+            need(&args.annotations, "--annotations", f)?,
+            &read::LabelmeReadParams { instance_type, label_image_dir: args.label_images.clone() },
+        )?,
+        Format::Segmentation => read::read_dl_dataset_segmentation(
+            need(&args.images, "--images", f)?,
+            need(&args.labels, "--labels", f)?,
+            &read::SegmentationReadParams {
+                class_names: args.class_names.clone(),
+                class_ids: args.class_ids.clone(),
+                ignore_unmatched_images: args.ignore_unmatched,
+            },
+        )?,
+        Format::Anomaly => {
+            read::read_dl_dataset_anomaly(need(&args.images, "--images", f)?, args.anomaly_dir.as_deref())?
+        }
+    })
+}
+
+fn load(path: &Path) -> Result<DLDataset> {
+    DLDataset::load(path).with_context(|| format!("cannot read the dataset {}", path.display()))
+}
+
+/// Runs a dataset subcommand; returns the process exit code.
+pub fn run(command: &DatasetCommand, json_out: bool) -> Result<u8> {
+    match command {
+        DatasetCommand::Read(args) => {
+            let ds = read_dataset(args)?;
+            ds.save(&args.output)?;
+            let boxes: usize = ds.samples.iter().map(|s| s.num_boxes()).sum();
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"output": args.output, "samples": ds.samples.len(), "classes": ds.class_names.len(), "boxes": boxes})
+                );
+            } else {
+                println!(
+                    "{} samples, {} classes, {boxes} boxes → {}",
+                    ds.samples.len(),
+                    ds.class_names.len(),
+                    args.output.display()
+                );
+            }
+        }
+        DatasetCommand::Split { dataset, train, validation, seed, overwrite, model_type, output } => {
+            let mut ds = load(dataset)?;
+            let model_type: Option<ModelType> =
+                model_type.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?;
+            split_dl_dataset(
+                &mut ds,
+                *train,
+                *validation,
+                &SplitParams { overwrite_split: *overwrite, model_type, seed: *seed },
+            )?;
+            let out = output.as_deref().unwrap_or(dataset);
+            ds.save(out)?;
+            let counts = split_counts(&ds);
+            if json_out {
+                println!("{}", json!({"output": out, "splits": counts}));
+            } else {
+                let text: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                println!("{} → {}", text.join(", "), out.display());
+            }
+        }
+        DatasetCommand::Info { dataset } => info(&load(dataset)?, json_out)?,
+        DatasetCommand::Validate { dataset } => {
+            let problems = load(dataset)?.validate();
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&json!({"problems": problems}))?);
+            } else if problems.is_empty() {
+                println!("no problems found");
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                println!("{} problem(s)", problems.len());
+            }
+            return Ok(u8::from(!problems.is_empty()));
+        }
+        DatasetCommand::ExportCoco { dataset, output } => {
+            let coco = dlkit::data::read::write_coco(&load(dataset)?)?;
+            let bytes = serde_json::to_vec(&coco)?;
+            dlkit::io::write_bytes_atomic(output, &bytes)?;
+            if !json_out {
+                println!("wrote {}", output.display());
+            }
+        }
+    }
+    Ok(0)
+}
+
+fn split_counts(ds: &DLDataset) -> BTreeMap<String, usize> {
+    let mut per_split: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &ds.samples {
+        *per_split.entry(s.split.map_or("unsplit".into(), |x| x.to_string())).or_default() += 1;
+    }
+    per_split
+}
+
+/// Min, mean and max of a list.
+fn stats(v: &[f64]) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((min, v.iter().sum::<f64>() / v.len() as f64, max))
+}
+
+fn info(ds: &DLDataset, json_out: bool) -> Result<()> {
+    let per_split = split_counts(ds);
+    let mut per_class: BTreeMap<u16, BTreeMap<String, usize>> = BTreeMap::new();
+    let (mut widths, mut heights, mut aspects) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &ds.samples {
+        let split = s.split.map_or("unsplit".into(), |x| x.to_string());
+        for id in s.image_label_id.iter().flatten().chain(s.bbox_label_id.iter().flatten()) {
+            *per_class.entry(id.get()).or_default().entry(split.clone()).or_default() += 1;
+        }
+        let sizes: Vec<(f64, f64)> = if s.bbox_phi.is_some() {
+            s.rect2_boxes()
+                .map(|b| b.iter().map(|(_, r)| (2.0 * r.length1(), 2.0 * r.length2())).collect())
+                .unwrap_or_default()
+        } else {
+            s.rect1_boxes()
+                .map(|b| b.iter().map(|(_, r)| (r.width(), r.height())).collect())
+                .unwrap_or_default()
+        };
+        for (w, h) in sizes {
+            widths.push(w);
+            heights.push(h);
+            aspects.push(w / h);
+        }
+    }
+    let problems = ds.validate();
+    let name_of = |id: u16| {
+        ds.class_ids
+            .iter()
+            .position(|c| c.get() == id)
+            .and_then(|i| ds.class_names.get(i))
+            .cloned()
+            .unwrap_or_default()
+    };
+    if json_out {
+        let classes: Vec<_> = per_class
+            .iter()
+            .map(|(&id, splits)| json!({"class_id": id, "class_name": name_of(id), "count": splits.values().sum::<usize>(), "splits": splits}))
+            .collect();
+        let boxes = json!({"count": widths.len(), "width": stats(&widths), "height": stats(&heights), "aspect_ratio": stats(&aspects)});
+        let out = json!({"num_samples": ds.samples.len(), "splits": per_split, "classes": classes, "boxes": boxes, "problems": problems});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("samples: {}", ds.samples.len());
+    for (split, n) in &per_split {
+        println!("  {split}: {n}");
+    }
+    println!("labels per class (images for CL, boxes for OD):");
+    for (id, splits) in &per_class {
+        let detail: Vec<String> = splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!(
+            "  {id:>5} {:<24} {:>7}  ({})",
+            name_of(*id),
+            splits.values().sum::<usize>(),
+            detail.join(", ")
+        );
+    }
+    if let (Some(w), Some(h), Some(a)) = (stats(&widths), stats(&heights), stats(&aspects)) {
+        println!("boxes: {}", widths.len());
+        println!("  width  min {:.1} mean {:.1} max {:.1}", w.0, w.1, w.2);
+        println!("  height min {:.1} mean {:.1} max {:.1}", h.0, h.1, h.2);
+        println!("  aspect min {:.2} mean {:.2} max {:.2}", a.0, a.1, a.2);
+    }
+    if problems.is_empty() {
+        println!("problems: none");
+    } else {
+        println!("problems: {}", problems.len());
+        for p in problems.iter().take(20) {
+            println!("  {p}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! Subcommands of the `dlkit` tool.
+pub mod dataset;
