@@ -22,6 +22,7 @@ commands:
                           elpv, deepforest, labelme
   test [ARGS...]          setup, data, then `cargo test --workspace ARGS...`
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
+  bench [NAME...]         run the criterion benches (default: all): dataset
 
 environment:
   DLKIT_CACHE             per-user cache (default ~/.cache/dlkit): venv, downloads, converted data
@@ -58,6 +59,7 @@ fn run(args: &[String]) -> Result<()> {
         "data" => data::fetch(&data::select(rest)?)?,
         "test" => test(&repo, rest)?,
         "ci" => ci(&repo, rest)?,
+        "bench" => bench(&repo, rest)?,
         "help" | "--help" | "-h" => print!("{USAGE}"),
         other => bail!("unknown command `{other}`\n\n{USAGE}"),
     }
@@ -101,6 +103,33 @@ fn test(repo: &Path, extra: &[String]) -> Result<()> {
     phase("setup", || setup::setup(repo, false))?;
     phase("data", || data::fetch(data::TEST_SETS))?;
     phase("cargo test --workspace", || run_checked(cargo(repo).args(["test", "--workspace"]).args(extra)))
+}
+
+/// Criterion benches by name: (name, package, bench target, datasets it reads).
+const BENCHES: &[(&str, &str, &str, &[&str])] = &[("dataset", "dl-data", "dataset", &["fashion-mnist"])];
+
+fn bench(repo: &Path, names: &[String]) -> Result<()> {
+    let selected: Vec<_> = if names.is_empty() {
+        BENCHES.iter().collect()
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                BENCHES.iter().find(|b| b.0 == n).ok_or_else(|| {
+                    let known: Vec<_> = BENCHES.iter().map(|b| b.0).collect();
+                    anyhow::anyhow!("unknown bench `{n}`: expected one of {}", known.join(", "))
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    phase("setup", || setup::setup(repo, false))?;
+    for (name, package, target, sets) in selected {
+        phase("data", || data::fetch(sets))?;
+        phase(&format!("bench {name}"), || {
+            run_checked(cargo(repo).args(["bench", "-p", package, "--bench", target]))
+        })?;
+    }
+    Ok(())
 }
 
 fn ci(repo: &Path, rest: &[String]) -> Result<()> {

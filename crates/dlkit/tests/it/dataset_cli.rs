@@ -1,0 +1,62 @@
+//! `dlkit dataset …` end to end on small folders made here.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn dlkit(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dlkit")).args(args).current_dir(cwd).output().expect("dlkit runs")
+}
+
+fn make_folders(root: &Path) {
+    for (class, n) in [("good", 10), ("scratch", 4)] {
+        std::fs::create_dir_all(root.join("imgs").join(class)).unwrap();
+        for i in 0..n {
+            image::GrayImage::new(8, 8).save(root.join(format!("imgs/{class}/{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn read_split_info_validate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_folders(dir);
+    let out = dlkit(&["dataset", "read", "--format", "folders", "--images", "imgs", "-o", "ds.json"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out =
+        dlkit(&["dataset", "split", "ds.json", "--train", "50", "--validation", "25", "--seed", "1"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dlkit(&["--json", "dataset", "info", "ds.json"], dir);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["num_samples"], 14);
+    // 10 'good' images: floors 5 / 2 / 2, the one leftover drawn by ratio.
+    let good_train = info["classes"][0]["splits"]["train"].as_u64().unwrap();
+    assert!((5..=6).contains(&good_train), "{good_train}");
+    assert_eq!(info["classes"][1]["splits"]["train"], 2);
+    assert_eq!(info["problems"].as_array().unwrap().len(), 0);
+    // Splitting again without --overwrite is refused and leaves the file as it was.
+    let before = std::fs::read(dir.join("ds.json")).unwrap();
+    let out = dlkit(&["dataset", "split", "ds.json", "--train", "10", "--validation", "10"], dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already split"));
+    assert_eq!(std::fs::read(dir.join("ds.json")).unwrap(), before);
+    // A missing image makes validate fail with the problem listed.
+    std::fs::remove_file(dir.join("imgs/scratch/3.png")).unwrap();
+    let out = dlkit(&["dataset", "validate", "ds.json"], dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("scratch/3.png"));
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let out = dlkit(&["dataset", "read", "--format", "coco", "--images", ".", "-o", "x.json"], dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs --annotations"));
+    std::fs::write(dir.join("bad.json"), "{\"image_dir\": \n").unwrap();
+    let out = dlkit(&["dataset", "info", "bad.json"], dir);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.json") && err.contains("line 2"), "{err}");
+}

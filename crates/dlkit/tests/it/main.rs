@@ -1,0 +1,5 @@
+//! Integration tests of the `dlkit` command-line tool.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod dataset_cli;
