@@ -5,7 +5,7 @@ use std::path::Path;
 
 /// An image in host memory: `channels` planes of `height` × `width` f32 values, plane after plane.
 /// `bit_depth` records the source (8 or 16 bits), which the `none` normalisation needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HostImage {
     /// Width in pixels (columns).
     pub width: usize,
@@ -92,7 +92,7 @@ impl HostImage {
 }
 
 /// A label image: one integer per pixel (a class id for segmentation, 0/1 for anomaly masks).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabelImage {
     /// Width in pixels.
     pub width: usize,

@@ -15,6 +15,7 @@ mod error;
 mod image;
 mod model_type;
 pub mod read;
+mod result;
 mod sample;
 mod split;
 mod validate;
@@ -24,6 +25,7 @@ pub use dataset::{AnomalyLabel, DLDataset, Extra, SampleEntry};
 pub use error::{Error, Result};
 pub use image::{HostImage, LabelImage};
 pub use model_type::ModelType;
+pub use result::DLResult;
 pub use sample::{
     Boxes, DLSample, SampleSelector, find_dl_samples, gen_dl_samples, gen_dl_samples_from_images,
 };

@@ -15,8 +15,11 @@ pub enum Boxes {
     Rectangle2(Vec<Rect2>),
 }
 
-/// One model input (HALCON's DLSample): the image and the ground truth of its method.
-#[derive(Debug, Clone, PartialEq)]
+/// One model input (HALCON's DLSample): the image and the ground truth of its method. Serialised with
+/// HALCON's keys (`image`, `image_id`, `image_label_id`, `bbox_label_id`, `bbox_row1` … or `bbox_row` …,
+/// `segmentation_image`, `anomaly_label`, `anomaly_label_id`, `anomaly_ground_truth`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "SampleWire", try_from = "SampleWire")]
 pub struct DLSample {
     /// The image's id.
     pub image_id: ImageId,
@@ -38,6 +41,138 @@ pub struct DLSample {
     pub anomaly_label_id: Option<u8>,
     /// AD: the ground-truth mask, 1 where anomalous.
     pub anomaly_ground_truth: Option<LabelImage>,
+}
+
+/// DLSample with HALCON's flat box keys, for serde.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SampleWire {
+    image_id: ImageId,
+    image: HostImage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    image_label_id: Option<Vec<ClassId>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_label_id: Option<Vec<ClassId>>,
+    #[serde(flatten)]
+    keys: BoxKeys,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    segmentation_image: Option<LabelImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anomaly_label_id: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anomaly_ground_truth: Option<LabelImage>,
+}
+
+/// HALCON's box keys of a DLSample (and the AD label), for serde.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct BoxKeys {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_row1: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_col1: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_row2: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_col2: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_row: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_col: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_phi: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_length1: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_length2: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bbox_iscrowd: Option<Vec<bool>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anomaly_label: Option<AnomalyLabel>,
+}
+
+impl From<DLSample> for SampleWire {
+    fn from(s: DLSample) -> Self {
+        let mut entry = crate::SampleEntry {
+            image_id: s.image_id,
+            bbox_iscrowd: s.bbox_iscrowd,
+            anomaly_label: s.anomaly_label,
+            ..Default::default()
+        };
+        let labels = s.bbox_label_id.clone().unwrap_or_default();
+        match s.boxes {
+            Some(Boxes::Rectangle1(b)) => {
+                entry.set_rect1_boxes(&labels.iter().copied().zip(b).collect::<Vec<_>>())
+            }
+            Some(Boxes::Rectangle2(b)) => {
+                entry.set_rect2_boxes(&labels.iter().copied().zip(b).collect::<Vec<_>>())
+            }
+            None => {}
+        }
+        let keys = BoxKeys {
+            bbox_row1: entry.bbox_row1,
+            bbox_col1: entry.bbox_col1,
+            bbox_row2: entry.bbox_row2,
+            bbox_col2: entry.bbox_col2,
+            bbox_row: entry.bbox_row,
+            bbox_col: entry.bbox_col,
+            bbox_phi: entry.bbox_phi,
+            bbox_length1: entry.bbox_length1,
+            bbox_length2: entry.bbox_length2,
+            bbox_iscrowd: entry.bbox_iscrowd,
+            anomaly_label: entry.anomaly_label,
+        };
+        SampleWire {
+            image_id: s.image_id,
+            image: s.image,
+            image_label_id: s.image_label_id,
+            bbox_label_id: s.bbox_label_id,
+            keys,
+            segmentation_image: s.segmentation_image,
+            anomaly_label_id: s.anomaly_label_id,
+            anomaly_ground_truth: s.anomaly_ground_truth,
+        }
+    }
+}
+
+impl TryFrom<SampleWire> for DLSample {
+    type Error = Error;
+    fn try_from(w: SampleWire) -> Result<Self> {
+        let k = w.keys;
+        let entry = crate::SampleEntry {
+            image_id: w.image_id,
+            bbox_label_id: w.bbox_label_id.clone(),
+            bbox_row1: k.bbox_row1,
+            bbox_col1: k.bbox_col1,
+            bbox_row2: k.bbox_row2,
+            bbox_col2: k.bbox_col2,
+            bbox_row: k.bbox_row,
+            bbox_col: k.bbox_col,
+            bbox_phi: k.bbox_phi,
+            bbox_length1: k.bbox_length1,
+            bbox_length2: k.bbox_length2,
+            bbox_iscrowd: k.bbox_iscrowd,
+            anomaly_label: k.anomaly_label,
+            ..Default::default()
+        };
+        let boxes = match (entry.bbox_label_id.is_some(), entry.instance_type()) {
+            (false, _) => None,
+            (true, Some(crate::InstanceType::Rectangle2)) => {
+                Some(Boxes::Rectangle2(entry.rect2_boxes()?.into_iter().map(|b| b.1).collect()))
+            }
+            (true, _) => Some(Boxes::Rectangle1(entry.rect1_boxes()?.into_iter().map(|b| b.1).collect())),
+        };
+        Ok(DLSample {
+            image_id: w.image_id,
+            image: w.image,
+            image_label_id: w.image_label_id,
+            bbox_label_id: w.bbox_label_id,
+            boxes,
+            bbox_iscrowd: entry.bbox_iscrowd,
+            segmentation_image: w.segmentation_image,
+            anomaly_label: entry.anomaly_label,
+            anomaly_label_id: w.anomaly_label_id,
+            anomaly_ground_truth: w.anomaly_ground_truth,
+        })
+    }
 }
 
 impl DLSample {
@@ -187,6 +322,18 @@ pub fn gen_dl_samples_from_images(paths: &[impl AsRef<Path> + Sync]) -> Result<V
 mod tests {
     use super::*;
     use crate::SampleEntry;
+
+    #[test]
+    fn serialises_with_halcon_keys_and_round_trips() {
+        let mut s = DLSample::from_image(ImageId(3), HostImage::filled(2, 1, 1, 0.5));
+        s.bbox_label_id = Some(vec![ClassId::new(2).unwrap()]);
+        s.boxes = Some(Boxes::Rectangle2(vec![Rect2::new(1.0, 2.0, 0.5, 3.0, 1.0).unwrap()]));
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["bbox_phi"][0], 0.5);
+        assert_eq!(v["bbox_label_id"][0], 2);
+        assert_eq!(v["image"]["width"], 2);
+        assert_eq!(serde_json::from_value::<DLSample>(v).unwrap(), s);
+    }
 
     #[test]
     fn find_by_split_ids_and_indices() {

@@ -5,3 +5,4 @@
 
 mod fuzz;
 mod real_data;
+mod roundtrip;
