@@ -30,9 +30,9 @@ pub struct DLDataset {
     /// After preprocessing: base path of the sample files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dlsample_dir: Option<String>,
-    /// After preprocessing: the DLPreprocessParam used (typed with the preprocessing issue).
+    /// After preprocessing: the DLPreprocessParam used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preprocess_param: Option<serde_json::Value>,
+    pub preprocess_param: Option<crate::preprocess::DLPreprocessParam>,
     /// SE: per-class loss weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub class_weights: Option<Vec<f64>>,

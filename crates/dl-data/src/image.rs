@@ -91,6 +91,20 @@ impl HostImage {
     }
 }
 
+/// An image domain (region of interest): the pixels of rows `row1 ..= row2` and columns
+/// `col1 ..= col2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Domain {
+    /// First row.
+    pub row1: usize,
+    /// First column.
+    pub col1: usize,
+    /// Last row (inclusive).
+    pub row2: usize,
+    /// Last column (inclusive).
+    pub col2: usize,
+}
+
 /// A label image: one integer per pixel (a class id for segmentation, 0/1 for anomaly masks).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabelImage {

@@ -5,7 +5,8 @@
 //! [`SampleEntry`] per image. It is stored as JSON with HALCON's keys; keys dlkit does not know are kept
 //! in `extra` and written back, so nothing a user stored is lost. Writes are atomic (dl-io).
 //!
-//! Landing with the preprocessing issue: preprocessing, augmentation and sample files.
+//! [`preprocess`] brings samples to the network: parameters, resizing and normalisation, sample files,
+//! segmentation weights, augmentation and host batches.
 
 #![warn(missing_docs)]
 
@@ -14,6 +15,7 @@ mod dataset;
 mod error;
 mod image;
 mod model_type;
+pub mod preprocess;
 pub mod read;
 mod result;
 mod sample;
@@ -23,7 +25,7 @@ mod validate;
 pub use boxes::InstanceType;
 pub use dataset::{AnomalyLabel, DLDataset, Extra, SampleEntry};
 pub use error::{Error, Result};
-pub use image::{HostImage, LabelImage};
+pub use image::{Domain, HostImage, LabelImage};
 pub use model_type::ModelType;
 pub use result::DLResult;
 pub use sample::{

@@ -1,7 +1,7 @@
 //! DLSamples: one model input with its decoded image and ground truth (`gen_dl_samples`), and
 //! selecting samples (`find_dl_samples`).
 
-use crate::{AnomalyLabel, DLDataset, Error, HostImage, LabelImage, Result};
+use crate::{AnomalyLabel, DLDataset, Domain, Error, HostImage, LabelImage, Result};
 use dl_core::{ClassId, ImageId, Rect1, Rect2, Split};
 use rayon::prelude::*;
 use std::path::Path;
@@ -35,6 +35,10 @@ pub struct DLSample {
     pub bbox_iscrowd: Option<Vec<bool>>,
     /// SE: class id per pixel.
     pub segmentation_image: Option<LabelImage>,
+    /// SE: loss weight per pixel (from `gen_dl_segmentation_weights`).
+    pub weight_image: Option<HostImage>,
+    /// The image's domain (region of interest); `None` is the full image.
+    pub domain: Option<Domain>,
     /// AD: 'ok' or 'nok'.
     pub anomaly_label: Option<AnomalyLabel>,
     /// AD: 0 for ok, 1 for nok.
@@ -56,6 +60,10 @@ struct SampleWire {
     keys: BoxKeys,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     segmentation_image: Option<LabelImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    weight_image: Option<HostImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    domain: Option<Domain>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     anomaly_label_id: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +135,8 @@ impl From<DLSample> for SampleWire {
             bbox_label_id: s.bbox_label_id,
             keys,
             segmentation_image: s.segmentation_image,
+            weight_image: s.weight_image,
+            domain: s.domain,
             anomaly_label_id: s.anomaly_label_id,
             anomaly_ground_truth: s.anomaly_ground_truth,
         }
@@ -168,6 +178,8 @@ impl TryFrom<SampleWire> for DLSample {
             boxes,
             bbox_iscrowd: entry.bbox_iscrowd,
             segmentation_image: w.segmentation_image,
+            weight_image: w.weight_image,
+            domain: w.domain,
             anomaly_label: entry.anomaly_label,
             anomaly_label_id: w.anomaly_label_id,
             anomaly_ground_truth: w.anomaly_ground_truth,
@@ -186,6 +198,8 @@ impl DLSample {
             boxes: None,
             bbox_iscrowd: None,
             segmentation_image: None,
+            weight_image: None,
+            domain: None,
             anomaly_label: None,
             anomaly_label_id: None,
             anomaly_ground_truth: None,

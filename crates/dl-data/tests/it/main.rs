@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod fuzz;
+mod preprocess_real;
 mod real_data;
 mod roundtrip;

@@ -46,6 +46,8 @@ pub enum DatasetCommand {
         /// The dataset JSON file.
         dataset: PathBuf,
     },
+    /// Preprocess every sample into sample files (resumable) and write OUT/dataset.json.
+    Preprocess(Box<PreprocessArgs>),
     /// Write a detection dataset as COCO JSON.
     ExportCoco {
         /// The dataset JSON file.
@@ -117,6 +119,90 @@ pub struct ReadArgs {
     /// The dataset JSON file to write.
     #[arg(short, long)]
     output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PreprocessArgs {
+    /// The dataset JSON file.
+    dataset: PathBuf,
+    /// Output folder (samples/ and dataset.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Network input width.
+    #[arg(long)]
+    width: usize,
+    /// Network input height.
+    #[arg(long)]
+    height: usize,
+    /// Network input channels (1 or 3).
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
+    /// none | all_channels | first_channel | constant_values.
+    #[arg(long, default_value = "none")]
+    normalization: String,
+    /// full_domain | crop_domain | keep_domain.
+    #[arg(long, default_value = "full_domain")]
+    domain: String,
+    /// Lower end of the value range.
+    #[arg(long, default_value_t = -127.0, allow_hyphen_values = true)]
+    range_min: f64,
+    /// Upper end of the value range.
+    #[arg(long, default_value_t = 128.0, allow_hyphen_values = true)]
+    range_max: f64,
+    /// Model type (default: inferred from the first sample).
+    #[arg(long)]
+    model_type: Option<String>,
+    /// OD box type: rectangle1 or rectangle2.
+    #[arg(long)]
+    instance_type: Option<String>,
+    /// OD rectangle2: boxes have no front.
+    #[arg(long)]
+    ignore_direction: bool,
+    /// Replace an existing output folder.
+    #[arg(long)]
+    overwrite: bool,
+}
+
+fn preprocess(args: &PreprocessArgs, json_out: bool) -> Result<()> {
+    use dlkit::data::preprocess::{DLPreprocessParam, PreprocessOptions, preprocess_dl_dataset};
+    let ds = load(&args.dataset)?;
+    let model_type: ModelType = match &args.model_type {
+        Some(t) => t.parse().map_err(anyhow::Error::msg)?,
+        None => ds
+            .samples
+            .first()
+            .and_then(ModelType::infer)
+            .context("cannot infer the model type: pass --model-type")?,
+    };
+    let mut value =
+        serde_json::to_value(DLPreprocessParam::new(model_type, args.width, args.height, args.channels)?)?;
+    value["normalization_type"] = json!(args.normalization);
+    value["domain_handling"] = json!(args.domain);
+    value["image_range_min"] = json!(args.range_min);
+    value["image_range_max"] = json!(args.range_max);
+    if let Some(t) = &args.instance_type {
+        value["instance_type"] = json!(t);
+    }
+    if args.ignore_direction {
+        value["ignore_direction"] = json!(true);
+    }
+    let param = DLPreprocessParam::from_json(value)?;
+    let options = PreprocessOptions { overwrite: args.overwrite, show_progress: !json_out };
+    let start = std::time::Instant::now();
+    let out = preprocess_dl_dataset(&ds, &args.out, &param, options)?;
+    let secs = start.elapsed().as_secs_f64();
+    let file = args.out.join("dataset.json");
+    if json_out {
+        println!("{}", json!({"output": file, "samples": out.samples.len(), "seconds": secs}));
+    } else {
+        println!(
+            "{} samples preprocessed in {secs:.1} s ({:.0}/s) → {}",
+            out.samples.len(),
+            out.samples.len() as f64 / secs,
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 fn need<'a>(value: &'a Option<PathBuf>, flag: &str, format: Format) -> Result<&'a Path> {
@@ -233,6 +319,7 @@ pub fn run(command: &DatasetCommand, json_out: bool) -> Result<u8> {
             }
         }
         DatasetCommand::Info { dataset } => info(&load(dataset)?, json_out)?,
+        DatasetCommand::Preprocess(args) => preprocess(args, json_out)?,
         DatasetCommand::Validate { dataset } => {
             let problems = load(dataset)?.validate();
             if json_out {

@@ -1,0 +1,160 @@
+//! `preprocess_dl_dataset`: every sample preprocessed into a sample file, resumable.
+
+use super::{DLPreprocessParam, preprocess_sample, read_dl_samples, write_dl_samples};
+use crate::{DLDataset, Error, Result, gen_dl_samples};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::path::Path;
+
+/// Options of [`preprocess_dl_dataset`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PreprocessOptions {
+    /// Replace an existing output folder (default: refuse it, unless it holds an interrupted run with
+    /// the same parameters, which is resumed).
+    pub overwrite: bool,
+    /// Show a progress bar on the terminal.
+    pub show_progress: bool,
+}
+
+const STATE_FILE: &str = ".dlkit-preprocess-state.json";
+/// Name of the dataset file written into the output folder.
+pub const DATASET_FILE: &str = "dataset.json";
+
+/// Preprocesses every sample of `dataset` into `out_dir/samples/<image_id>_dlsample.dls` and writes
+/// the preprocessed dataset (with `dlsample_dir`, `dlsample_file_name`, `preprocess_param`) to
+/// `out_dir/dataset.json`, which it also returns.
+///
+/// An existing `out_dir` is refused unless `overwrite`; an interrupted run (its state file is still
+/// there) with the same parameters is resumed, keeping every finished sample file that reads back
+/// correctly. Each sample file is written atomically, so an interruption never leaves a half-written
+/// one.
+///
+/// # Errors
+/// [`Error::Param`] for an existing folder or invalid parameters; the first sample that fails to read
+/// or preprocess (naming it); write errors naming the file.
+pub fn preprocess_dl_dataset(
+    dataset: &DLDataset,
+    out_dir: &Path,
+    param: &DLPreprocessParam,
+    options: PreprocessOptions,
+) -> Result<DLDataset> {
+    param.validate()?;
+    let state_path = out_dir.join(STATE_FILE);
+    let state = serde_json::to_vec(param).expect("parameters serialise");
+    let resume = out_dir.exists() && std::fs::read(&state_path).is_ok_and(|s| s == state);
+    if out_dir.exists() && !resume {
+        if !options.overwrite {
+            return Err(Error::Param {
+                key: "out_dir",
+                message: format!("{} exists: pass overwrite to replace it", out_dir.display()),
+            });
+        }
+        std::fs::remove_dir_all(out_dir).map_err(Error::io("removing", out_dir))?;
+    }
+    let samples_dir = out_dir.join("samples");
+    std::fs::create_dir_all(&samples_dir).map_err(Error::io("creating", &samples_dir))?;
+    dl_io::write_bytes_atomic(&state_path, &state)?;
+    let samples_abs = std::fs::canonicalize(&samples_dir).map_err(Error::io("opening", &samples_dir))?;
+
+    let progress = if options.show_progress {
+        ProgressBar::new(dataset.samples.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("preprocessing [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let names: Vec<String> = dataset.samples.iter().map(|s| format!("{}_dlsample.dls", s.image_id)).collect();
+    (0..dataset.samples.len()).into_par_iter().try_for_each(|i| {
+        let path = samples_abs.join(&names[i]);
+        if resume && read_dl_samples(&path).is_ok() {
+            progress.inc(1);
+            return Ok(());
+        }
+        let sample = gen_dl_samples(dataset, &[i])?.pop().expect("one sample per index");
+        let sample = preprocess_sample(sample, param)?;
+        write_dl_samples(&path, std::slice::from_ref(&sample))?;
+        progress.inc(1);
+        Ok::<(), Error>(())
+    })?;
+    progress.finish();
+    let mut out = dataset.clone();
+    out.dlsample_dir = Some(samples_abs.to_string_lossy().into_owned());
+    out.preprocess_param = Some(param.clone());
+    for (s, name) in out.samples.iter_mut().zip(names) {
+        s.dlsample_file_name = Some(name);
+    }
+    out.save(&out_dir.join(DATASET_FILE))?;
+    std::fs::remove_file(&state_path).map_err(Error::io("removing", &state_path))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preprocess::DLPreprocessParam;
+    use crate::read::{LabelSource, read_dl_dataset_classification};
+    use crate::{ModelType, SampleEntry};
+
+    #[test]
+    fn writes_refuses_resumes_and_overwrites() {
+        let tmp = tempfile::tempdir().unwrap();
+        let imgs = tmp.path().join("imgs/a");
+        std::fs::create_dir_all(&imgs).unwrap();
+        for i in 0..5 {
+            image::GrayImage::from_pixel(6, 4, image::Luma([i * 50]))
+                .save(imgs.join(format!("{i}.png")))
+                .unwrap();
+        }
+        let ds = read_dl_dataset_classification(&tmp.path().join("imgs"), LabelSource::LastFolder).unwrap();
+        let param = DLPreprocessParam::new(ModelType::Classification, 3, 2, 1).unwrap();
+        let out = tmp.path().join("pre");
+        let pre = preprocess_dl_dataset(&ds, &out, &param, PreprocessOptions::default()).unwrap();
+        assert_eq!(DLDataset::load(&out.join(DATASET_FILE)).unwrap(), pre);
+        let s = read_dl_samples(
+            &Path::new(pre.dlsample_dir.as_ref().unwrap())
+                .join(pre.samples[4].dlsample_file_name.as_ref().unwrap()),
+        )
+        .unwrap();
+        assert_eq!((s[0].image.width, s[0].image.height), (3, 2));
+        assert_eq!(s[0].image.data[0], -127.0 + 200.0);
+        // A finished folder is refused without overwrite.
+        assert!(preprocess_dl_dataset(&ds, &out, &param, PreprocessOptions::default()).is_err());
+        // An interrupted run (state file present, one sample missing, one corrupt) is resumed.
+        let samples = Path::new(pre.dlsample_dir.as_ref().unwrap());
+        let keep = samples.join(pre.samples[0].dlsample_file_name.as_ref().unwrap());
+        let before = std::fs::metadata(&keep).unwrap().modified().unwrap();
+        std::fs::remove_file(samples.join(pre.samples[1].dlsample_file_name.as_ref().unwrap())).unwrap();
+        std::fs::write(samples.join(pre.samples[2].dlsample_file_name.as_ref().unwrap()), b"junk").unwrap();
+        std::fs::write(out.join(STATE_FILE), serde_json::to_vec(&param).unwrap()).unwrap();
+        let again = preprocess_dl_dataset(&ds, &out, &param, PreprocessOptions::default()).unwrap();
+        assert_eq!(again, pre);
+        assert_eq!(
+            std::fs::metadata(&keep).unwrap().modified().unwrap(),
+            before,
+            "finished samples are not rewritten"
+        );
+        assert!(read_dl_samples(&samples.join(pre.samples[2].dlsample_file_name.as_ref().unwrap())).is_ok());
+        // Overwrite replaces it.
+        let mut bigger = param.clone();
+        bigger.image_width = 6;
+        let o = PreprocessOptions { overwrite: true, ..Default::default() };
+        assert_eq!(
+            preprocess_dl_dataset(&ds, &out, &bigger, o).unwrap().preprocess_param.unwrap().image_width,
+            6
+        );
+        // A sample that cannot be read names its file.
+        let mut broken = ds.clone();
+        broken.samples.push(SampleEntry {
+            image_id: dl_core::ImageId(99),
+            image_file_name: "a/missing.png".into(),
+            ..Default::default()
+        });
+        let err =
+            preprocess_dl_dataset(&broken, &tmp.path().join("p2"), &param, PreprocessOptions::default())
+                .unwrap_err();
+        assert!(err.to_string().contains("missing.png"), "{err}");
+    }
+}
