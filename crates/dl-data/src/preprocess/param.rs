@@ -187,7 +187,11 @@ impl DLPreprocessParam {
                     return bad(key, format!("{} values for {c} channels", v.len()));
                 }
             }
-            if self.deviation_values_normalization.as_ref().is_some_and(|d| d.iter().any(|&x| x.is_nan() || x <= 0.0)) {
+            if self
+                .deviation_values_normalization
+                .as_ref()
+                .is_some_and(|d| d.iter().any(|&x| x.is_nan() || x <= 0.0))
+            {
                 return bad("deviation_values_normalization", "deviations must be greater than 0".into());
             }
         } else if self.mean_values_normalization.is_some() || self.deviation_values_normalization.is_some() {
