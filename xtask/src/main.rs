@@ -22,7 +22,8 @@ commands:
                           elpv, deepforest, labelme
   test [ARGS...]          setup, data, then `cargo test --workspace ARGS...`
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
-  bench [NAME...]         run the criterion benches (default: all): dataset
+  bench [NAME...]         run the benches (default: all): dataset (criterion), preprocess (criterion,
+                          then dlkit vs torchvision/PIL side by side on the ELPV images)
 
 environment:
   DLKIT_CACHE             per-user cache (default ~/.cache/dlkit): venv, downloads, converted data
@@ -106,7 +107,10 @@ fn test(repo: &Path, extra: &[String]) -> Result<()> {
 }
 
 /// Criterion benches by name: (name, package, bench target, datasets it reads).
-const BENCHES: &[(&str, &str, &str, &[&str])] = &[("dataset", "dl-data", "dataset", &["fashion-mnist"])];
+const BENCHES: &[(&str, &str, &str, &[&str])] = &[
+    ("dataset", "dl-data", "dataset", &["fashion-mnist"]),
+    ("preprocess", "dl-data", "preprocess", &["elpv"]),
+];
 
 fn bench(repo: &Path, names: &[String]) -> Result<()> {
     let selected: Vec<_> = if names.is_empty() {
@@ -128,7 +132,72 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
         phase(&format!("bench {name}"), || {
             run_checked(cargo(repo).args(["bench", "-p", package, "--bench", target]))
         })?;
+        if *name == "preprocess" {
+            phase("setup --bench-tools", || setup::setup(repo, true))?;
+            phase("side by side: preprocess", || side_by_side_preprocess(repo))?;
+        }
     }
+    Ok(())
+}
+
+/// Runs one side-by-side command and parses its JSON line `{"tool", "images", "seconds"}`.
+fn throughput(cmd: &mut Command) -> Result<(String, f64)> {
+    let out = cmd.output().map_err(|e| anyhow::anyhow!("cannot start {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    let field = |key: &str| -> Option<String> {
+        let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+        let rest = line[start..].trim_start();
+        let value = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split('"').next()?,
+            None => rest.split([',', '}']).next()?,
+        };
+        Some(value.trim().to_owned())
+    };
+    let (Some(tool), Some(images), Some(secs)) = (field("tool"), field("images"), field("seconds")) else {
+        bail!("unexpected output: {line}")
+    };
+    Ok((tool, images.parse::<f64>()? / secs.parse::<f64>()?))
+}
+
+fn side_by_side_preprocess(repo: &Path) -> Result<()> {
+    let elpv = dl_testkit::data_dir("elpv");
+    let mut images: Vec<PathBuf> = Vec::new();
+    for folder in ["train/good", "test/good", "test/defect", "test/uncertain"] {
+        for e in std::fs::read_dir(elpv.join(folder))? {
+            images.push(e?.path());
+        }
+    }
+    images.sort();
+    let list = std::env::temp_dir().join(format!("dlkit-preprocess-list-{}.txt", std::process::id()));
+    std::fs::write(&list, images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n"))?;
+    let python = setup::venv_dir().join("bin").join("python");
+    let ours = throughput(
+        cargo(repo)
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "-p",
+                "dl-data",
+                "--example",
+                "preprocess_throughput",
+                "--",
+            ])
+            .arg(&list)
+            .env("RAYON_NUM_THREADS", "2"),
+    )?;
+    let theirs = throughput(
+        Command::new(python).arg(repo.join("benches/python/preprocess_torchvision.py")).arg(&list),
+    )?;
+    let _ = std::fs::remove_file(&list);
+    println!("{} ELPV PNGs (300×300 gray) → 224×224×3, ImageNet normalisation, 2 cores:", images.len());
+    println!("  {:<60} {:>8.0} images/s", ours.0, ours.1);
+    println!("  {:<60} {:>8.0} images/s", theirs.0, theirs.1);
+    println!("  ratio dlkit / Python: {:.2}× (goal ≥ 2×)", ours.1 / theirs.1);
     Ok(())
 }
 
