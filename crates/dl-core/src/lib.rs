@@ -8,13 +8,17 @@
 
 mod error;
 mod ids;
+pub mod nms;
 pub mod polygon;
 mod rect1;
 pub mod rect2;
 pub mod rng;
+pub mod rotated_iou;
 
 pub use error::{Error, Result};
 pub use ids::{ClassId, ImageId, Split};
+pub use nms::{Detection, nms};
 pub use rect1::Rect1;
 pub use rect2::{Point, Rect2, normalize_phi, normalize_phi_no_direction};
 pub use rng::Rng;
+pub use rotated_iou::iou_rect1_rect2;

@@ -1,0 +1,5 @@
+//! Integration tests of dl-core against committed reference fixtures.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod reference;
