@@ -16,6 +16,9 @@ pub enum Error {
         /// `predicted` or `ground truth`.
         role: &'static str,
     },
+    /// Input the evaluation cannot use (NaN values, duplicate ids, empty parameter lists).
+    #[error("invalid evaluation input: {0}")]
+    InvalidInput(String),
     /// Two accumulators of different sizes.
     #[error("cannot merge confusion matrices of {0} and {1} classes")]
     SizeMismatch(usize, usize),

@@ -6,7 +6,9 @@
 
 #![warn(missing_docs)]
 
+pub mod coco_files;
 mod confusion;
+pub mod detection;
 mod error;
 
 pub use confusion::ConfusionMatrix;
