@@ -61,6 +61,9 @@ fn bbox<B: FromCocoBox>(v: &Value, what: &str) -> Result<(B, f64)> {
     })
 }
 
+/// Per-image evaluation inputs and the categories (id, name) of a COCO ground-truth file.
+pub type CocoInputs<B> = (Vec<ImageDetections<B>>, Vec<(u32, String)>);
+
 /// Reads a COCO ground-truth file and a COCO results list (`[{image_id, category_id, bbox, score}]`)
 /// into per-image evaluation inputs, one per ground-truth image, plus the category ids and names.
 /// Ground-truth `area` is used when present (else w·h); detection area is w·h, as pycocotools does.
@@ -68,10 +71,7 @@ fn bbox<B: FromCocoBox>(v: &Value, what: &str) -> Result<(B, f64)> {
 /// # Errors
 /// [`Error::InvalidInput`] naming the file and entry: malformed JSON, detections for unknown images or
 /// categories, boxes with NaN, zero or negative sizes, missing scores.
-pub fn load_coco_detections<B: FromCocoBox>(
-    gt_path: &Path,
-    dt_path: &Path,
-) -> Result<(Vec<ImageDetections<B>>, Vec<(u32, String)>)> {
+pub fn load_coco_detections<B: FromCocoBox>(gt_path: &Path, dt_path: &Path) -> Result<CocoInputs<B>> {
     let gt = read_json(gt_path)?;
     let dt = read_json(dt_path)?;
     let g = gt_path.display();
