@@ -19,6 +19,9 @@ pub enum Error {
     /// Input the evaluation cannot use (NaN values, duplicate ids, empty parameter lists).
     #[error("invalid evaluation input: {0}")]
     InvalidInput(String),
+    /// A plot that could not be drawn or written.
+    #[error("cannot draw the plot {0}")]
+    Plot(String),
     /// Two accumulators of different sizes.
     #[error("cannot merge confusion matrices of {0} and {1} classes")]
     SizeMismatch(usize, usize),

@@ -1,15 +1,23 @@
 //! dlkit evaluation measures (SPEC §7).
 //!
-//! Now: the classification confusion matrix (rows = predicted class, columns = ground-truth class) and
-//! top-1 error, as a streaming accumulator. Landing with the evaluation issue: top-k, precision / recall
-//! / F-score, COCO-style detection AP, segmentation IoU, anomaly measures and the PNG plots.
+//! Streaming accumulators (update per batch, merge across threads, compute once) for classification
+//! ([`ClassificationAccumulator`]: top-k error, precision / recall / F-score, confusion matrices with
+//! rows = predicted, columns = ground truth) and segmentation ([`SegmentationAccumulator`]); COCO-style
+//! detection evaluation for rectangle1 and rectangle2 boxes ([`detection`], equal to pycocotools);
+//! anomaly measures ([`anomaly`]: AUROC, PRO, HALCON's thresholds); PNG plots ([`plots`]).
 
 #![warn(missing_docs)]
 
+pub mod anomaly;
+mod classification;
 pub mod coco_files;
 mod confusion;
 pub mod detection;
 mod error;
+pub mod plots;
+mod segmentation;
 
+pub use classification::{ClassificationAccumulator, ClassificationEvaluation};
 pub use confusion::ConfusionMatrix;
 pub use error::{Error, Result};
+pub use segmentation::{SegmentationAccumulator, SegmentationEvaluation};

@@ -22,6 +22,9 @@ enum Command {
     /// Work with DLDataset files: read, split, info, validate, export-coco.
     #[command(subcommand)]
     Dataset(cli::dataset::DatasetCommand),
+    /// Evaluate results: detections (COCO), classification, segmentation, anomaly.
+    #[command(subcommand)]
+    Evaluate(cli::evaluate::EvaluateCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,5 +56,6 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Dataset(command) => cli::dataset::run(command, cli.json),
+        Command::Evaluate(command) => cli::evaluate::run(command, cli.json),
     }
 }

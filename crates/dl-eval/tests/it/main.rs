@@ -3,3 +3,4 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod coco;
+mod sklearn;

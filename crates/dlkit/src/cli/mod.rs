@@ -1,2 +1,3 @@
 //! Subcommands of the `dlkit` tool.
 pub mod dataset;
+pub mod evaluate;

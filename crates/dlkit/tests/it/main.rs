@@ -3,3 +3,4 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod dataset_cli;
+mod evaluate_cli;

@@ -1,0 +1,274 @@
+//! Plots as PNG (plotters): confusion matrices, PR curves per class, ROC curves, score histograms.
+//!
+//! Text is drawn with DejaVu Sans (or the TrueType font named by `DLKIT_FONT`), loaded once from the
+//! system's font folders. Every plot is written to a temporary file and renamed into place.
+
+use crate::{Error, Result};
+use plotters::prelude::*;
+use plotters::style::{FontStyle, register_font};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+fn ensure_font() -> Result<()> {
+    static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    FONT.get_or_init(|| {
+        let candidates: Vec<PathBuf> = std::env::var_os("DLKIT_FONT")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(FONT_PATHS.iter().map(PathBuf::from))
+            .collect();
+        let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+            format!("no TrueType font found for plot text (looked at {FONT_PATHS:?}); set DLKIT_FONT to a .ttf file")
+        })?;
+        let bytes: &'static [u8] = Box::leak(std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?.into_boxed_slice());
+        register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| format!("{}: not a usable TrueType font", path.display()))
+    })
+    .clone()
+    .map_err(Error::Plot)
+}
+
+/// Draws into a temporary PNG beside `path`, then renames it onto `path`.
+fn draw_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend, plotters::coord::Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    ensure_font()?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
+    let result = (|| {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        draw(root.clone())?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    match result {
+        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::Plot(format!("{}: {e}", path.display()))),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(Error::Plot(format!("{}: {e}", path.display())))
+        }
+    }
+}
+
+/// A confusion matrix (rows = predicted, columns = ground truth) as a heat map with the values written
+/// in each cell. `values` is row-major `n × n`; relative matrices are shown as percentages.
+///
+/// # Errors
+/// [`Error::Plot`] naming the file.
+pub fn confusion_matrix_png(
+    path: &Path,
+    values: &[f64],
+    class_names: &[String],
+    relative: bool,
+    title: &str,
+) -> Result<()> {
+    let n = class_names.len();
+    if values.len() != n * n || n == 0 {
+        return Err(Error::InvalidInput(format!("{} values for {n} classes", values.len())));
+    }
+    let side = (120 + 60 * n as u32).clamp(400, 1600);
+    let max = values.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
+    draw_png(path, (side + 120, side + 80), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(10)
+            .x_label_area_size(60)
+            .y_label_area_size(110)
+            .build_cartesian_2d((0..n - 1).into_segmented(), (0..n - 1).into_segmented())
+            .map_err(|e| e.to_string())?;
+        // Row 0 (the first predicted class) at the top: y = n − 1 − p.
+        let x_name = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => class_names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        let y_name = |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) if *i < n => class_names[n - 1 - *i].clone(),
+            _ => String::new(),
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(n)
+            .y_labels(n)
+            .x_label_formatter(&x_name)
+            .y_label_formatter(&y_name)
+            .x_desc("ground truth")
+            .y_desc("predicted")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let cell = (side as i32 - 60) / n as i32;
+        for p in 0..n {
+            for g in 0..n {
+                let v = values[p * n + g];
+                let shade = (v / max).clamp(0.0, 1.0);
+                let color = RGBColor((255.0 - 200.0 * shade) as u8, (255.0 - 120.0 * shade) as u8, 255);
+                let y = n - 1 - p;
+                let (x0, y0, x1, y1) = (
+                    SegmentValue::Exact(g),
+                    SegmentValue::Exact(y),
+                    SegmentValue::Exact(g + 1),
+                    SegmentValue::Exact(y + 1),
+                );
+                chart
+                    .draw_series([Rectangle::new([(x0, y0), (x1, y1.clone())], color.filled())])
+                    .map_err(|e| e.to_string())?;
+                let text = if relative { format!("{:.1}%", 100.0 * v) } else { format!("{v:.0}") };
+                let style = ("sans-serif", 15).into_font().color(if shade > 0.6 { &WHITE } else { &BLACK });
+                chart
+                    .draw_series([EmptyElement::at((SegmentValue::Exact(g), y1))
+                        + Text::new(text, (cell / 3, cell / 2 - 8), style)])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Curves `(name, points)` in the unit square, e.g. PR curves per class (x = recall, y = precision) or
+/// a ROC curve (x = false-positive rate, y = true-positive rate).
+///
+/// # Errors
+/// [`Error::Plot`] naming the file.
+pub fn curves_png(
+    path: &Path,
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    draw_png(path, (800, 600), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.02)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(|e| e.to_string())?;
+        for (i, (name, pts)) in curves.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        }
+        if !curves.is_empty() {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// Histograms of ok and nok anomaly scores on common bins.
+///
+/// # Errors
+/// [`Error::Plot`] naming the file.
+pub fn score_histogram_png(
+    path: &Path,
+    ok: &[f64],
+    nok: &[f64],
+    bins: usize,
+    thresholds: &[f64],
+) -> Result<()> {
+    let all: Vec<f64> = ok.iter().chain(nok).copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (lo, hi) = if all.is_empty() {
+        (0.0, 1.0)
+    } else if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    };
+    let bins = bins.max(1);
+    let count = |v: &[f64]| {
+        let mut c = vec![0u32; bins];
+        for &x in v.iter().filter(|x| x.is_finite()) {
+            c[(((x - lo) / (hi - lo) * bins as f64) as usize).min(bins - 1)] += 1;
+        }
+        c
+    };
+    let (co, cn) = (count(ok), count(nok));
+    let top = co.iter().chain(&cn).copied().max().unwrap_or(1).max(1);
+    draw_png(path, (800, 500), |root| {
+        let mut chart = ChartBuilder::on(&root)
+            .caption("anomaly scores", ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d(lo..hi, 0u32..top + top / 10 + 1)
+            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("anomaly score").y_desc("images").draw().map_err(|e| e.to_string())?;
+        let w = (hi - lo) / bins as f64;
+        for (counts, color, name) in [(&co, GREEN.mix(0.5), "ok"), (&cn, RED.mix(0.5), "nok")] {
+            chart
+                .draw_series(counts.iter().enumerate().map(|(i, &c)| {
+                    Rectangle::new([(lo + i as f64 * w, 0), (lo + (i + 1) as f64 * w, c)], color.filled())
+                }))
+                .map_err(|e| e.to_string())?
+                .label(name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+        }
+        for &t in thresholds {
+            chart
+                .draw_series(LineSeries::new([(t, 0), (t, top)], BLACK.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plots_are_written_as_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let names: Vec<String> = ["ok", "scratch", "dent"].iter().map(|s| s.to_string()).collect();
+        let cm = dir.path().join("cm.png");
+        confusion_matrix_png(&cm, &[0.9, 0.1, 0.0, 0.1, 0.8, 0.2, 0.0, 0.1, 0.8], &names, true, "confusion")
+            .unwrap();
+        let pr = dir.path().join("pr.png");
+        curves_png(
+            &pr,
+            "PR",
+            "recall",
+            "precision",
+            &[("a".into(), vec![(0.0, 1.0), (0.5, 0.8), (1.0, 0.3)])],
+        )
+        .unwrap();
+        let h = dir.path().join("h.png");
+        score_histogram_png(&h, &[0.1, 0.2, 0.25], &[0.6, 0.9], 10, &[0.4]).unwrap();
+        for p in [cm, pr, h] {
+            let img = image_header(&p);
+            assert_eq!(&img[..8], b"\x89PNG\r\n\x1a\n", "{}", p.display());
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "no temporary file is left");
+    }
+
+    fn image_header(p: &Path) -> Vec<u8> {
+        std::fs::read(p).unwrap()[..8].to_vec()
+    }
+}

@@ -1,0 +1,373 @@
+//! `dlkit evaluate …`: measures from files of ground truth and results, as tables, JSON and PNG plots.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use dlkit::core::{ImageId, Rect1, Rect2, Split};
+use dlkit::data::{DLDataset, LabelImage};
+use dlkit::eval::anomaly;
+use dlkit::eval::coco_files::{FromCocoBox, load_coco_detections};
+use dlkit::eval::detection::{DetectionEvalParams, DetectionEvaluation, evaluate_detections};
+use dlkit::eval::{ClassificationAccumulator, SegmentationAccumulator, plots};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Subcommand)]
+pub enum EvaluateCommand {
+    /// COCO-style detection evaluation of a COCO results list against COCO ground truth.
+    Detections {
+        /// COCO ground truth (rotated: bbox = [cx, cy, w, h, a]).
+        #[arg(long)]
+        ground_truth: PathBuf,
+        /// COCO results list [{image_id, category_id, bbox, score}].
+        #[arg(long)]
+        detections: PathBuf,
+        /// Boxes are rotated ([cx, cy, w, h, angle in degrees]).
+        #[arg(long)]
+        rotated: bool,
+        /// COCO's settings (areas small/medium/large, max detections 1/10/100) and its 12 numbers.
+        #[arg(long)]
+        coco: bool,
+        /// Write PR curves per class (IoU 0.5) here.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
+    /// Classification: top-k error, precision / recall / F-score, confusion matrices.
+    Classification {
+        /// The dataset (image_label_id per sample).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Results: a list of {image_id, classification_class_ids (best first)}.
+        #[arg(long)]
+        results: PathBuf,
+        /// Only samples of this split.
+        #[arg(long)]
+        split: Option<String>,
+        /// Largest k of the top-k errors.
+        #[arg(long, default_value_t = 5)]
+        max_k: usize,
+        /// Write the confusion matrices here.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
+    /// Segmentation: pixel accuracy, class IoU, mean IoU … from predicted label images.
+    Segmentation {
+        /// The dataset (segmentation_dir, segmentation_file_name).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Folder of predicted label images, same relative names as segmentation_file_name.
+        #[arg(long)]
+        predictions: PathBuf,
+        /// Only samples of this split.
+        #[arg(long)]
+        split: Option<String>,
+        /// Class ids left out of the measures.
+        #[arg(long, value_delimiter = ',')]
+        ignore_class_ids: Vec<i64>,
+    },
+    /// Anomaly detection: image AUROC, HALCON's thresholds, confusion at them, score histogram.
+    Anomaly {
+        /// The dataset (anomaly_label per sample).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Results: a list of {image_id, anomaly_score}.
+        #[arg(long)]
+        results: PathBuf,
+        /// Only samples of this split.
+        #[arg(long)]
+        split: Option<String>,
+        /// Write the score histogram and ROC curve here.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+    },
+}
+
+fn selected(ds: &DLDataset, split: &Option<String>) -> Result<Vec<usize>> {
+    let split: Option<Split> = split.as_deref().map(str::parse).transpose()?;
+    Ok((0..ds.samples.len()).filter(|&i| split.is_none_or(|s| ds.samples[i].split == Some(s))).collect())
+}
+
+fn results_by_id(path: &Path) -> Result<HashMap<u64, Value>> {
+    let v: Value = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+    )
+    .with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let Value::Array(list) = v else { bail!("{}: expected a list of results", path.display()) };
+    let mut out = HashMap::new();
+    for (i, r) in list.into_iter().enumerate() {
+        let id = r
+            .get("image_id")
+            .and_then(Value::as_u64)
+            .with_context(|| format!("{}: result {i} has no image_id", path.display()))?;
+        if out.insert(id, r).is_some() {
+            bail!("{}: two results for image {id}", path.display());
+        }
+    }
+    Ok(out)
+}
+
+fn detections<B: FromCocoBox>(
+    gt: &Path,
+    dt: &Path,
+    coco: bool,
+) -> Result<(DetectionEvaluation, Vec<(u32, String)>)> {
+    let (images, categories) = load_coco_detections::<B>(gt, dt)?;
+    let params = if coco { DetectionEvalParams::coco() } else { DetectionEvalParams::default() };
+    Ok((evaluate_detections(&images, &params)?, categories))
+}
+
+pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
+    match command {
+        EvaluateCommand::Detections { ground_truth, detections: dt, rotated, coco, plots: plot_dir } => {
+            let (eval, categories) = if *rotated {
+                detections::<Rect2>(ground_truth, dt, *coco)?
+            } else {
+                detections::<Rect1>(ground_truth, dt, *coco)?
+            };
+            let mut out = eval.to_halcon_json();
+            if *coco {
+                out["coco_stats"] = json!(eval.coco_summary()?);
+            }
+            if let Some(dir) = plot_dir {
+                std::fs::create_dir_all(dir)?;
+                let m = eval.max_num_detections.len() - 1;
+                let (nk, na, nm) =
+                    (eval.class_ids.len(), eval.area_ranges.len(), eval.max_num_detections.len());
+                let curves: Vec<(String, Vec<(f64, f64)>)> = (0..nk)
+                    .filter(|&k| eval.precision[k * na * nm + m] > -1.0)
+                    .map(|k| {
+                        let name = categories
+                            .iter()
+                            .find(|c| c.0 == eval.class_ids[k])
+                            .map_or(eval.class_ids[k].to_string(), |c| c.1.clone());
+                        let pts = (0..101)
+                            .map(|r| {
+                                (r as f64 / 100.0, eval.precision[((r * nk + k) * na) * nm + m].max(0.0))
+                            })
+                            .collect();
+                        (name, pts)
+                    })
+                    .collect();
+                plots::curves_png(
+                    &dir.join("pr_curves_iou_05.png"),
+                    "precision–recall (IoU 0.5)",
+                    "recall",
+                    "precision",
+                    &curves,
+                )?;
+            }
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                if let Some(stats) = out.get("coco_stats").and_then(Value::as_array) {
+                    let names = [
+                        "AP @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+                        "AP @[ IoU=0.50      | area=   all | maxDets=100 ]",
+                        "AP @[ IoU=0.75      | area=   all | maxDets=100 ]",
+                        "AP @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+                        "AP @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+                        "AP @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+                        "AR @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
+                        "AR @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
+                        "AR @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+                        "AR @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+                        "AR @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+                        "AR @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+                    ];
+                    for (n, v) in names.iter().zip(stats) {
+                        println!(" Average {n} = {:.3}", v.as_f64().unwrap_or(-1.0));
+                    }
+                }
+                println!(
+                    "mean_ap {:.4}   ap_iou_05 {:.4}   ap_iou_075 {:.4}",
+                    out["mean_ap"].as_f64().unwrap_or(-1.0),
+                    out["ap_iou_05"].as_f64().unwrap_or(-1.0),
+                    out["ap_iou_075"].as_f64().unwrap_or(-1.0)
+                );
+                if *rotated {
+                    println!("soap {:.4}", out["soap"].as_f64().unwrap_or(-1.0));
+                }
+                for (k, id) in eval.class_ids.iter().enumerate() {
+                    let name = categories.iter().find(|c| c.0 == *id).map_or("", |c| c.1.as_str());
+                    println!(
+                        "  class {id:>5} {name:<20} AP {:.4}",
+                        out["class_ap"][k].as_f64().unwrap_or(-1.0)
+                    );
+                }
+            }
+        }
+        EvaluateCommand::Classification { dataset, results, split, max_k, plots: plot_dir } => {
+            let ds = DLDataset::load(dataset)?;
+            let res = results_by_id(results)?;
+            let mut acc = ClassificationAccumulator::new(ds.class_ids.len(), *max_k);
+            let index = |id: i64| ds.class_ids.iter().position(|c| i64::from(c.get()) == id);
+            for i in selected(&ds, split)? {
+                let s = &ds.samples[i];
+                let gt = s
+                    .image_label_id
+                    .as_ref()
+                    .and_then(|l| l.first())
+                    .with_context(|| format!("sample {}: no image_label_id", s.image_id))?;
+                let r =
+                    res.get(&s.image_id.0).with_context(|| format!("no result for sample {}", s.image_id))?;
+                let ranked: Vec<usize> = r
+                    .get("classification_class_ids")
+                    .and_then(Value::as_array)
+                    .with_context(|| format!("result {}: no classification_class_ids", s.image_id))?
+                    .iter()
+                    .map(|v| {
+                        v.as_i64()
+                            .and_then(index)
+                            .with_context(|| format!("result {}: unknown class id {v}", s.image_id))
+                    })
+                    .collect::<Result<_>>()?;
+                acc.add(&ranked, index(i64::from(gt.get())).context("ground-truth class not in class_ids")?)?;
+            }
+            let e = acc.compute();
+            if let Some(dir) = plot_dir {
+                std::fs::create_dir_all(dir)?;
+                let abs: Vec<f64> = e.absolute_confusion_matrix.iter().map(|&v| v as f64).collect();
+                plots::confusion_matrix_png(
+                    &dir.join("confusion_matrix.png"),
+                    &abs,
+                    &ds.class_names,
+                    false,
+                    "confusion matrix",
+                )?;
+                plots::confusion_matrix_png(
+                    &dir.join("confusion_matrix_relative.png"),
+                    &e.relative_confusion_matrix,
+                    &ds.class_names,
+                    true,
+                    "relative confusion matrix",
+                )?;
+            }
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                println!("samples {}   top1_error {:.4}", e.num_samples, e.top1_error);
+                for (k, v) in e.topk_error.iter().enumerate().skip(1) {
+                    println!("top{}_error {v:.4}", k + 1);
+                }
+                println!(
+                    "mean precision {:.4}  recall {:.4}  F-score {:.4}",
+                    e.mean_precision, e.mean_recall, e.mean_f_score
+                );
+                for (c, name) in ds.class_names.iter().enumerate() {
+                    println!(
+                        "  {name:<24} precision {:>7.4}  recall {:>7.4}  F {:>7.4}",
+                        e.class_precision[c], e.class_recall[c], e.class_f_score[c]
+                    );
+                }
+            }
+        }
+        EvaluateCommand::Segmentation { dataset, predictions, split, ignore_class_ids } => {
+            let ds = DLDataset::load(dataset)?;
+            let seg_dir =
+                Path::new(ds.segmentation_dir.as_deref().context("the dataset has no segmentation_dir")?);
+            let lut = |v: u16| ds.class_ids.iter().position(|c| c.get() == v).map_or(-1, |i| i as i64);
+            let ignore: Vec<i64> = ignore_class_ids
+                .iter()
+                .map(|&c| ds.class_ids.iter().position(|x| i64::from(x.get()) == c).map_or(-2, |i| i as i64))
+                .collect();
+            let mut acc = SegmentationAccumulator::new(ds.class_ids.len());
+            for i in selected(&ds, split)? {
+                let s = &ds.samples[i];
+                let name = s
+                    .segmentation_file_name
+                    .as_deref()
+                    .with_context(|| format!("sample {}: no segmentation_file_name", s.image_id))?;
+                let gt = LabelImage::read(&seg_dir.join(name))?;
+                let pred = LabelImage::read(&predictions.join(name))?;
+                if (gt.width, gt.height) != (pred.width, pred.height) {
+                    bail!(
+                        "sample {}: prediction {}×{} vs ground truth {}×{}",
+                        s.image_id,
+                        pred.width,
+                        pred.height,
+                        gt.width,
+                        gt.height
+                    );
+                }
+                let p: Vec<i64> = pred.data.iter().map(|&v| lut(v)).collect();
+                if let Some(bad) = p.iter().position(|&v| v < 0) {
+                    bail!("sample {}: predicted value {} is not a class id", s.image_id, pred.data[bad]);
+                }
+                let g: Vec<i64> = gt.data.iter().map(|&v| lut(v)).collect();
+                acc.add(&p, &g, &ignore)?;
+            }
+            let e = acc.compute();
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                println!(
+                    "pixel_accuracy {:.4}  mean_accuracy {:.4}  mean_iou {:.4}  frequency_weighted_iou {:.4}",
+                    e.pixel_accuracy, e.mean_accuracy, e.mean_iou, e.frequency_weighted_iou
+                );
+                for (c, name) in ds.class_names.iter().enumerate() {
+                    println!(
+                        "  {name:<24} IoU {:>7.4}  pixel accuracy {:>7.4}",
+                        e.class_iou[c], e.class_pixel_accuracy[c]
+                    );
+                }
+            }
+        }
+        EvaluateCommand::Anomaly { dataset, results, split, plots: plot_dir } => {
+            let ds = DLDataset::load(dataset)?;
+            let res = results_by_id(results)?;
+            let (mut scores, mut nok) = (Vec::new(), Vec::new());
+            for i in selected(&ds, split)? {
+                let s = &ds.samples[i];
+                let label =
+                    s.anomaly_label.with_context(|| format!("sample {}: no anomaly_label", s.image_id))?;
+                let r = res
+                    .get(&s.image_id.0)
+                    .with_context(|| format!("no result for sample {}", ImageId(s.image_id.0)))?;
+                let score = r
+                    .get("anomaly_score")
+                    .and_then(Value::as_f64)
+                    .with_context(|| format!("result {}: no anomaly_score", s.image_id))?;
+                scores.push(score);
+                nok.push(label == dlkit::data::AnomalyLabel::Nok);
+            }
+            let auroc = anomaly::auroc(&scores, &nok)?;
+            let ok_scores: Vec<f64> = scores.iter().zip(&nok).filter(|p| !*p.1).map(|p| *p.0).collect();
+            let nok_scores: Vec<f64> = scores.iter().zip(&nok).filter(|p| *p.1).map(|p| *p.0).collect();
+            let thresholds = anomaly::compute_dl_anomaly_thresholds(&[0.0], &ok_scores, &nok_scores)?
+                .classification_thresholds;
+            let at = anomaly::classify_at(&scores, &nok, &thresholds);
+            if let Some(dir) = plot_dir {
+                std::fs::create_dir_all(dir)?;
+                plots::score_histogram_png(
+                    &dir.join("anomaly_score_histogram.png"),
+                    &ok_scores,
+                    &nok_scores,
+                    40,
+                    &thresholds[2..],
+                )?;
+                let (fpr, tpr) = anomaly::roc_curve(&scores, &nok)?;
+                plots::curves_png(
+                    &dir.join("roc_curve.png"),
+                    &format!("ROC (AUROC {auroc:.4})"),
+                    "false-positive rate",
+                    "true-positive rate",
+                    &[("images".into(), fpr.into_iter().zip(tpr).collect())],
+                )?;
+            }
+            let out =
+                json!({"image_auroc": auroc, "classification_thresholds": thresholds, "at_thresholds": at});
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!("image AUROC {auroc:.4}");
+                for a in &at {
+                    println!(
+                        "  threshold {:.6}: precision {:.4} recall {:.4} confusion (rows predicted ok/nok) {:?}",
+                        a.threshold, a.precision, a.recall, a.confusion_matrix
+                    );
+                }
+            }
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,126 @@
+//! `dlkit evaluate …` end to end.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn dlkit(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dlkit")).args(args).current_dir(cwd).output().expect("dlkit runs")
+}
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+#[test]
+fn detections_with_coco_settings_print_pycocotools_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = fixtures().join("coco");
+    let gt = f.join("set_dense_gt.json");
+    let dt = f.join("set_dense_dt.json");
+    let out = dlkit(
+        &[
+            "--json",
+            "evaluate",
+            "detections",
+            "--ground-truth",
+            gt.to_str().unwrap(),
+            "--detections",
+            dt.to_str().unwrap(),
+            "--coco",
+            "--plots",
+            "plots",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.join("expected.json")).unwrap()).unwrap();
+    for (a, b) in
+        v["coco_stats"].as_array().unwrap().iter().zip(expected["sets"]["dense"].as_array().unwrap())
+    {
+        assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9);
+    }
+    assert!(tmp.path().join("plots/pr_curves_iou_05.png").is_file());
+    // A detection on an unknown image is a clear error with exit code 2.
+    std::fs::write(
+        tmp.path().join("bad.json"),
+        r#"[{"image_id": 424242, "category_id": 1, "bbox": [0,0,1,1], "score": 1}]"#,
+    )
+    .unwrap();
+    let out = dlkit(
+        &["evaluate", "detections", "--ground-truth", gt.to_str().unwrap(), "--detections", "bad.json"],
+        tmp.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("424242"));
+}
+
+#[test]
+fn classification_and_anomaly_from_result_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let ds = serde_json::json!({
+        "image_dir": "/none", "class_names": ["a", "b", "c"], "class_ids": [0, 1, 2],
+        "samples": [
+            {"image_id": 1, "image_file_name": "1.png", "image_label_id": [0], "split": "test"},
+            {"image_id": 2, "image_file_name": "2.png", "image_label_id": [1], "split": "test"},
+            {"image_id": 3, "image_file_name": "3.png", "image_label_id": [2], "split": "test"},
+            {"image_id": 4, "image_file_name": "4.png", "image_label_id": [2], "split": "train"}
+        ]
+    });
+    std::fs::write(dir.join("ds.json"), ds.to_string()).unwrap();
+    let res = r#"[{"image_id": 1, "classification_class_ids": [0, 1, 2]}, {"image_id": 2, "classification_class_ids": [2, 1, 0]},
+                  {"image_id": 3, "classification_class_ids": [2, 0, 1]}]"#;
+    std::fs::write(dir.join("res.json"), res).unwrap();
+    let out = dlkit(
+        &[
+            "--json",
+            "evaluate",
+            "classification",
+            "--dataset",
+            "ds.json",
+            "--results",
+            "res.json",
+            "--split",
+            "test",
+            "--plots",
+            "p",
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((v["top1_error"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(v["topk_error"][1], 0.0);
+    assert!(dir.join("p/confusion_matrix_relative.png").is_file());
+
+    let ad = serde_json::json!({
+        "image_dir": "/none", "class_names": ["ok", "nok"], "class_ids": [0, 1],
+        "samples": [
+            {"image_id": 1, "image_file_name": "1.png", "anomaly_label": "ok"},
+            {"image_id": 2, "image_file_name": "2.png", "anomaly_label": "ok"},
+            {"image_id": 3, "image_file_name": "3.png", "anomaly_label": "nok"}
+        ]
+    });
+    std::fs::write(dir.join("ad.json"), ad.to_string()).unwrap();
+    std::fs::write(dir.join("ad_res.json"), r#"[{"image_id": 1, "anomaly_score": 0.1}, {"image_id": 2, "anomaly_score": 0.7}, {"image_id": 3, "anomaly_score": 0.6}]"#).unwrap();
+    let out = dlkit(
+        &[
+            "--json",
+            "evaluate",
+            "anomaly",
+            "--dataset",
+            "ad.json",
+            "--results",
+            "ad_res.json",
+            "--plots",
+            "p",
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["image_auroc"], 0.5);
+    assert!(dir.join("p/anomaly_score_histogram.png").is_file() && dir.join("p/roc_curve.png").is_file());
+}
