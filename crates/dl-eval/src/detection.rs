@@ -145,9 +145,9 @@ pub struct DetectionEvaluation {
     pub area_ranges: Vec<AreaRange>,
     /// Max detections.
     pub max_num_detections: Vec<usize>,
-    /// precision[t][r][k][a][m] flattened, r over the 101 recall points.
+    /// `precision[t][r][k][a][m]` flattened, r over the 101 recall points.
     pub precision: Vec<f64>,
-    /// recall[t][k][a][m] flattened.
+    /// `recall[t][k][a][m]` flattened.
     pub recall: Vec<f64>,
     /// SoAP per threshold (rectangle2): 1 − mean |Δφ| / π of the true positives, −1 without any.
     pub soap: Vec<f64>,
