@@ -23,7 +23,9 @@ commands:
   test [ARGS...]          setup, data, then `cargo test --workspace ARGS...`
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
   bench [NAME...]         run the benches (default: all): dataset (criterion), preprocess (criterion,
-                          then dlkit vs torchvision/PIL side by side on the ELPV images)
+                          then dlkit vs torchvision/PIL side by side on the ELPV images), eval (criterion,
+                          then dlkit vs pycocotools, faster-coco-eval, shapely and torchvision NMS)
+  fixtures                regenerate the committed reference fixtures with the Python tools
 
 environment:
   DLKIT_CACHE             per-user cache (default ~/.cache/dlkit): venv, downloads, converted data
@@ -61,6 +63,7 @@ fn run(args: &[String]) -> Result<()> {
         "test" => test(&repo, rest)?,
         "ci" => ci(&repo, rest)?,
         "bench" => bench(&repo, rest)?,
+        "fixtures" => fixtures(&repo)?,
         "help" | "--help" | "-h" => print!("{USAGE}"),
         other => bail!("unknown command `{other}`\n\n{USAGE}"),
     }
@@ -110,6 +113,7 @@ fn test(repo: &Path, extra: &[String]) -> Result<()> {
 const BENCHES: &[(&str, &str, &str, &[&str])] = &[
     ("dataset", "dl-data", "dataset", &["fashion-mnist"]),
     ("preprocess", "dl-data", "preprocess", &["elpv"]),
+    ("eval", "dl-eval", "eval", &[]),
 ];
 
 fn bench(repo: &Path, names: &[String]) -> Result<()> {
@@ -136,31 +140,97 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
             phase("setup --bench-tools", || setup::setup(repo, true))?;
             phase("side by side: preprocess", || side_by_side_preprocess(repo))?;
         }
+        if *name == "eval" {
+            phase("setup --bench-tools", || setup::setup(repo, true))?;
+            phase("side by side: eval", || side_by_side_eval(repo))?;
+        }
     }
     Ok(())
 }
 
-/// Runs one side-by-side command and parses its JSON line `{"tool", "images", "seconds"}`.
-fn throughput(cmd: &mut Command) -> Result<(String, f64)> {
+/// Runs one side-by-side command and parses its JSON lines (`{"bench"?, "tool", "items" | "images",
+/// "seconds", …}`) into (bench, tool, items per second, the line).
+fn measurements(cmd: &mut Command) -> Result<Vec<(String, String, f64, serde_json::Value)>> {
     let out = cmd.output().map_err(|e| anyhow::anyhow!("cannot start {cmd:?}: {e}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().last().unwrap_or_default();
-    let field = |key: &str| -> Option<String> {
-        let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = line[start..].trim_start();
-        let value = match rest.strip_prefix('"') {
-            Some(quoted) => quoted.split('"').next()?,
-            None => rest.split([',', '}']).next()?,
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with('{'))
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            let items = v.get("items").or_else(|| v.get("images")).and_then(serde_json::Value::as_f64);
+            let (Some(tool), Some(items), Some(secs)) = (v["tool"].as_str(), items, v["seconds"].as_f64())
+            else {
+                bail!("unexpected output: {line}")
+            };
+            Ok((v["bench"].as_str().unwrap_or_default().to_owned(), tool.to_owned(), items / secs, v))
+        })
+        .collect()
+}
+
+fn throughput(cmd: &mut Command) -> Result<(String, f64)> {
+    let m = measurements(cmd)?;
+    let (_, tool, rate, _) = m.into_iter().last().ok_or_else(|| anyhow::anyhow!("no measurement printed"))?;
+    Ok((tool, rate))
+}
+
+fn side_by_side_eval(repo: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("dlkit-bench-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let python = setup::venv_dir().join("bin").join("python");
+    println!(
+        "generating the workloads and timing pycocotools, faster-coco-eval, shapely, torchvision (a few minutes)"
+    );
+    let theirs = measurements(Command::new(python).arg(repo.join("benches/python/eval_bench.py")).arg(&dir))?;
+    let ours = measurements(
+        cargo(repo)
+            .args(["run", "--quiet", "--release", "-p", "dl-eval", "--example", "eval_throughput", "--"])
+            .arg(&dir)
+            .env("RAYON_NUM_THREADS", "2"),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    for (bench, what, goal) in [
+        (
+            "coco",
+            "COCO bbox evaluation, 5 000 images × 100 detections, 80 classes (detections/s)",
+            "≥ 20× pycocotools, ≥ 1.5× faster-coco-eval",
+        ),
+        ("riou", "rotated IoU, 1 000 000 pairs (pairs/s)", "≥ 10× shapely"),
+        ("nms", "NMS of 10 000 boxes at IoU 0.5 (boxes/s)", "≥ 1× torchvision"),
+    ] {
+        println!("{what}:");
+        let Some(us) = ours.iter().find(|m| m.0 == bench) else {
+            bail!("dlkit printed no `{bench}` measurement")
         };
-        Some(value.trim().to_owned())
-    };
-    let (Some(tool), Some(images), Some(secs)) = (field("tool"), field("images"), field("seconds")) else {
-        bail!("unexpected output: {line}")
-    };
-    Ok((tool, images.parse::<f64>()? / secs.parse::<f64>()?))
+        println!("  {:<48} {:>14.0}", us.1, us.2);
+        for them in theirs.iter().filter(|m| m.0 == bench) {
+            println!("  {:<48} {:>14.0}   dlkit is {:.1}× faster", them.1, them.2, us.2 / them.2);
+        }
+        if bench == "coco" {
+            let (a, b) = (
+                &us.3["stats"],
+                &theirs
+                    .iter()
+                    .find(|m| m.1.starts_with("pycocotools"))
+                    .map(|m| m.3["stats"].clone())
+                    .unwrap_or_default(),
+            );
+            let diff = a.as_array().zip(b.as_array()).map(|(a, b)| {
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| (x.as_f64().unwrap_or(f64::NAN) - y.as_f64().unwrap_or(f64::NAN)).abs())
+                    .fold(0.0, f64::max)
+            });
+            println!(
+                "  largest difference of the 12 COCO numbers to pycocotools: {:e}",
+                diff.unwrap_or(f64::NAN)
+            );
+        }
+        println!("  goal: {goal}");
+    }
+    Ok(())
 }
 
 fn side_by_side_preprocess(repo: &Path) -> Result<()> {
@@ -198,6 +268,24 @@ fn side_by_side_preprocess(repo: &Path) -> Result<()> {
     println!("  {:<60} {:>8.0} images/s", ours.0, ours.1);
     println!("  {:<60} {:>8.0} images/s", theirs.0, theirs.1);
     println!("  ratio dlkit / Python: {:.2}× (goal ≥ 2×)", ours.1 / theirs.1);
+    Ok(())
+}
+
+/// The fixture scripts and what they write (relative to the repository).
+const FIXTURES: &[(&str, &str)] = &[
+    ("fixtures/scripts/rotated_iou_shapely.py", "fixtures/rotated_iou_shapely.json"),
+    ("fixtures/scripts/coco_eval_pycocotools.py", "fixtures/coco"),
+    ("fixtures/scripts/classification_sklearn.py", "fixtures/sklearn_measures.json"),
+];
+
+/// Regenerates the committed reference fixtures with the Python tools of `setup --bench-tools`.
+fn fixtures(repo: &Path) -> Result<()> {
+    phase("setup --bench-tools", || setup::setup(repo, true))?;
+    let python = setup::venv_dir().join("bin").join("python");
+    for (script, out) in FIXTURES {
+        phase(script, || run_checked(Command::new(&python).arg(repo.join(script)).arg(repo.join(out))))?;
+    }
+    println!("fixtures regenerated; review `git diff fixtures/` before committing");
     Ok(())
 }
 

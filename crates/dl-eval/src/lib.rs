@@ -12,6 +12,7 @@ pub mod anomaly;
 mod classification;
 pub mod coco_files;
 mod confusion;
+pub mod detailed;
 pub mod detection;
 mod error;
 pub mod plots;

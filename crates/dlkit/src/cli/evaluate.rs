@@ -6,6 +6,7 @@ use dlkit::core::{ImageId, Rect1, Rect2, Split};
 use dlkit::data::{DLDataset, LabelImage};
 use dlkit::eval::anomaly;
 use dlkit::eval::coco_files::{FromCocoBox, load_coco_detections};
+use dlkit::eval::detailed::{DetailedEvaluation, evaluate_detailed};
 use dlkit::eval::detection::{DetectionEvalParams, DetectionEvaluation, evaluate_detections};
 use dlkit::eval::{ClassificationAccumulator, SegmentationAccumulator, plots};
 use serde_json::{Value, json};
@@ -31,6 +32,9 @@ pub enum EvaluateCommand {
         /// Write PR curves per class (IoU 0.5) here.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Also the detailed evaluation at IoU 0.5: TP, FN, FP by cause, detection confusion matrix.
+        #[arg(long)]
+        detailed: bool,
     },
     /// Classification: top-k error, precision / recall / F-score, confusion matrices.
     Classification {
@@ -106,25 +110,34 @@ fn results_by_id(path: &Path) -> Result<HashMap<u64, Value>> {
     Ok(out)
 }
 
-fn detections<B: FromCocoBox>(
-    gt: &Path,
-    dt: &Path,
-    coco: bool,
-) -> Result<(DetectionEvaluation, Vec<(u32, String)>)> {
+type DetectionOutcome = (DetectionEvaluation, Vec<(u32, String)>, Option<DetailedEvaluation>);
+
+fn detections<B: FromCocoBox>(gt: &Path, dt: &Path, coco: bool, detailed: bool) -> Result<DetectionOutcome> {
     let (images, categories) = load_coco_detections::<B>(gt, dt)?;
     let params = if coco { DetectionEvalParams::coco() } else { DetectionEvalParams::default() };
-    Ok((evaluate_detections(&images, &params)?, categories))
+    let details = if detailed { Some(evaluate_detailed(&images, 0.5, 0.0)?) } else { None };
+    Ok((evaluate_detections(&images, &params)?, categories, details))
 }
 
 pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
     match command {
-        EvaluateCommand::Detections { ground_truth, detections: dt, rotated, coco, plots: plot_dir } => {
-            let (eval, categories) = if *rotated {
-                detections::<Rect2>(ground_truth, dt, *coco)?
+        EvaluateCommand::Detections {
+            ground_truth,
+            detections: dt,
+            rotated,
+            coco,
+            plots: plot_dir,
+            detailed,
+        } => {
+            let (eval, categories, details) = if *rotated {
+                detections::<Rect2>(ground_truth, dt, *coco, *detailed)?
             } else {
-                detections::<Rect1>(ground_truth, dt, *coco)?
+                detections::<Rect1>(ground_truth, dt, *coco, *detailed)?
             };
             let mut out = eval.to_halcon_json();
+            if let Some(d) = &details {
+                out["detailed_evaluation"] = serde_json::to_value(d)?;
+            }
             if *coco {
                 out["coco_stats"] = json!(eval.coco_summary()?);
             }
@@ -186,6 +199,18 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 );
                 if *rotated {
                     println!("soap {:.4}", out["soap"].as_f64().unwrap_or(-1.0));
+                }
+                if let Some(d) = &details {
+                    println!(
+                        "detailed (IoU 0.5): TP {}  FN {}  FP: background {}, class confusion {}, localization {}, duplicate {}, multiple {}",
+                        d.num_tp,
+                        d.num_fn,
+                        d.num_fp_background,
+                        d.num_fp_class_confusion,
+                        d.num_fp_localization,
+                        d.num_fp_duplicate,
+                        d.num_fp_multiple
+                    );
                 }
                 for (k, id) in eval.class_ids.iter().enumerate() {
                     let name = categories.iter().find(|c| c.0 == *id).map_or("", |c| c.1.as_str());
