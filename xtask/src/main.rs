@@ -276,6 +276,7 @@ const FIXTURES: &[(&str, &str)] = &[
     ("fixtures/scripts/rotated_iou_shapely.py", "fixtures/rotated_iou_shapely.json"),
     ("fixtures/scripts/coco_eval_pycocotools.py", "fixtures/coco"),
     ("fixtures/scripts/classification_sklearn.py", "fixtures/sklearn_measures.json"),
+    ("fixtures/scripts/torchvision_logits.py", "fixtures/torchvision_logits.json"),
 ];
 
 /// Regenerates the committed reference fixtures with the Python tools of `setup --bench-tools`.

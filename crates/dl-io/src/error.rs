@@ -51,6 +51,14 @@ pub enum Error {
         /// Bytes present.
         found: u64,
     },
+    /// A payload that passed the checksum but does not have the expected structure.
+    #[error("{what}: corrupt content: {message}")]
+    Corrupt {
+        /// The file or buffer.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The payload does not match its checksum.
     #[error(
         "{what}: checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is corrupted"

@@ -4,14 +4,17 @@
 //! a CRC-32 of the payload, then the payload. Readers refuse wrong magics, newer versions, truncation and
 //! corruption with typed errors. Every write goes through [`write_atomic`]: a temporary file in the
 //! same folder, flushed, then renamed over the target, so a crash never leaves a half-written file.
-//! The model-file and sample-file payloads land with their issues (models, preprocessing).
+//! [`ModelFile`] is the model container (description JSON + safetensors weights); sample files live in
+//! dl-data.
 
 #![warn(missing_docs)]
 
 pub mod atomic;
 pub mod container;
 mod error;
+pub mod model_file;
 
 pub use atomic::{write_atomic, write_bytes_atomic};
 pub use container::{Header, decode, encode, read_container, write_container};
 pub use error::{Error, Result};
+pub use model_file::{MODEL_FILE_VERSION, ModelFile};

@@ -1,15 +1,21 @@
 //! dlkit network architectures on libtorch (tch).
 //!
-//! Now: the device choice ([`device::select_device`]) and the `compact` classifier ([`CompactConfig`]),
-//! a small all-convolutional net with global pooling and no fully connected layer. Landing with the
-//! models issue: `enhanced`, ResNet-18/50 and MobileNetV2 with torchvision names, detection,
-//! segmentation and anomaly architectures, host-batch upload and inference post-processing.
+//! Now: the device choice ([`device::select_device`]); classifiers as serde configs — `compact`
+//! ([`CompactConfig`], all-convolutional, no fully connected layer), ResNet-18/50 ([`ResNetConfig`])
+//! and MobileNetV2 ([`MobileNetV2Config`]) with torchvision's layer names (checked against torchvision's
+//! logits); weights as safetensors with shape-checked import ([`weights`]). Still to come: `enhanced`,
+//! detection, segmentation and anomaly architectures, inference post-processing.
 
 #![warn(missing_docs)]
 
 pub mod compact;
 pub mod device;
 mod error;
+pub mod mobilenet;
+pub mod resnet;
+pub mod weights;
 
 pub use compact::{CompactConfig, CompactNet};
 pub use error::{Error, Result};
+pub use mobilenet::{MobileNetV2, MobileNetV2Config};
+pub use resnet::{ResNet, ResNetConfig};

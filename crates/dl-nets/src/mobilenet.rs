@@ -1,0 +1,169 @@
+//! MobileNetV2 classifier with torchvision's layer names (`features.N…`, `classifier.1`), so
+//! torchvision weights load; any input channels and class count.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Tensor, nn, nn::ModuleT};
+
+/// Configuration of a MobileNetV2 classifier (width multiplier 1.0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobileNetV2Config {
+    /// Number of output classes.
+    pub num_classes: i64,
+    /// Input channels (torchvision: 3).
+    pub in_channels: i64,
+    /// Dropout before the classifier (torchvision: 0.2).
+    pub dropout: f64,
+}
+
+impl MobileNetV2Config {
+    /// torchvision's MobileNetV2 for `num_classes` classes.
+    pub fn new(num_classes: i64, in_channels: i64) -> Self {
+        Self { num_classes, in_channels, dropout: 0.2 }
+    }
+
+    /// Builds the network under `path`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for non-positive classes or channels or a dropout outside [0, 1).
+    pub fn build(&self, path: &nn::Path) -> Result<MobileNetV2> {
+        let bad = |key, value: String, expected| Error::InvalidConfig {
+            config: "mobilenet_v2",
+            key,
+            value,
+            expected,
+        };
+        if self.num_classes < 1 {
+            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
+        }
+        if self.in_channels < 1 {
+            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(bad("dropout", self.dropout.to_string(), "in [0, 1)"));
+        }
+        let f = path / "features";
+        let cbr = |p: nn::Path, i: i64, o: i64, k: i64, stride: i64, groups: i64| ConvBn {
+            conv: nn::conv2d(
+                &p / 0,
+                i,
+                o,
+                k,
+                nn::ConvConfig { stride, padding: (k - 1) / 2, groups, bias: false, ..Default::default() },
+            ),
+            bn: nn::batch_norm2d(&p / 1, o, Default::default()),
+            relu6: true,
+        };
+        let mut layers = vec![Layer::Conv(Box::new(cbr(&f / 0, self.in_channels, 32, 3, 2, 1)))];
+        let settings: [(i64, i64, usize, i64); 7] = [
+            (1, 16, 1, 1),
+            (6, 24, 2, 2),
+            (6, 32, 3, 2),
+            (6, 64, 4, 2),
+            (6, 96, 3, 1),
+            (6, 160, 3, 2),
+            (6, 320, 1, 1),
+        ];
+        let mut inp = 32;
+        let mut index = 1;
+        for (t, c, n, s) in settings {
+            for i in 0..n {
+                let stride = if i == 0 { s } else { 1 };
+                let p = &f / index / "conv";
+                let hidden = inp * t;
+                let mut convs = Vec::new();
+                let mut k = 0;
+                if t != 1 {
+                    convs.push(cbr(&p / k, inp, hidden, 1, 1, 1));
+                    k += 1;
+                }
+                convs.push(cbr(&p / k, hidden, hidden, 3, stride, hidden));
+                let project = ConvBn {
+                    conv: nn::conv2d(
+                        &p / (k + 1),
+                        hidden,
+                        c,
+                        1,
+                        nn::ConvConfig { bias: false, ..Default::default() },
+                    ),
+                    bn: nn::batch_norm2d(&p / (k + 2), c, Default::default()),
+                    relu6: false,
+                };
+                convs.push(project);
+                layers.push(Layer::Inverted { convs, residual: stride == 1 && inp == c });
+                inp = c;
+                index += 1;
+            }
+        }
+        layers.push(Layer::Conv(Box::new(cbr(&f / index, inp, 1280, 1, 1, 1))));
+        Ok(MobileNetV2 {
+            layers,
+            dropout: self.dropout,
+            classifier: nn::linear(path / "classifier" / 1, 1280, self.num_classes, Default::default()),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct ConvBn {
+    conv: nn::Conv2D,
+    bn: nn::BatchNorm,
+    relu6: bool,
+}
+
+impl ConvBn {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let y = x.apply(&self.conv).apply_t(&self.bn, train);
+        if self.relu6 { y.clamp(0.0, 6.0) } else { y }
+    }
+}
+
+#[derive(Debug)]
+enum Layer {
+    Conv(Box<ConvBn>),
+    Inverted { convs: Vec<ConvBn>, residual: bool },
+}
+
+/// A built MobileNetV2; see [`MobileNetV2Config`].
+#[derive(Debug)]
+pub struct MobileNetV2 {
+    layers: Vec<Layer>,
+    dropout: f64,
+    classifier: nn::Linear,
+}
+
+impl MobileNetV2 {
+    /// The last feature map, `[N, 1280, H/32, W/32]`.
+    pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv(c) => c.forward_t(&x, train),
+                Layer::Inverted { convs, residual } => {
+                    let mut y = x.shallow_clone();
+                    for c in convs {
+                        y = c.forward_t(&y, train);
+                    }
+                    if *residual { x + y } else { y }
+                }
+            };
+        }
+        x
+    }
+
+    /// Class logits from a feature map of [`MobileNetV2::features_t`].
+    pub fn head_t(&self, features: &Tensor, train: bool) -> Tensor {
+        features
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .dropout(self.dropout, train)
+            .apply(&self.classifier)
+    }
+}
+
+impl ModuleT for MobileNetV2 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.head_t(&self.features_t(xs, train), train)
+    }
+}

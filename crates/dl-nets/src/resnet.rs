@@ -1,0 +1,176 @@
+//! ResNet-18 / ResNet-50 classifiers with torchvision's layer names (`conv1`, `bn1`,
+//! `layer1.0.conv1`, …, `fc`), so torchvision weights load; any input channels and class count.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Tensor, nn, nn::ModuleT};
+
+/// Configuration of a ResNet classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetConfig {
+    /// Blocks per stage (ResNet-18: [2, 2, 2, 2]; ResNet-50: [3, 4, 6, 3]).
+    pub layers: [usize; 4],
+    /// Bottleneck blocks (ResNet-50) instead of basic blocks (ResNet-18).
+    pub bottleneck: bool,
+    /// Number of output classes.
+    pub num_classes: i64,
+    /// Input channels (torchvision: 3).
+    pub in_channels: i64,
+}
+
+impl ResNetConfig {
+    /// ResNet-18.
+    pub fn resnet18(num_classes: i64, in_channels: i64) -> Self {
+        Self { layers: [2, 2, 2, 2], bottleneck: false, num_classes, in_channels }
+    }
+
+    /// ResNet-50.
+    pub fn resnet50(num_classes: i64, in_channels: i64) -> Self {
+        Self { layers: [3, 4, 6, 3], bottleneck: true, num_classes, in_channels }
+    }
+
+    /// Builds the network under `path`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for non-positive classes or channels, or an empty stage.
+    pub fn build(&self, path: &nn::Path) -> Result<ResNet> {
+        let bad =
+            |key, value: String, expected| Error::InvalidConfig { config: "resnet", key, value, expected };
+        if self.num_classes < 1 {
+            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
+        }
+        if self.in_channels < 1 {
+            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
+        }
+        if self.layers.contains(&0) {
+            return Err(bad("layers", format!("{:?}", self.layers), "at least one block per stage"));
+        }
+        let conv = |p: nn::Path, i, o, k, stride, padding| {
+            nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
+        };
+        let expansion = if self.bottleneck { 4 } else { 1 };
+        let mut stages = Vec::new();
+        let mut inplanes = 64;
+        for (s, &blocks) in self.layers.iter().enumerate() {
+            let planes = 64 << s;
+            let mut list = Vec::new();
+            for b in 0..blocks {
+                let p = path / format!("layer{}", s + 1) / b;
+                let stride = if b == 0 && s > 0 { 2 } else { 1 };
+                let out = planes * expansion;
+                let downsample = (b == 0 && (stride != 1 || inplanes != out)).then(|| {
+                    (
+                        conv(&p / "downsample" / 0, inplanes, out, 1, stride, 0),
+                        nn::batch_norm2d(&p / "downsample" / 1, out, Default::default()),
+                    )
+                });
+                let block = if self.bottleneck {
+                    Block {
+                        convs: vec![
+                            (
+                                conv(&p / "conv1", inplanes, planes, 1, 1, 0),
+                                nn::batch_norm2d(&p / "bn1", planes, Default::default()),
+                            ),
+                            (
+                                conv(&p / "conv2", planes, planes, 3, stride, 1),
+                                nn::batch_norm2d(&p / "bn2", planes, Default::default()),
+                            ),
+                            (
+                                conv(&p / "conv3", planes, out, 1, 1, 0),
+                                nn::batch_norm2d(&p / "bn3", out, Default::default()),
+                            ),
+                        ],
+                        downsample,
+                    }
+                } else {
+                    Block {
+                        convs: vec![
+                            (
+                                conv(&p / "conv1", inplanes, planes, 3, stride, 1),
+                                nn::batch_norm2d(&p / "bn1", planes, Default::default()),
+                            ),
+                            (
+                                conv(&p / "conv2", planes, planes, 3, 1, 1),
+                                nn::batch_norm2d(&p / "bn2", planes, Default::default()),
+                            ),
+                        ],
+                        downsample,
+                    }
+                };
+                list.push(block);
+                inplanes = out;
+            }
+            stages.push(list);
+        }
+        Ok(ResNet {
+            conv1: conv(path / "conv1", self.in_channels, 64, 7, 2, 3),
+            bn1: nn::batch_norm2d(path / "bn1", 64, Default::default()),
+            stages,
+            fc: nn::linear(path / "fc", inplanes, self.num_classes, Default::default()),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Block {
+    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+impl Block {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.shallow_clone();
+        let last = self.convs.len() - 1;
+        for (i, (c, b)) in self.convs.iter().enumerate() {
+            y = y.apply(c).apply_t(b, train);
+            if i < last {
+                y = y.relu();
+            }
+        }
+        let shortcut = match &self.downsample {
+            Some((c, b)) => x.apply(c).apply_t(b, train),
+            None => x.shallow_clone(),
+        };
+        (y + shortcut).relu()
+    }
+}
+
+/// A built ResNet; see [`ResNetConfig`].
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    stages: Vec<Vec<Block>>,
+    fc: nn::Linear,
+}
+
+impl ResNet {
+    /// The feature map of the last stage, `[N, C, H/32, W/32]` (Grad-CAM's default layer).
+    pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d(
+            [3, 3],
+            [2, 2],
+            [1, 1],
+            [1, 1],
+            false,
+        );
+        for stage in &self.stages {
+            for block in stage {
+                x = block.forward_t(&x, train);
+            }
+        }
+        x
+    }
+
+    /// Class logits from a feature map of [`ResNet::features_t`].
+    pub fn head(&self, features: &Tensor) -> Tensor {
+        features.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
+    }
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.head(&self.features_t(xs, train))
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of dl-nets against committed reference fixtures.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod torchvision;

@@ -1,0 +1,79 @@
+//! Our ResNet-18/50 and MobileNetV2 give torchvision's logits (fixtures/torchvision_logits.json, made
+//! by fixtures/scripts/torchvision_logits.py with the same formula-filled weights), and weights survive
+//! a safetensors export/import.
+
+use dl_nets::weights::{export_safetensors, import_safetensors};
+use dl_nets::{MobileNetV2Config, ResNetConfig};
+use tch::{Device, Kind, Tensor, nn, nn::ModuleT};
+
+/// The fixture script's `fill`: sin(i·0.7 + k·1.3)·scale in f64, then f32.
+fn fill(shape: &[i64], k: usize, scale: f64) -> Tensor {
+    let n: i64 = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|i| ((i as f64 * 0.7 + k as f64 * 1.3).sin() * scale) as f32).collect();
+    Tensor::from_slice(&v).reshape(shape)
+}
+
+fn set_weights(vs: &nn::VarStore) -> usize {
+    let vars = vs.variables();
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    tch::no_grad(|| {
+        for (k, name) in names.iter().enumerate() {
+            let mut t = vars[*name].shallow_clone();
+            let shape = t.size();
+            let fan_in: i64 = if shape.len() > 1 { shape[1..].iter().product() } else { 1 };
+            let v = if name.ends_with("running_var") {
+                fill(&shape, k, 1.0).abs() * 0.5 + 1.0
+            } else if name.ends_with("running_mean") || name.ends_with("bias") {
+                fill(&shape, k, 0.1)
+            } else if shape.len() == 1 {
+                fill(&shape, k, 0.1) + 1.0
+            } else {
+                fill(&shape, k, (0.5 / fan_in as f64).sqrt())
+            };
+            t.copy_(&v);
+        }
+    });
+    names.len()
+}
+
+#[test]
+fn logits_equal_torchvision() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/torchvision_logits.json");
+    let fixture: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let x = fill(&[2, 3, 64, 64], 99, 1.0);
+    for arch in ["resnet18", "resnet50", "mobilenet_v2"] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net: Box<dyn ModuleT> = match arch {
+            "resnet18" => Box::new(ResNetConfig::resnet18(10, 3).build(&vs.root()).unwrap()),
+            "resnet50" => Box::new(ResNetConfig::resnet50(10, 3).build(&vs.root()).unwrap()),
+            _ => Box::new(MobileNetV2Config::new(10, 3).build(&vs.root()).unwrap()),
+        };
+        let want = &fixture["models"][arch];
+        assert_eq!(
+            set_weights(&vs) as u64,
+            want["num_tensors"].as_u64().unwrap(),
+            "{arch}: tensor count differs from torchvision"
+        );
+        let logits = net.forward_t(&x, false);
+        let mut worst = 0.0f64;
+        for (i, row) in want["logits"].as_array().unwrap().iter().enumerate() {
+            for (j, v) in row.as_array().unwrap().iter().enumerate() {
+                worst = worst.max((logits.double_value(&[i as i64, j as i64]) - v.as_f64().unwrap()).abs());
+            }
+        }
+        assert!(worst <= 1e-4, "{arch}: max |ours − torchvision| = {worst:e}");
+        // Export and re-import into a fresh network: bit-identical logits.
+        let bytes = export_safetensors(&vs).unwrap();
+        let vs2 = nn::VarStore::new(Device::Cpu);
+        let net2: Box<dyn ModuleT> = match arch {
+            "resnet18" => Box::new(ResNetConfig::resnet18(10, 3).build(&vs2.root()).unwrap()),
+            "resnet50" => Box::new(ResNetConfig::resnet50(10, 3).build(&vs2.root()).unwrap()),
+            _ => Box::new(MobileNetV2Config::new(10, 3).build(&vs2.root()).unwrap()),
+        };
+        import_safetensors(&vs2, &bytes, false).unwrap();
+        assert!(net2.forward_t(&x, false).equal(&logits), "{arch}: round trip changed the logits");
+        let _ = Kind::Float;
+    }
+}
