@@ -2,8 +2,8 @@
 //!
 //! This facade re-exports the layered crates — [`core`] (ids, boxes, geometry), [`data`] (datasets),
 //! [`eval`] (measures), [`io`] (file formats), [`nets`] (architectures) and [`train`] (training) — and
-//! wraps their errors in one [`Error`]. The `dlkit::Model` type and the full command-line tool land with
-//! the models and training issues.
+//! wraps their errors in one [`Error`]. [`Model`] is a classifier with its classes, preprocessing and
+//! parameters: create, get/set parameters, apply, write/read. Training lands with its issue.
 
 #![warn(missing_docs)]
 
@@ -13,6 +13,9 @@ pub use dl_eval as eval;
 pub use dl_io as io;
 pub use dl_nets as nets;
 pub use dl_train as train;
+
+mod model;
+pub use model::{Architecture, Model, ModelDescription, ModelParams, PARAM_NAMES, SolverType};
 
 /// Any dlkit error.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,17 @@ pub enum Error {
     /// From dl-train.
     #[error(transparent)]
     Train(#[from] dl_train::Error),
+    /// A model parameter that cannot be read or set.
+    #[error("model parameter `{name}`: {message}")]
+    Param {
+        /// The parameter.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An error raised by libtorch.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
 }
 
 /// Result with [`Error`].

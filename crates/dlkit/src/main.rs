@@ -25,6 +25,18 @@ enum Command {
     /// Evaluate results: detections (COCO), classification, segmentation, anomaly.
     #[command(subcommand)]
     Evaluate(cli::evaluate::EvaluateCommand),
+    /// Create, inspect and change model files.
+    #[command(subcommand)]
+    Model(cli::model::ModelCommand),
+    /// Classify images with a model (results as DLResults).
+    Apply {
+        /// The model file.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// Images to classify.
+        #[arg(required = true)]
+        images: Vec<std::path::PathBuf>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,5 +69,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Command::Dataset(command) => cli::dataset::run(command, cli.json),
         Command::Evaluate(command) => cli::evaluate::run(command, cli.json),
+        Command::Model(command) => cli::model::run_model(command, cli.json),
+        Command::Apply { model, images } => cli::model::run_apply(model, images, cli.json),
     }
 }

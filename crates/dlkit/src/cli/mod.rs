@@ -1,3 +1,4 @@
 //! Subcommands of the `dlkit` tool.
 pub mod dataset;
 pub mod evaluate;
+pub mod model;

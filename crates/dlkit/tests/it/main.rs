@@ -4,3 +4,4 @@
 
 mod dataset_cli;
 mod evaluate_cli;
+mod model_cli;

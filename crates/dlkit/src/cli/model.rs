@@ -1,0 +1,146 @@
+//! `dlkit model …` and `dlkit apply`: create, inspect and change model files; classify images.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use dlkit::Model;
+use dlkit::data::{DLDataset, HostImage};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Create a classifier with fresh weights and write it.
+    Create {
+        /// compact | resnet18 | resnet50 | mobilenet_v2.
+        #[arg(long, default_value = "compact")]
+        arch: String,
+        /// Class names, comma-separated (ids 0 … n−1) …
+        #[arg(long, value_delimiter = ',')]
+        classes: Vec<String>,
+        /// … or the classes of this dataset.
+        #[arg(long)]
+        dataset: Option<PathBuf>,
+        /// Network input width.
+        #[arg(long)]
+        width: usize,
+        /// Network input height.
+        #[arg(long)]
+        height: usize,
+        /// Network input channels.
+        #[arg(long, default_value_t = 3)]
+        channels: usize,
+        /// Seed of the initial weights.
+        #[arg(long, default_value_t = 42)]
+        seed: i64,
+        /// The model file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Show a model's description and parameter count.
+    Info {
+        /// The model file.
+        model: PathBuf,
+    },
+    /// Print one parameter (HALCON's names, e.g. batch_size, class_names, image_dimensions).
+    Get {
+        /// The model file.
+        model: PathBuf,
+        /// Parameter name.
+        name: String,
+    },
+    /// Set one parameter and write the model back (atomically). VALUE is JSON (3, 0.01, "adam", ["a","b"]).
+    Set {
+        /// The model file.
+        model: PathBuf,
+        /// Parameter name.
+        name: String,
+        /// New value, as JSON (a bare word is taken as a string).
+        value: String,
+    },
+}
+
+pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
+    match command {
+        ModelCommand::Create { arch, classes, dataset, width, height, channels, seed, output } => {
+            let (names, ids): (Vec<String>, Vec<i64>) = match (dataset, classes.is_empty()) {
+                (Some(d), true) => {
+                    let ds = DLDataset::load(d)?;
+                    (ds.class_names.clone(), ds.class_ids.iter().map(|c| i64::from(c.get())).collect())
+                }
+                (None, false) => (classes.clone(), (0..classes.len() as i64).collect()),
+                _ => bail!("give the classes with either --classes or --dataset"),
+            };
+            tch::manual_seed(*seed);
+            let model = Model::create_classifier(arch, &names, &ids, *width, *height, *channels)?;
+            model.write(output)?;
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"output": output, "num_trainable_params": model.num_trainable_params()})
+                );
+            } else {
+                println!(
+                    "{arch} classifier, {} classes, {} parameters → {}",
+                    names.len(),
+                    model.num_trainable_params(),
+                    output.display()
+                );
+            }
+        }
+        ModelCommand::Info { model } => {
+            let m = Model::read(model)?;
+            let mut v = serde_json::to_value(m.description())?;
+            v["num_trainable_params"] = json!(m.num_trainable_params());
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        ModelCommand::Get { model, name } => {
+            let v = Model::read(model)?.get_param(name)?;
+            println!(
+                "{}",
+                if json_out {
+                    v.to_string()
+                } else {
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+                }
+            );
+        }
+        ModelCommand::Set { model, name, value } => {
+            let mut m = Model::read(model)?;
+            let v: Value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
+            m.set_param(name, &v)?;
+            m.write(model)?;
+            if !json_out {
+                println!("{name} = {v} → {}", model.display());
+            }
+        }
+    }
+    Ok(0)
+}
+
+/// `dlkit apply`: classify images, print DLResults.
+pub fn run_apply(model: &std::path::Path, images: &[PathBuf], json_out: bool) -> Result<u8> {
+    let m = Model::read(model).with_context(|| format!("cannot read the model {}", model.display()))?;
+    let decoded: Vec<HostImage> = images.iter().map(|p| HostImage::read(p)).collect::<Result<_, _>>()?;
+    let results = m.apply(decoded)?;
+    if json_out {
+        let list: Vec<Value> = images
+            .iter()
+            .zip(&results)
+            .map(|(p, r)| {
+                let mut v = serde_json::to_value(r).expect("serialisable");
+                v["image_file_name"] = json!(p);
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else {
+        for (p, r) in images.iter().zip(&results) {
+            let names = r.classification_class_names.as_deref().unwrap_or_default();
+            let conf = r.classification_confidences.as_deref().unwrap_or_default();
+            let top: Vec<String> =
+                names.iter().zip(conf).take(3).map(|(n, c)| format!("{n} {:.1}%", 100.0 * c)).collect();
+            println!("{}: {}", p.display(), top.join(", "));
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,599 @@
+//! `dlkit::Model`: a classifier with its classes, preprocessing and parameters — create, get/set
+//! parameters, apply to images, write / read / serialize / deserialize (SPEC §5).
+
+use crate::{Error, Result};
+use dl_data::preprocess::{DLPreprocessParam, NormalizationType, collate, preprocess_sample};
+use dl_data::{DLResult, DLSample, HostImage, ModelType};
+use dl_nets::{CompactConfig, CompactNet, MobileNetV2, MobileNetV2Config, ResNet, ResNetConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tch::{Device, Kind, Tensor, nn, nn::ModuleT};
+
+/// The network of a model, as a serde config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "architecture", content = "config", rename_all = "snake_case")]
+pub enum Architecture {
+    /// The compact all-convolutional net.
+    Compact(CompactConfig),
+    /// ResNet-18 or ResNet-50 (torchvision names).
+    Resnet(ResNetConfig),
+    /// MobileNetV2 (torchvision names).
+    MobilenetV2(MobileNetV2Config),
+}
+
+impl Architecture {
+    /// An architecture by name: `compact`, `resnet18`, `resnet50`, `mobilenet_v2`.
+    ///
+    /// # Errors
+    /// [`Error::Param`] for another name.
+    pub fn by_name(name: &str, num_classes: i64, in_channels: i64) -> Result<Self> {
+        Ok(match name {
+            "compact" => Self::Compact(CompactConfig::new(num_classes, in_channels)),
+            "resnet18" => Self::Resnet(ResNetConfig::resnet18(num_classes, in_channels)),
+            "resnet50" => Self::Resnet(ResNetConfig::resnet50(num_classes, in_channels)),
+            "mobilenet_v2" => Self::MobilenetV2(MobileNetV2Config::new(num_classes, in_channels)),
+            other => {
+                return Err(Error::Param {
+                    name: "architecture".into(),
+                    message: format!("`{other}`: expected compact, resnet18, resnet50 or mobilenet_v2"),
+                });
+            }
+        })
+    }
+}
+
+#[derive(Debug)]
+enum Net {
+    Compact(CompactNet),
+    Resnet(ResNet),
+    MobilenetV2(MobileNetV2),
+}
+
+impl ModuleT for Net {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        match self {
+            Net::Compact(n) => n.forward_t(xs, train),
+            Net::Resnet(n) => n.forward_t(xs, train),
+            Net::MobilenetV2(n) => n.forward_t(xs, train),
+        }
+    }
+}
+
+/// The solver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SolverType {
+    /// SGD with momentum.
+    #[default]
+    Sgd,
+    /// Adam.
+    Adam,
+}
+
+/// HALCON's general model parameters that do not fix the architecture (SPEC §5.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelParams {
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Batches accumulated per optimiser step.
+    pub batch_size_multiplier: usize,
+    /// Step size.
+    pub learning_rate: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 regularisation.
+    pub weight_prior: f64,
+    /// sgd or adam.
+    pub solver_type: SolverType,
+    /// Adam β1.
+    pub adam_beta1: f64,
+    /// Adam β2.
+    pub adam_beta2: f64,
+    /// Adam ε.
+    pub adam_epsilon: f64,
+    /// float32 (float16 / bfloat16 only on a GPU).
+    pub precision: String,
+    /// Free strings stored with the model.
+    pub meta_data: BTreeMap<String, String>,
+}
+
+impl Default for ModelParams {
+    fn default() -> Self {
+        Self {
+            batch_size: 16,
+            batch_size_multiplier: 1,
+            learning_rate: 0.001,
+            momentum: 0.9,
+            weight_prior: 0.0,
+            solver_type: SolverType::Sgd,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            precision: "float32".into(),
+            meta_data: BTreeMap::new(),
+        }
+    }
+}
+
+/// Everything of a model but its weights and device; stored as the model file's description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDescription {
+    /// The method.
+    #[serde(rename = "type")]
+    pub model_type: ModelType,
+    /// The network.
+    pub architecture: Architecture,
+    /// Class ids, parallel to `class_names`.
+    pub class_ids: Vec<i64>,
+    /// Class names.
+    pub class_names: Vec<String>,
+    /// Preprocessing of raw images.
+    pub preprocess: DLPreprocessParam,
+    /// General parameters.
+    pub params: ModelParams,
+}
+
+/// A model: description, weights on a device.
+#[derive(Debug)]
+pub struct Model {
+    description: ModelDescription,
+    vs: nn::VarStore,
+    net: Net,
+}
+
+/// Parameter names [`Model::get_param`] knows.
+pub const PARAM_NAMES: &[&str] = &[
+    "type",
+    "architecture",
+    "batch_size",
+    "batch_size_multiplier",
+    "image_width",
+    "image_height",
+    "image_num_channels",
+    "image_dimensions",
+    "image_range_min",
+    "image_range_max",
+    "class_ids",
+    "class_names",
+    "learning_rate",
+    "momentum",
+    "weight_prior",
+    "solver_type",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "device",
+    "precision",
+    "meta_data",
+    "num_trainable_params",
+];
+
+fn param_error(name: &str, message: impl Into<String>) -> Error {
+    Error::Param { name: name.into(), message: message.into() }
+}
+
+impl Model {
+    /// A new classifier with freshly initialised weights on the CPU: `architecture` by name, the classes,
+    /// and the network input size. Preprocessing: `constant_values` (ImageNet) for 3 channels, `none`
+    /// (range −127 … 128) for others.
+    ///
+    /// # Errors
+    /// [`Error::Param`] for an unknown architecture, no classes, or class lists of different lengths;
+    /// configuration errors from dl-nets and dl-data.
+    pub fn create_classifier(
+        architecture: &str,
+        class_names: &[String],
+        class_ids: &[i64],
+        width: usize,
+        height: usize,
+        channels: usize,
+    ) -> Result<Self> {
+        if class_names.is_empty() || class_names.len() != class_ids.len() {
+            return Err(param_error(
+                "class_names",
+                format!("{} names for {} ids (at least one class)", class_names.len(), class_ids.len()),
+            ));
+        }
+        let arch = Architecture::by_name(architecture, class_names.len() as i64, channels as i64)?;
+        let mut preprocess = DLPreprocessParam::new(ModelType::Classification, width, height, channels)?;
+        if channels == 3 {
+            preprocess.normalization_type = NormalizationType::ConstantValues;
+        }
+        let description = ModelDescription {
+            model_type: ModelType::Classification,
+            architecture: arch,
+            class_ids: class_ids.to_vec(),
+            class_names: class_names.to_vec(),
+            preprocess,
+            params: ModelParams::default(),
+        };
+        Self::from_description(description, Device::Cpu)
+    }
+
+    fn from_description(description: ModelDescription, device: Device) -> Result<Self> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let net = match &description.architecture {
+            Architecture::Compact(c) => Net::Compact(c.build(&root)?),
+            Architecture::Resnet(c) => Net::Resnet(c.build(&root)?),
+            Architecture::MobilenetV2(c) => Net::MobilenetV2(c.build(&root)?),
+        };
+        Ok(Self { description, vs, net })
+    }
+
+    /// The description (type, architecture, classes, preprocessing, parameters).
+    pub fn description(&self) -> &ModelDescription {
+        &self.description
+    }
+
+    /// The variables (for training).
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+
+    /// The network.
+    pub fn module(&self) -> &impl ModuleT {
+        &self.net
+    }
+
+    /// Number of trainable values.
+    pub fn num_trainable_params(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum()
+    }
+
+    /// A parameter by HALCON's name (`get_dl_model_param`).
+    ///
+    /// # Errors
+    /// [`Error::Param`] for an unknown name, listing the valid ones.
+    pub fn get_param(&self, name: &str) -> Result<Value> {
+        let d = &self.description;
+        let p = &d.params;
+        Ok(match name {
+            "type" => json!(d.model_type.as_str()),
+            "architecture" => serde_json::to_value(&d.architecture).expect("serialisable"),
+            "batch_size" => json!(p.batch_size),
+            "batch_size_multiplier" => json!(p.batch_size_multiplier),
+            "image_width" => json!(d.preprocess.image_width),
+            "image_height" => json!(d.preprocess.image_height),
+            "image_num_channels" => json!(d.preprocess.image_num_channels),
+            "image_dimensions" => {
+                json!([d.preprocess.image_width, d.preprocess.image_height, d.preprocess.image_num_channels])
+            }
+            "image_range_min" => json!(d.preprocess.image_range_min),
+            "image_range_max" => json!(d.preprocess.image_range_max),
+            "class_ids" => json!(d.class_ids),
+            "class_names" => json!(d.class_names),
+            "learning_rate" => json!(p.learning_rate),
+            "momentum" => json!(p.momentum),
+            "weight_prior" => json!(p.weight_prior),
+            "solver_type" => serde_json::to_value(p.solver_type).expect("serialisable"),
+            "adam_beta1" => json!(p.adam_beta1),
+            "adam_beta2" => json!(p.adam_beta2),
+            "adam_epsilon" => json!(p.adam_epsilon),
+            "device" => json!(match self.vs.device() {
+                Device::Cuda(i) => format!("cuda:{i}"),
+                _ => "cpu".to_owned(),
+            }),
+            "precision" => json!(p.precision),
+            "meta_data" => json!(p.meta_data),
+            "num_trainable_params" => json!(self.num_trainable_params()),
+            other => {
+                return Err(param_error(
+                    other,
+                    format!("unknown parameter; valid names: {}", PARAM_NAMES.join(", ")),
+                ));
+            }
+        })
+    }
+
+    /// Sets a parameter by HALCON's name (`set_dl_model_param`). Parameters that fix the architecture
+    /// (`type`, `architecture`, `image_num_channels`, `class_ids`) and `num_trainable_params` are refused.
+    ///
+    /// # Errors
+    /// [`Error::Param`] naming the parameter: unknown (listing the valid names), read-only, wrong type
+    /// or out of range.
+    pub fn set_param(&mut self, name: &str, value: &Value) -> Result<()> {
+        let num = || {
+            value
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| param_error(name, format!("{value}: expected a number")))
+        };
+        let positive_int = || {
+            value
+                .as_u64()
+                .filter(|&v| v >= 1)
+                .map(|v| v as usize)
+                .ok_or_else(|| param_error(name, format!("{value}: expected an integer ≥ 1")))
+        };
+        let d = &mut self.description;
+        match name {
+            "type" | "architecture" | "image_num_channels" | "class_ids" | "image_dimensions" => {
+                return Err(param_error(name, "fixes the architecture: set it when creating the model"));
+            }
+            "num_trainable_params" => return Err(param_error(name, "read-only")),
+            "batch_size" => d.params.batch_size = positive_int()?,
+            "batch_size_multiplier" => d.params.batch_size_multiplier = positive_int()?,
+            "image_width" => d.preprocess.image_width = positive_int()?,
+            "image_height" => d.preprocess.image_height = positive_int()?,
+            "image_range_min" | "image_range_max" => {
+                let v = num()?;
+                let mut p = d.preprocess.clone();
+                if name == "image_range_min" {
+                    p.image_range_min = v
+                } else {
+                    p.image_range_max = v
+                }
+                p.validate().map_err(|e| param_error(name, e.to_string()))?;
+                d.preprocess = p;
+            }
+            "class_names" => {
+                let names: Vec<String> = serde_json::from_value(value.clone())
+                    .map_err(|_| param_error(name, "expected a list of strings"))?;
+                if names.len() != d.class_ids.len() {
+                    return Err(param_error(
+                        name,
+                        format!("{} names for {} classes", names.len(), d.class_ids.len()),
+                    ));
+                }
+                d.class_names = names;
+            }
+            "learning_rate" => {
+                d.params.learning_rate =
+                    num().and_then(|v| if v > 0.0 { Ok(v) } else { Err(param_error(name, "must be > 0")) })?
+            }
+            "momentum" => {
+                d.params.momentum = num().and_then(|v| {
+                    if (0.0..1.0).contains(&v) { Ok(v) } else { Err(param_error(name, "must be in [0, 1)")) }
+                })?
+            }
+            "weight_prior" => {
+                d.params.weight_prior = num()
+                    .and_then(|v| if v >= 0.0 { Ok(v) } else { Err(param_error(name, "must be ≥ 0")) })?
+            }
+            "adam_beta1" | "adam_beta2" => {
+                let v = num()?;
+                if !(0.0..1.0).contains(&v) {
+                    return Err(param_error(name, "must be in [0, 1)"));
+                }
+                if name == "adam_beta1" { d.params.adam_beta1 = v } else { d.params.adam_beta2 = v }
+            }
+            "adam_epsilon" => {
+                d.params.adam_epsilon =
+                    num().and_then(|v| if v > 0.0 { Ok(v) } else { Err(param_error(name, "must be > 0")) })?
+            }
+            "solver_type" => {
+                d.params.solver_type = serde_json::from_value(value.clone())
+                    .map_err(|_| param_error(name, format!("{value}: expected \"sgd\" or \"adam\"")))?
+            }
+            "precision" => {
+                let p = value.as_str().ok_or_else(|| param_error(name, "expected a string"))?;
+                match p {
+                    "float32" => d.params.precision = p.to_owned(),
+                    "float16" | "bfloat16" if self.vs.device().is_cuda() => d.params.precision = p.to_owned(),
+                    "float16" | "bfloat16" => {
+                        return Err(param_error(name, format!("{p} needs a GPU; this model is on the CPU")));
+                    }
+                    other => {
+                        return Err(param_error(
+                            name,
+                            format!("`{other}`: expected float32, float16 or bfloat16"),
+                        ));
+                    }
+                }
+            }
+            "meta_data" => {
+                d.params.meta_data = serde_json::from_value(value.clone())
+                    .map_err(|_| param_error(name, "expected an object of strings"))?
+            }
+            "device" => {
+                let device = dl_nets::device::select_device(
+                    value.as_str().ok_or_else(|| param_error(name, "expected a string"))?,
+                )?;
+                self.vs.set_device(device);
+            }
+            other => {
+                return Err(param_error(
+                    other,
+                    format!("unknown parameter; valid names: {}", PARAM_NAMES.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the model to raw images (`apply_dl_model`): preprocessing from the model's parameters,
+    /// batches of `batch_size`, softmax; each result lists every class by descending confidence.
+    ///
+    /// # Errors
+    /// Preprocessing errors naming the image (index as image id); libtorch errors.
+    pub fn apply(&self, images: Vec<HostImage>) -> Result<Vec<DLResult>> {
+        let d = &self.description;
+        let samples: Vec<DLSample> = images
+            .into_iter()
+            .enumerate()
+            .map(|(i, img)| {
+                preprocess_sample(DLSample::from_image(dl_core::ImageId(i as u64), img), &d.preprocess)
+            })
+            .collect::<dl_data::Result<_>>()?;
+        let mut results = Vec::with_capacity(samples.len());
+        let _guard = tch::no_grad_guard();
+        for chunk in samples.chunks(d.params.batch_size.max(1)) {
+            let batch = collate(chunk, &[])?;
+            let [n, c, h, w] = batch.shape.map(|v| v as i64);
+            let x = Tensor::from_slice(&batch.images).reshape([n, c, h, w]).to_device(self.vs.device());
+            let probs = self.net.forward_t(&x, false).softmax(-1, Kind::Float).to_device(Device::Cpu);
+            let k = d.class_ids.len();
+            let mut values = vec![0f32; (n as usize) * k];
+            let len = values.len();
+            probs.f_copy_data(&mut values, len)?;
+            for row in values.chunks(k) {
+                let mut order: Vec<usize> = (0..k).collect();
+                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+                results.push(DLResult {
+                    classification_class_ids: Some(
+                        order
+                            .iter()
+                            .map(|&i| dl_core::ClassId::new(d.class_ids[i]))
+                            .collect::<dl_core::Result<_>>()?,
+                    ),
+                    classification_class_names: Some(
+                        order.iter().map(|&i| d.class_names[i].clone()).collect(),
+                    ),
+                    classification_confidences: Some(order.iter().map(|&i| f64::from(row[i])).collect()),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(results)
+    }
+
+    /// The model as bytes (`serialize_dl_model`): the same bytes [`Model::write`] writes.
+    ///
+    /// # Errors
+    /// Weight export errors.
+    pub fn serialize(&self) -> Result<Vec<u8>> {
+        let description = serde_json::to_value(&self.description).expect("serialisable");
+        Ok(dl_io::ModelFile { description, weights: dl_nets::weights::export_safetensors(&self.vs)? }
+            .to_bytes())
+    }
+
+    /// A model from bytes (`deserialize_dl_model`), on the CPU; `what` names the source in errors.
+    ///
+    /// # Errors
+    /// Format errors (magic, version, truncation, checksum), a description that does not parse, weights
+    /// that do not fit the architecture (naming the tensor).
+    pub fn deserialize(bytes: &[u8], what: &str) -> Result<Self> {
+        let file = dl_io::ModelFile::from_bytes(bytes, what)?;
+        let description: ModelDescription = serde_json::from_value(file.description).map_err(|e| {
+            Error::Io(dl_io::Error::Corrupt {
+                what: what.to_owned(),
+                message: format!("model description: {e}"),
+            })
+        })?;
+        description.preprocess.validate()?;
+        let model = Self::from_description(description, Device::Cpu)?;
+        dl_nets::weights::import_safetensors(&model.vs, &file.weights, false)?;
+        Ok(model)
+    }
+
+    /// Writes the model file atomically (`write_dl_model`). The device is not stored.
+    ///
+    /// # Errors
+    /// As [`Model::serialize`], and write errors naming the file.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        dl_io::write_bytes_atomic(path, &self.serialize()?)?;
+        Ok(())
+    }
+
+    /// Reads a model file (`read_dl_model`).
+    ///
+    /// # Errors
+    /// As [`Model::deserialize`], and read errors naming the file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| dl_io::Error::Io {
+            action: "reading",
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::deserialize(&bytes, &path.display().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> (Vec<String>, Vec<i64>) {
+        ((0..n).map(|i| format!("c{i}")).collect(), (0..n as i64).map(|i| i * 2).collect())
+    }
+
+    fn image(seed: u64, w: usize, h: usize, c: usize) -> HostImage {
+        let mut rng = dl_core::Rng::new(seed);
+        HostImage {
+            width: w,
+            height: h,
+            channels: c,
+            bit_depth: 8,
+            data: (0..w * h * c).map(|_| rng.below(256) as f32).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trips_are_bit_identical_for_every_architecture() {
+        let (n, ids) = names(3);
+        for arch in ["compact", "resnet18", "mobilenet_v2"] {
+            tch::manual_seed(1);
+            let m = Model::create_classifier(arch, &n, &ids, 40, 32, 3).unwrap();
+            let imgs = vec![image(1, 50, 40, 3), image(2, 30, 30, 1)];
+            let a = m.apply(imgs.clone()).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.dlm");
+            m.write(&path).unwrap();
+            let back = Model::read(&path).unwrap();
+            assert_eq!(back.description(), m.description());
+            assert_eq!(back.apply(imgs.clone()).unwrap(), a, "{arch}");
+            let bytes = m.serialize().unwrap();
+            assert_eq!(bytes, std::fs::read(&path).unwrap());
+            assert_eq!(Model::deserialize(&bytes, "mem").unwrap().apply(imgs).unwrap(), a);
+            let r = &a[0];
+            let conf = r.classification_confidences.as_ref().unwrap();
+            assert!(conf.windows(2).all(|w| w[0] >= w[1]) && (conf.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+            assert_eq!(r.classification_class_names.as_ref().unwrap().len(), 3);
+        }
+    }
+
+    #[test]
+    fn every_truncation_of_a_model_file_is_an_error() {
+        let (n, ids) = names(2);
+        let m = Model::create_classifier("compact", &n, &ids, 16, 16, 1).unwrap();
+        let bytes = m.serialize().unwrap();
+        assert!(bytes.len() > 10_000, "{} bytes", bytes.len());
+        for len in 0..bytes.len() {
+            assert!(Model::deserialize(&bytes[..len], "x").is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn params_get_set_and_errors() {
+        let (n, ids) = names(2);
+        let mut m = Model::create_classifier("compact", &n, &ids, 16, 16, 1).unwrap();
+        for name in PARAM_NAMES {
+            m.get_param(name).unwrap();
+        }
+        for (name, value) in [
+            ("batch_size", json!(8)),
+            ("batch_size_multiplier", json!(2)),
+            ("learning_rate", json!(0.01)),
+            ("momentum", json!(0.5)),
+            ("weight_prior", json!(1e-4)),
+            ("solver_type", json!("adam")),
+            ("adam_beta1", json!(0.8)),
+            ("adam_beta2", json!(0.99)),
+            ("adam_epsilon", json!(1e-6)),
+            ("image_width", json!(32)),
+            ("image_height", json!(24)),
+            ("image_range_min", json!(-1.0)),
+            ("image_range_max", json!(1.0)),
+            ("class_names", json!(["good", "bad"])),
+            ("meta_data", json!({"author": "me"})),
+            ("precision", json!("float32")),
+            ("device", json!("cpu")),
+        ] {
+            m.set_param(name, &value).unwrap();
+            assert_eq!(m.get_param(name).unwrap(), value, "{name}");
+        }
+        let err = m.set_param("colour", &json!(1)).unwrap_err().to_string();
+        assert!(err.contains("valid names") && err.contains("batch_size"), "{err}");
+        assert!(
+            m.set_param("image_num_channels", &json!(3)).unwrap_err().to_string().contains("architecture")
+        );
+        assert!(m.set_param("batch_size", &json!("many")).is_err());
+        assert!(m.set_param("precision", &json!("float16")).unwrap_err().to_string().contains("GPU"));
+        assert!(m.get_param("num_trainable_params").unwrap().as_i64().unwrap() > 1000);
+    }
+}

@@ -1,0 +1,55 @@
+//! `dlkit model …` and `dlkit apply` end to end.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn dlkit(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dlkit")).args(args).current_dir(cwd).output().expect("dlkit runs")
+}
+
+#[test]
+fn create_get_set_apply_and_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    image::RgbImage::from_pixel(40, 30, image::Rgb([200, 10, 10])).save(dir.join("red.png")).unwrap();
+    let out = dlkit(
+        &[
+            "model",
+            "create",
+            "--arch",
+            "compact",
+            "--classes",
+            "ok,scratch,dent",
+            "--width",
+            "32",
+            "--height",
+            "32",
+            "-o",
+            "m.dlm",
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dlkit(&["model", "set", "m.dlm", "learning_rate", "0.05"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dlkit(&["--json", "model", "get", "m.dlm", "learning_rate"], dir);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0.05");
+    let out = dlkit(&["model", "set", "m.dlm", "class_ids", "[1,2,3]"], dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fixes the architecture"));
+    let out = dlkit(&["model", "get", "m.dlm", "colour"], dir);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("valid names"));
+    let out = dlkit(&["--json", "apply", "--model", "m.dlm", "red.png"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let conf: Vec<f64> =
+        v[0]["classification_confidences"].as_array().unwrap().iter().map(|c| c.as_f64().unwrap()).collect();
+    assert_eq!(conf.len(), 3);
+    assert!((conf.iter().sum::<f64>() - 1.0).abs() < 1e-5 && conf.windows(2).all(|w| w[0] >= w[1]));
+    // A truncated model file is a clear error.
+    let bytes = std::fs::read(dir.join("m.dlm")).unwrap();
+    std::fs::write(dir.join("t.dlm"), &bytes[..bytes.len() / 2]).unwrap();
+    let out = dlkit(&["model", "info", "t.dlm"], dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+}
