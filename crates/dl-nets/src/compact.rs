@@ -75,14 +75,26 @@ pub struct CompactNet {
     head: nn::Conv2D,
 }
 
-impl ModuleT for CompactNet {
-    /// Class logits `[N, num_classes]` for images `[N, C, H, W]`.
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+impl CompactNet {
+    /// The last convolutional feature map (Grad-CAM's default layer).
+    pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let mut x = xs.shallow_clone();
         for (conv, bn) in &self.stages {
             x = x.apply(conv).apply_t(bn, train).relu();
         }
-        x.adaptive_avg_pool2d([1, 1]).apply(&self.head).flatten(1, -1)
+        x
+    }
+
+    /// Class logits from a feature map of [`CompactNet::features_t`].
+    pub fn head(&self, features: &Tensor) -> Tensor {
+        features.adaptive_avg_pool2d([1, 1]).apply(&self.head).flatten(1, -1)
+    }
+}
+
+impl ModuleT for CompactNet {
+    /// Class logits `[N, num_classes]` for images `[N, C, H, W]`.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.head(&self.features_t(xs, train))
     }
 }
 

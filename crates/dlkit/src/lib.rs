@@ -14,7 +14,9 @@ pub use dl_io as io;
 pub use dl_nets as nets;
 pub use dl_train as train;
 
+mod heatmap;
 mod model;
+pub use heatmap::{Heatmap, HeatmapMethod, heatmap_overlay};
 pub use model::{Architecture, Model, ModelDescription, ModelParams, PARAM_NAMES, SolverType};
 
 /// Any dlkit error.

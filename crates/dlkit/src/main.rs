@@ -28,6 +28,23 @@ enum Command {
     /// Create, inspect and change model files.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
+    /// Heatmap of one image (grad_cam or occlusion), written as a jet overlay PNG.
+    Heatmap {
+        /// The model file.
+        #[arg(long)]
+        model: std::path::PathBuf,
+        /// The image.
+        image: std::path::PathBuf,
+        /// grad_cam | occlusion.
+        #[arg(long, default_value = "grad_cam")]
+        method: String,
+        /// Class id to explain (default: the top class).
+        #[arg(long)]
+        class: Option<i64>,
+        /// The PNG to write.
+        #[arg(short, long)]
+        output: std::path::PathBuf,
+    },
     /// Classify images with a model (results as DLResults).
     Apply {
         /// The model file.
@@ -71,5 +88,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Evaluate(command) => cli::evaluate::run(command, cli.json),
         Command::Model(command) => cli::model::run_model(command, cli.json),
         Command::Apply { model, images } => cli::model::run_apply(model, images, cli.json),
+        Command::Heatmap { model, image, method, class, output } => {
+            cli::model::run_heatmap(model, image, method, *class, output, cli.json)
+        }
     }
 }

@@ -240,6 +240,28 @@ impl Model {
         &self.net
     }
 
+    pub(crate) fn module_forward(&self, x: &Tensor) -> Tensor {
+        self.net.forward_t(x, false)
+    }
+
+    /// The last convolutional feature map (eval mode).
+    pub(crate) fn features(&self, x: &Tensor) -> Tensor {
+        match &self.net {
+            Net::Compact(n) => n.features_t(x, false),
+            Net::Resnet(n) => n.features_t(x, false),
+            Net::MobilenetV2(n) => n.features_t(x, false),
+        }
+    }
+
+    /// Class logits from a feature map of [`Model::features`] (eval mode).
+    pub(crate) fn head(&self, f: &Tensor) -> Tensor {
+        match &self.net {
+            Net::Compact(n) => n.head(f),
+            Net::Resnet(n) => n.head(f),
+            Net::MobilenetV2(n) => n.head_t(f, false),
+        }
+    }
+
     /// Number of trainable values.
     pub fn num_trainable_params(&self) -> i64 {
         self.vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum()
@@ -450,6 +472,24 @@ impl Model {
             }
         }
         Ok(results)
+    }
+
+    /// The weights as safetensors bytes with torchvision's names (PyTorch export).
+    ///
+    /// # Errors
+    /// Serialisation errors.
+    pub fn export_weights(&self) -> Result<Vec<u8>> {
+        Ok(dl_nets::weights::export_safetensors(&self.vs)?)
+    }
+
+    /// Loads weights from safetensors bytes with torchvision's names (PyTorch import). Every tensor of
+    /// the architecture must be present with its shape; extra tensors (e.g. `num_batches_tracked`) are
+    /// ignored. Nothing changes unless all fit.
+    ///
+    /// # Errors
+    /// Errors naming the missing tensor or the tensor with its expected and found shapes.
+    pub fn import_weights(&mut self, bytes: &[u8]) -> Result<()> {
+        Ok(dl_nets::weights::import_safetensors(&self.vs, bytes, true)?)
     }
 
     /// The model as bytes (`serialize_dl_model`): the same bytes [`Model::write`] writes.

@@ -48,6 +48,22 @@ pub enum ModelCommand {
         /// Parameter name.
         name: String,
     },
+    /// Write the weights as safetensors with torchvision's names.
+    ExportWeights {
+        /// The model file.
+        model: PathBuf,
+        /// The safetensors file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Load weights from a safetensors file with torchvision's names (every tensor shape-checked) and
+    /// write the model back.
+    ImportWeights {
+        /// The model file.
+        model: PathBuf,
+        /// The safetensors file.
+        weights: PathBuf,
+    },
     /// Set one parameter and write the model back (atomically). VALUE is JSON (3, 0.01, "adam", ["a","b"]).
     Set {
         /// The model file.
@@ -104,6 +120,24 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 }
             );
         }
+        ModelCommand::ExportWeights { model, output } => {
+            let bytes = Model::read(model)?.export_weights()?;
+            dlkit::io::write_bytes_atomic(output, &bytes)?;
+            if !json_out {
+                println!("{} bytes → {}", bytes.len(), output.display());
+            }
+        }
+        ModelCommand::ImportWeights { model, weights } => {
+            let mut m = Model::read(model)?;
+            let bytes =
+                std::fs::read(weights).with_context(|| format!("cannot read {}", weights.display()))?;
+            m.import_weights(&bytes)
+                .with_context(|| format!("{} does not fit {}", weights.display(), model.display()))?;
+            m.write(model)?;
+            if !json_out {
+                println!("weights of {} → {}", weights.display(), model.display());
+            }
+        }
         ModelCommand::Set { model, name, value } => {
             let mut m = Model::read(model)?;
             let v: Value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
@@ -141,6 +175,30 @@ pub fn run_apply(model: &std::path::Path, images: &[PathBuf], json_out: bool) ->
                 names.iter().zip(conf).take(3).map(|(n, c)| format!("{n} {:.1}%", 100.0 * c)).collect();
             println!("{}: {}", p.display(), top.join(", "));
         }
+    }
+    Ok(0)
+}
+
+/// `dlkit heatmap`: write the heatmap overlay of one image as PNG.
+pub fn run_heatmap(
+    model: &std::path::Path,
+    image: &std::path::Path,
+    method: &str,
+    class: Option<i64>,
+    output: &std::path::Path,
+    json_out: bool,
+) -> Result<u8> {
+    let m = Model::read(model).with_context(|| format!("cannot read the model {}", model.display()))?;
+    let img = HostImage::read(image)?;
+    let hm = m.heatmap(&img, method.parse()?, class)?;
+    let overlay = dlkit::heatmap_overlay(&img, &hm);
+    let tmp = output.with_extension("tmp.png");
+    overlay.save(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
+    if json_out {
+        println!("{}", json!({"output": output, "class_id": hm.class_id}));
+    } else {
+        println!("{method} heatmap of class {} → {}", hm.class_id, output.display());
     }
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! `dlkit model …` and `dlkit apply` end to end.
 
+use image::GenericImageView;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -46,6 +47,35 @@ fn create_get_set_apply_and_refusals() {
         v[0]["classification_confidences"].as_array().unwrap().iter().map(|c| c.as_f64().unwrap()).collect();
     assert_eq!(conf.len(), 3);
     assert!((conf.iter().sum::<f64>() - 1.0).abs() < 1e-5 && conf.windows(2).all(|w| w[0] >= w[1]));
+    // Heatmap overlay, weight export and shape-checked import.
+    let out =
+        dlkit(&["heatmap", "--model", "m.dlm", "red.png", "--method", "occlusion", "-o", "hm.png"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(image::open(dir.join("hm.png")).unwrap().dimensions(), (40, 30));
+    let out = dlkit(&["model", "export-weights", "m.dlm", "-o", "w.safetensors"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dlkit(
+        &[
+            "model",
+            "create",
+            "--arch",
+            "compact",
+            "--classes",
+            "a,b",
+            "--width",
+            "32",
+            "--height",
+            "32",
+            "-o",
+            "two.dlm",
+        ],
+        dir,
+    );
+    assert!(out.status.success());
+    let out = dlkit(&["model", "import-weights", "two.dlm", "w.safetensors"], dir);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("head.") && err.contains("[2") && err.contains("[3"), "{err}");
     // A truncated model file is a clear error.
     let bytes = std::fs::read(dir.join("m.dlm")).unwrap();
     std::fs::write(dir.join("t.dlm"), &bytes[..bytes.len() / 2]).unwrap();
