@@ -24,7 +24,8 @@ commands:
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
   bench [NAME...]         run the benches (default: all): dataset (criterion), preprocess (criterion,
                           then dlkit vs torchvision/PIL side by side on the ELPV images), eval (criterion,
-                          then dlkit vs pycocotools, faster-coco-eval, shapely and torchvision NMS)
+                          then dlkit vs pycocotools, faster-coco-eval, shapely and torchvision NMS),
+                          infer (ResNet-18 CPU latency and throughput vs PyTorch eager; model file I/O)
   fixtures                regenerate the committed reference fixtures with the Python tools
 
 environment:
@@ -114,6 +115,7 @@ const BENCHES: &[(&str, &str, &str, &[&str])] = &[
     ("dataset", "dl-data", "dataset", &["fashion-mnist"]),
     ("preprocess", "dl-data", "preprocess", &["elpv"]),
     ("eval", "dl-eval", "eval", &[]),
+    ("infer", "dlkit", "", &[]),
 ];
 
 fn bench(repo: &Path, names: &[String]) -> Result<()> {
@@ -133,9 +135,11 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
     phase("setup", || setup::setup(repo, false))?;
     for (name, package, target, sets) in selected {
         phase("data", || data::fetch(sets))?;
-        phase(&format!("bench {name}"), || {
-            run_checked(cargo(repo).args(["bench", "-p", package, "--bench", target]))
-        })?;
+        if !target.is_empty() {
+            phase(&format!("bench {name}"), || {
+                run_checked(cargo(repo).args(["bench", "-p", package, "--bench", target]))
+            })?;
+        }
         if *name == "preprocess" {
             phase("setup --bench-tools", || setup::setup(repo, true))?;
             phase("side by side: preprocess", || side_by_side_preprocess(repo))?;
@@ -143,6 +147,10 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
         if *name == "eval" {
             phase("setup --bench-tools", || setup::setup(repo, true))?;
             phase("side by side: eval", || side_by_side_eval(repo))?;
+        }
+        if *name == "infer" {
+            phase("setup --bench-tools", || setup::setup(repo, true))?;
+            phase("side by side: infer", || side_by_side_infer(repo))?;
         }
     }
     Ok(())
@@ -229,6 +237,51 @@ fn side_by_side_eval(repo: &Path) -> Result<()> {
             );
         }
         println!("  goal: {goal}");
+    }
+    Ok(())
+}
+
+fn side_by_side_infer(repo: &Path) -> Result<()> {
+    let python = setup::venv_dir().join("bin").join("python");
+    let ours = measurements(
+        cargo(repo)
+            .args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "infer_throughput"])
+            .env("DLKIT_BENCH_THREADS", "2"),
+    )?;
+    let theirs = measurements(
+        Command::new(python).arg(repo.join("benches/python/infer_torch.py")).env("DLKIT_BENCH_THREADS", "2"),
+    )?;
+    for (bench, what, goal) in [
+        ("latency_b1", "ResNet-18, 224×224, batch 1, CPU: latency", "dlkit ≤ 0.9× PyTorch's latency"),
+        (
+            "throughput_b32",
+            "ResNet-18, 224×224, batch 32, CPU: images/s",
+            "dlkit ≥ 1.0× PyTorch's throughput",
+        ),
+    ] {
+        let (Some(us), Some(them)) =
+            (ours.iter().find(|m| m.0 == bench), theirs.iter().find(|m| m.0 == bench))
+        else {
+            bail!("missing `{bench}` measurement")
+        };
+        println!("{what}:");
+        if bench == "latency_b1" {
+            println!("  {:<52} {:>8.2} ms", us.1, 1000.0 / us.2);
+            println!("  {:<52} {:>8.2} ms", them.1, 1000.0 / them.2);
+            println!("  latency ratio dlkit / PyTorch: {:.2} (goal: {goal})", them.2 / us.2);
+        } else {
+            println!("  {:<52} {:>8.1}", us.1, us.2);
+            println!("  {:<52} {:>8.1}", them.1, them.2);
+            println!("  throughput ratio dlkit / PyTorch: {:.2} (goal: {goal})", us.2 / them.2);
+        }
+    }
+    if let Some(m) = ours.iter().find(|m| m.0 == "model_file") {
+        println!(
+            "{}: write {:.2} s, read {:.2} s (goal: under 1 s each)",
+            m.1,
+            m.3["seconds"].as_f64().unwrap_or(f64::NAN),
+            m.3["read_seconds"].as_f64().unwrap_or(f64::NAN)
+        );
     }
     Ok(())
 }

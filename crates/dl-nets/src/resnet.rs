@@ -120,19 +120,21 @@ struct Block {
 
 impl Block {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        // In-place ReLU and addition, as torchvision: batch norm's backward needs its input, not its
+        // output, so this is safe for training too, and saves allocations.
         let mut y = x.shallow_clone();
         let last = self.convs.len() - 1;
         for (i, (c, b)) in self.convs.iter().enumerate() {
             y = y.apply(c).apply_t(b, train);
             if i < last {
-                y = y.relu();
+                y = y.relu_();
             }
         }
-        let shortcut = match &self.downsample {
-            Some((c, b)) => x.apply(c).apply_t(b, train),
-            None => x.shallow_clone(),
-        };
-        (y + shortcut).relu()
+        match &self.downsample {
+            Some((c, b)) => y += x.apply(c).apply_t(b, train),
+            None => y += x,
+        }
+        y.relu_()
     }
 }
 
@@ -148,7 +150,7 @@ pub struct ResNet {
 impl ResNet {
     /// The feature map of the last stage, `[N, C, H/32, W/32]` (Grad-CAM's default layer).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d(
+        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_().max_pool2d(
             [3, 3],
             [2, 2],
             [1, 1],
