@@ -61,12 +61,7 @@ pub fn evaluate_detailed<B: EvalBox>(
     if !(iou_threshold > 0.0 && iou_threshold <= 1.0) {
         return Err(crate::Error::InvalidInput(format!("IoU threshold {iou_threshold} is outside (0, 1]")));
     }
-    let mut class_ids: Vec<u32> = images
-        .iter()
-        .flat_map(|i| i.ground_truth.iter().map(|g| g.class).chain(i.detections.iter().map(|d| d.class)))
-        .collect();
-    class_ids.sort_unstable();
-    class_ids.dedup();
+    let class_ids = crate::detection::classes_of(images);
     let n = class_ids.len();
     let idx = |c: u32| class_ids.binary_search(&c).expect("collected above");
     let mut e = DetailedEvaluation {
@@ -87,13 +82,9 @@ pub fn evaluate_detailed<B: EvalBox>(
         let mut dts: Vec<_> = img.detections.iter().filter(|d| d.score >= min_confidence).collect();
         dts.sort_by(|a, b| b.score.total_cmp(&a.score));
         let mut taken = vec![false; gts.len()];
-        let iou = |d: &B, g: &B| {
-            let inter = d.intersection(g);
-            let union = d.box_area() + g.box_area() - inter;
-            if union > 0.0 { inter / union } else { 0.0 }
-        };
         for d in &dts {
-            let ious: Vec<f64> = gts.iter().map(|g| iou(&d.bbox, &g.bbox)).collect();
+            let ious: Vec<f64> =
+                gts.iter().map(|g| crate::detection::box_iou(&d.bbox, &g.bbox, false)).collect();
             let best_free = (0..gts.len())
                 .filter(|&g| !taken[g] && gts[g].class == d.class && ious[g] >= iou_threshold)
                 .max_by(|&a, &b| ious[a].total_cmp(&ious[b]));

@@ -165,15 +165,30 @@ struct ImageClassEval {
     angle_errors: Vec<(f64, u32)>,
 }
 
+/// Every class id seen in ground truth or detections, ascending.
+pub(crate) fn classes_of<B>(images: &[ImageDetections<B>]) -> Vec<u32> {
+    let mut ids: Vec<u32> = images
+        .iter()
+        .flat_map(|i| i.ground_truth.iter().map(|g| g.class).chain(i.detections.iter().map(|d| d.class)))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// IoU of a detection with a ground-truth box; for crowd ground truth, intersection / detection area
+/// (pycocotools' convention).
+pub(crate) fn box_iou<B: EvalBox>(d: &B, g: &B, crowd: bool) -> f64 {
+    let da = d.box_area();
+    let inter = d.intersection(g);
+    let union = if crowd { da } else { da + g.box_area() - inter };
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
 fn iou_matrix<B: EvalBox>(dts: &[&Detection<B>], gts: &[&GroundTruth<B>]) -> Vec<f64> {
     let mut out = Vec::with_capacity(dts.len() * gts.len());
     for d in dts {
-        let da = d.bbox.box_area();
-        for g in gts {
-            let inter = d.bbox.intersection(&g.bbox);
-            let union = if g.iscrowd { da } else { da + g.bbox.box_area() - inter };
-            out.push(if union > 0.0 { inter / union } else { 0.0 });
-        }
+        out.extend(gts.iter().map(|g| box_iou(&d.bbox, &g.bbox, g.iscrowd)));
     }
     out
 }
@@ -288,12 +303,7 @@ pub fn evaluate_detections<B: EvalBox + Clone>(
             return Err(Error::InvalidInput(format!("image {}: NaN score or area", img.image_id)));
         }
     }
-    let mut class_ids: Vec<u32> = images
-        .iter()
-        .flat_map(|i| i.ground_truth.iter().map(|g| g.class).chain(i.detections.iter().map(|d| d.class)))
-        .collect();
-    class_ids.sort_unstable();
-    class_ids.dedup();
+    let class_ids = classes_of(images);
     let (nt, nk, na, nm) = (
         params.iou_thresholds.len(),
         class_ids.len(),
