@@ -24,20 +24,24 @@ pub enum Architecture {
 }
 
 impl Architecture {
-    /// An architecture by name: `compact`, `resnet18`, `resnet50`, `mobilenet_v2`.
+    /// An architecture by name: `compact`, `enhanced` (the compact family, deeper and wider),
+    /// `resnet18`, `resnet50`, `mobilenet_v2`.
     ///
     /// # Errors
     /// [`Error::Param`] for another name.
     pub fn by_name(name: &str, num_classes: i64, in_channels: i64) -> Result<Self> {
         Ok(match name {
             "compact" => Self::Compact(CompactConfig::new(num_classes, in_channels)),
+            "enhanced" => Self::Compact(CompactConfig::enhanced(num_classes, in_channels)),
             "resnet18" => Self::Resnet(ResNetConfig::resnet18(num_classes, in_channels)),
             "resnet50" => Self::Resnet(ResNetConfig::resnet50(num_classes, in_channels)),
             "mobilenet_v2" => Self::MobilenetV2(MobileNetV2Config::new(num_classes, in_channels)),
             other => {
                 return Err(Error::Param {
                     name: "architecture".into(),
-                    message: format!("`{other}`: expected compact, resnet18, resnet50 or mobilenet_v2"),
+                    message: format!(
+                        "`{other}`: expected compact, enhanced, resnet18, resnet50 or mobilenet_v2"
+                    ),
                 });
             }
         })
@@ -566,7 +570,7 @@ mod tests {
     #[test]
     fn round_trips_are_bit_identical_for_every_architecture() {
         let (n, ids) = names(3);
-        for arch in ["compact", "resnet18", "mobilenet_v2"] {
+        for arch in ["compact", "enhanced", "resnet18", "mobilenet_v2"] {
             tch::manual_seed(1);
             let m = Model::create_classifier(arch, &n, &ids, 40, 32, 3).unwrap();
             let imgs = vec![image(1, 50, 40, 3), image(2, 30, 30, 1)];

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub enum ModelCommand {
     /// Create a classifier with fresh weights and write it.
     Create {
-        /// compact | resnet18 | resnet50 | mobilenet_v2.
+        /// compact | enhanced | resnet18 | resnet50 | mobilenet_v2.
         #[arg(long, default_value = "compact")]
         arch: String,
         /// Class names, comma-separated (ids 0 … n−1) …
