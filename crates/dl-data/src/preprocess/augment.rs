@@ -120,7 +120,6 @@ impl AugmentParams {
     fn ops(&self, s: &DLSample) -> Vec<Op> {
         let classification =
             s.image_label_id.is_some() && s.boxes.is_none() && s.segmentation_image.is_none();
-        let square = s.image.width == s.image.height;
         let mut ops = Vec::new();
         let mut add = |on: bool, op| {
             if on {
@@ -128,7 +127,7 @@ impl AugmentParams {
             }
         };
         add(self.mirror.is_some(), Op::Mirror);
-        add(self.rotate == 180 || (self.rotate == 90), Op::Rotate);
+        add(self.rotate != 0, Op::Rotate);
         add(self.brightness_variation > 0.0, Op::Brightness);
         add(self.brightness_variation_spot > 0.0, Op::Spot);
         add(classification && self.crop_percentage > 0.0, Op::CropPercentage);
@@ -137,7 +136,6 @@ impl AugmentParams {
             Op::CropPixel,
         );
         add(classification && self.rotate_range >= 1.0, Op::RotateRange);
-        let _ = square;
         ops
     }
 }
