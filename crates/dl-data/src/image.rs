@@ -133,6 +133,11 @@ impl LabelImage {
         Ok(Self { width: img.width, height: img.height, data: img.data.iter().map(|&v| v as u16).collect() })
     }
 
+    /// The class index of every pixel through `table` (see [`class_index_table`]).
+    pub fn class_indices(&self, table: &[i64]) -> Vec<i64> {
+        self.data.iter().map(|&v| table[usize::from(v)]).collect()
+    }
+
     /// The distinct values present, sorted.
     pub fn values(&self) -> Vec<u16> {
         let mut seen = vec![false; 65536];
@@ -141,6 +146,16 @@ impl LabelImage {
         }
         (0..65536).filter(|&v| seen[v]).map(|v| v as u16).collect()
     }
+}
+
+/// A lookup table from label value (0 … 65535) to class index (position in `class_ids`), −1 for values
+/// that are not class ids: one indexed load per pixel instead of a search.
+pub fn class_index_table(class_ids: &[dl_core::ClassId]) -> Vec<i64> {
+    let mut table = vec![-1i64; 65536];
+    for (i, c) in class_ids.iter().enumerate() {
+        table[usize::from(c.get())] = i as i64;
+    }
+    table
 }
 
 #[cfg(test)]

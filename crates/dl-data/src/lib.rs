@@ -25,7 +25,7 @@ mod validate;
 pub use boxes::InstanceType;
 pub use dataset::{AnomalyLabel, DLDataset, Extra, SampleEntry};
 pub use error::{Error, Result};
-pub use image::{Domain, HostImage, LabelImage};
+pub use image::{Domain, HostImage, LabelImage, class_index_table};
 pub use model_type::ModelType;
 pub use result::DLResult;
 pub use sample::{

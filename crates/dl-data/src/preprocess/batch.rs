@@ -45,6 +45,7 @@ pub fn collate(samples: &[DLSample], class_ids: &[ClassId]) -> Result<HostBatch>
     let mut segmentation = first.segmentation_image.as_ref().map(|_| Vec::new());
     let mut weights = first.segmentation_image.as_ref().map(|_| Vec::new());
     let mut anomaly = first.anomaly_label_id.map(|_| Vec::new());
+    let table = segmentation.as_ref().map(|_| crate::class_index_table(class_ids));
     for s in samples {
         if (s.image.channels, s.image.height, s.image.width) != (c, h, w) {
             return Err(Error::Sample {
@@ -84,9 +85,7 @@ pub fn collate(samples: &[DLSample], class_ids: &[ClassId]) -> Result<HostBatch>
                     message: "segmentation_image size differs from the image".into(),
                 });
             }
-            let lut: Vec<(u16, i64)> =
-                class_ids.iter().enumerate().map(|(i, c)| (c.get(), i as i64)).collect();
-            v.extend(l.data.iter().map(|&x| lut.iter().find(|(c, _)| *c == x).map_or(-1, |p| p.1)));
+            v.extend(l.class_indices(table.as_deref().expect("built for segmentation batches")));
             let wv = weights.as_mut().expect("set with segmentation");
             match &s.weight_image {
                 Some(wi) => wv.extend_from_slice(&wi.data),
@@ -128,6 +127,10 @@ mod tests {
         assert_eq!(b.class_indices, Some(vec![1, 0]));
         let err = collate(&[mk(0, 1.0, 9), mk(7, 2.0, 5)], &ids).unwrap_err().to_string();
         assert!(err.contains("sample 7") && err.contains("class id 5"), "{err}");
+        let mut seg = DLSample::from_image(ImageId(8), HostImage::filled(2, 1, 1, 0.0));
+        seg.segmentation_image = Some(crate::LabelImage { width: 2, height: 1, data: vec![9, 5] });
+        let b = collate(&[seg], &ids).unwrap();
+        assert_eq!((b.segmentation, b.weights), (Some(vec![1, -1]), Some(vec![1.0, 1.0])));
         let mut odd = mk(3, 0.0, 4);
         odd.image = HostImage::filled(3, 1, 2, 0.0);
         assert!(collate(&[mk(0, 1.0, 9), odd], &ids).unwrap_err().to_string().contains("sample 3"));

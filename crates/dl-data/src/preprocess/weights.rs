@@ -27,7 +27,8 @@ pub fn gen_dl_segmentation_weights(dataset: &mut DLDataset, max_weight: f64) -> 
     };
     let dir = Path::new(&dir);
     let ignore: Vec<u16> = param.ignore_class_ids.iter().map(|c| c.get()).collect();
-    let index_of = |v: u16| dataset.class_ids.iter().position(|c| c.get() == v);
+    let table = crate::class_index_table(&dataset.class_ids);
+    let index_of = |v: u16| usize::try_from(table[usize::from(v)]).ok();
     let train: Vec<&str> = dataset
         .samples
         .iter()

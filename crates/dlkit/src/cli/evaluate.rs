@@ -290,7 +290,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
             let ds = DLDataset::load(dataset)?;
             let seg_dir =
                 Path::new(ds.segmentation_dir.as_deref().context("the dataset has no segmentation_dir")?);
-            let lut = |v: u16| ds.class_ids.iter().position(|c| c.get() == v).map_or(-1, |i| i as i64);
+            let table = dlkit::data::class_index_table(&ds.class_ids);
             let ignore: Vec<i64> = ignore_class_ids
                 .iter()
                 .map(|&c| ds.class_ids.iter().position(|x| i64::from(x.get()) == c).map_or(-2, |i| i as i64))
@@ -314,11 +314,11 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                         gt.height
                     );
                 }
-                let p: Vec<i64> = pred.data.iter().map(|&v| lut(v)).collect();
+                let p = pred.class_indices(&table);
                 if let Some(bad) = p.iter().position(|&v| v < 0) {
                     bail!("sample {}: predicted value {} is not a class id", s.image_id, pred.data[bad]);
                 }
-                let g: Vec<i64> = gt.data.iter().map(|&v| lut(v)).collect();
+                let g = gt.class_indices(&table);
                 acc.add(&p, &g, &ignore)?;
             }
             let e = acc.compute();
