@@ -79,8 +79,20 @@ impl ImageMap {
 /// Bilinear resize of one plane (`w`×`h` → `nw`×`nh`), sampling at c = (c' + 0.5)·w/nw − 0.5 with
 /// coordinates clamped to the image (edge pixels repeat).
 pub fn resize_bilinear(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) -> Vec<f32> {
+    let mut out = vec![0f32; nw * nh];
+    resize_bilinear_into(src, w, h, nw, nh, &mut out);
+    out
+}
+
+/// [`resize_bilinear`] into a given `nw × nh` buffer.
+///
+/// # Panics
+/// When `dst` does not hold `nw × nh` values.
+pub fn resize_bilinear_into(src: &[f32], w: usize, h: usize, nw: usize, nh: usize, dst: &mut [f32]) {
+    assert_eq!(dst.len(), nw * nh, "destination size");
     if w == nw && h == nh {
-        return src.to_vec();
+        dst.copy_from_slice(&src[..w * h]);
+        return;
     }
     let taps = |n: usize, nn: usize| -> Vec<(usize, usize, f32)> {
         (0..nn)
@@ -93,17 +105,15 @@ pub fn resize_bilinear(src: &[f32], w: usize, h: usize, nw: usize, nh: usize) ->
             .collect()
     };
     let (cols, rows) = (taps(w, nw), taps(h, nh));
-    let mut out = vec![0f32; nw * nh];
     for (r, &(y0, y1, fy)) in rows.iter().enumerate() {
         let (a, b) = (&src[y0 * w..(y0 + 1) * w], &src[y1 * w..(y1 + 1) * w]);
-        let dst = &mut out[r * nw..(r + 1) * nw];
-        for (d, &(x0, x1, fx)) in dst.iter_mut().zip(&cols) {
+        let row = &mut dst[r * nw..(r + 1) * nw];
+        for (d, &(x0, x1, fx)) in row.iter_mut().zip(&cols) {
             let top = a[x0] + (a[x1] - a[x0]) * fx;
             let bottom = b[x0] + (b[x1] - b[x0]) * fx;
             *d = top + (bottom - top) * fy;
         }
     }
-    out
 }
 
 /// Nearest-neighbour resize: each new pixel takes the source pixel its centre falls in,

@@ -82,22 +82,39 @@ pub fn preprocess_sample(mut s: DLSample, param: &DLPreprocessParam) -> Result<D
     let map = ImageMap::new(r0, c0, cw, ch, nw, nh);
     // 2. Channels, resize, normalise.
     let img = &s.image;
-    let planes: Vec<Vec<f32>> = (0..img.channels)
-        .map(|c| {
-            let p = img.plane(c);
-            if (cw, ch) == (w, h) { p.to_vec() } else { geometry::crop(p, w, r0, c0, cw, ch) }
-        })
-        .collect();
-    // Replicating after the resize gives the same values for a third of the work.
-    let replicate = planes.len() == 1 && param.image_num_channels == 3;
-    let planes =
-        if replicate { planes } else { convert_channels(planes, param.image_num_channels).map_err(bad)? };
-    let resized: Vec<Vec<f32>> =
-        planes.iter().map(|p| geometry::resize_bilinear(p, cw, ch, nw, nh)).collect();
-    let resized = if replicate { convert_channels(resized, 3).map_err(bad)? } else { resized };
-    let data = resized.concat();
-    let mut out =
-        HostImage { width: nw, height: nh, channels: resized.len(), bit_depth: img.bit_depth, data };
+    let full = (cw, ch) == (w, h);
+    let planes: Vec<std::borrow::Cow<[f32]>> =
+        (0..img.channels)
+            .map(|c| {
+                if full {
+                    img.plane(c).into()
+                } else {
+                    geometry::crop(img.plane(c), w, r0, c0, cw, ch).into()
+                }
+            })
+            .collect();
+    // 3 → 1 is converted before resizing; 1 → 3 is replicated after it (same values, a third of the work).
+    let want = param.image_num_channels;
+    let sources = match (planes.len(), want) {
+        (a, b) if a == b => planes,
+        (1, 3) => planes,
+        (3, 1) => vec![to_gray(&planes).into()],
+        (a, b) => {
+            return Err(bad(format!(
+                "the image has {a} channels, the model takes {b}: only 1 → 3 and 3 → 1 are converted"
+            )));
+        }
+    };
+    let plane_len = nw * nh;
+    let mut data = vec![0f32; plane_len * want];
+    for (src, dst) in sources.iter().zip(data.chunks_mut(plane_len)) {
+        geometry::resize_bilinear_into(src, cw, ch, nw, nh, dst);
+    }
+    if sources.len() < want {
+        let (first, rest) = data.split_at_mut(plane_len);
+        rest.chunks_mut(plane_len).for_each(|p| p.copy_from_slice(first));
+    }
+    let mut out = HostImage { width: nw, height: nh, channels: want, bit_depth: img.bit_depth, data };
     normalize(&mut out, param);
     // 3. Boxes.
     if let Some(boxes) = s.boxes.take() {
@@ -150,23 +167,14 @@ pub fn preprocess_sample(mut s: DLSample, param: &DLPreprocessParam) -> Result<D
     Ok(s)
 }
 
-/// 1 → 3 replicates, 3 → 1 gray (0.299 R + 0.587 G + 0.114 B), equal counts unchanged.
-fn convert_channels(planes: Vec<Vec<f32>>, want: usize) -> std::result::Result<Vec<Vec<f32>>, String> {
-    match (planes.len(), want) {
-        (a, b) if a == b => Ok(planes),
-        (1, 3) => Ok(vec![planes[0].clone(), planes[0].clone(), planes[0].clone()]),
-        (3, 1) => Ok(vec![
-            planes[0]
-                .iter()
-                .zip(&planes[1])
-                .zip(&planes[2])
-                .map(|((r, g), b)| 0.299 * r + 0.587 * g + 0.114 * b)
-                .collect(),
-        ]),
-        (a, b) => Err(format!(
-            "the image has {a} channels, the model takes {b}: only 1 → 3 and 3 → 1 are converted"
-        )),
-    }
+/// Gray from three planes: 0.299 R + 0.587 G + 0.114 B.
+fn to_gray(planes: &[std::borrow::Cow<[f32]>]) -> Vec<f32> {
+    planes[0]
+        .iter()
+        .zip(planes[1].iter())
+        .zip(planes[2].iter())
+        .map(|((r, g), b)| 0.299 * r + 0.587 * g + 0.114 * b)
+        .collect()
 }
 
 /// Applies the normalisation of `param` in place (each mapping is a multiply-add per value).
