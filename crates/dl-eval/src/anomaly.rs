@@ -174,6 +174,22 @@ pub fn compute_dl_anomaly_thresholds(
     let n = pixels.len() as f64;
     let mean = pixels.iter().map(|&p| f64::from(p)).sum::<f64>() / n;
     let var = pixels.iter().map(|&p| (f64::from(p) - mean).powi(2)).sum::<f64>() / n;
+    Ok(AnomalyThresholds {
+        segmentation_threshold: (mean + 4.0 * var.sqrt()).min(1.0),
+        classification_thresholds: classification_thresholds(ok_scores, nok_scores)?,
+    })
+}
+
+/// HALCON's image classification thresholds: [max ok score, min nok score, the threshold minimising
+/// FPR + FNR (the smallest on ties)]; an image is 'nok' when its score is greater than the threshold.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when a list is empty or holds NaN.
+pub fn classification_thresholds(ok_scores: &[f64], nok_scores: &[f64]) -> Result<Vec<f64>> {
+    if ok_scores.is_empty() || nok_scores.is_empty() || ok_scores.iter().chain(nok_scores).any(|s| s.is_nan())
+    {
+        return Err(Error::InvalidInput("thresholds need ok and nok scores without NaN".into()));
+    }
     let max_ok = ok_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let min_nok = nok_scores.iter().copied().fold(f64::INFINITY, f64::min);
     let mut candidates: Vec<f64> = ok_scores.iter().chain(nok_scores).copied().collect();
@@ -188,10 +204,7 @@ pub fn compute_dl_anomaly_thresholds(
         let c = cost(t);
         if c < bc { (c, t) } else { (bc, bt) }
     });
-    Ok(AnomalyThresholds {
-        segmentation_threshold: (mean + 4.0 * var.sqrt()).min(1.0),
-        classification_thresholds: vec![max_ok, min_nok, best.1],
-    })
+    Ok(vec![max_ok, min_nok, best.1])
 }
 
 /// Sets `anomaly_region` (1 where the anomaly image exceeds `segmentation_threshold`), `anomaly_class`

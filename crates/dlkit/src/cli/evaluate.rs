@@ -358,8 +358,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
             let auroc = anomaly::auroc(&scores, &nok)?;
             let ok_scores: Vec<f64> = scores.iter().zip(&nok).filter(|p| !*p.1).map(|p| *p.0).collect();
             let nok_scores: Vec<f64> = scores.iter().zip(&nok).filter(|p| *p.1).map(|p| *p.0).collect();
-            let thresholds = anomaly::compute_dl_anomaly_thresholds(&[0.0], &ok_scores, &nok_scores)?
-                .classification_thresholds;
+            let thresholds = anomaly::classification_thresholds(&ok_scores, &nok_scores)?;
             let at = anomaly::classify_at(&scores, &nok, &thresholds);
             if let Some(dir) = plot_dir {
                 std::fs::create_dir_all(dir)?;
