@@ -239,6 +239,116 @@ pub fn score_histogram_png(
     })
 }
 
+/// One panel of [`training_curves_png`]: a title, the y-axis name, and named series of (epoch, value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CurvePanel {
+    /// Panel title.
+    pub title: String,
+    /// Name of the y axis.
+    pub y_desc: String,
+    /// Series `(name, points)` with x in epochs.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Logarithmic y axis (learning rates).
+    pub log_y: bool,
+}
+
+/// Training curves: panels stacked vertically over a shared epoch axis (loss, learning rate,
+/// validation measure). Empty panels are drawn with a note; non-finite points are skipped.
+///
+/// # Errors
+/// [`Error::Plot`] naming the file.
+pub fn training_curves_png(path: &Path, panels: &[CurvePanel]) -> Result<()> {
+    let n = panels.len().max(1) as u32;
+    let x_max = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.1.iter().map(|q| q.0)))
+        .filter(|x| x.is_finite())
+        .fold(1e-9f64, f64::max);
+    draw_png(path, (900, 280 * n), |root| {
+        for (panel, area) in panels.iter().zip(root.split_evenly((n as usize, 1))) {
+            let points: Vec<f64> = panel
+                .series
+                .iter()
+                .flat_map(|s| s.1.iter().map(|q| q.1))
+                .filter(|v| v.is_finite() && (!panel.log_y || *v > 0.0))
+                .collect();
+            let (lo, hi) =
+                points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+            let (lo, hi) = if points.is_empty() {
+                (if panel.log_y { 1e-3 } else { 0.0 }, 1.0)
+            } else if hi > lo {
+                if panel.log_y {
+                    (lo / 1.5, hi * 1.5)
+                } else {
+                    (lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+                }
+            } else if panel.log_y {
+                (lo / 2.0, hi * 2.0)
+            } else {
+                (lo - 0.5, hi + 0.5)
+            };
+            let mut builder = ChartBuilder::on(&area);
+            builder
+                .caption(&panel.title, ("sans-serif", 20))
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(70);
+            let finite = |pts: &[(f64, f64)]| -> Vec<(f64, f64)> {
+                pts.iter()
+                    .copied()
+                    .filter(|q| q.0.is_finite() && q.1.is_finite() && (!panel.log_y || q.1 > 0.0))
+                    .collect()
+            };
+            macro_rules! draw_series {
+                ($chart:expr) => {{
+                    let chart = &mut $chart;
+                    chart
+                        .configure_mesh()
+                        .x_desc("epoch")
+                        .y_desc(&panel.y_desc)
+                        .draw()
+                        .map_err(|e| e.to_string())?;
+                    for (i, (name, pts)) in panel.series.iter().enumerate() {
+                        let color = Palette99::pick(i).to_rgba();
+                        let pts = finite(pts);
+                        let single = pts.len() == 1;
+                        chart
+                            .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                            .map_err(|e| e.to_string())?
+                            .label(name.clone())
+                            .legend(move |(x, y)| {
+                                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                            });
+                        if single || name.contains("validation") {
+                            chart
+                                .draw_series(pts.iter().map(|&q| Circle::new(q, 4, color.filled())))
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    if !panel.series.is_empty() {
+                        chart
+                            .configure_series_labels()
+                            .background_style(WHITE.mix(0.8))
+                            .border_style(BLACK)
+                            .draw()
+                            .map_err(|e| e.to_string())?;
+                    }
+                }};
+            }
+            if panel.log_y {
+                let mut chart = builder
+                    .build_cartesian_2d(0.0..x_max, (lo..hi).log_scale())
+                    .map_err(|e| e.to_string())?;
+                draw_series!(chart);
+            } else {
+                let mut chart = builder.build_cartesian_2d(0.0..x_max, lo..hi).map_err(|e| e.to_string())?;
+                draw_series!(chart);
+            }
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,11 +371,28 @@ mod tests {
         .unwrap();
         let h = dir.path().join("h.png");
         score_histogram_png(&h, &[0.1, 0.2, 0.25], &[0.6, 0.9], 10, &[0.4]).unwrap();
-        for p in [cm, pr, h] {
+        let t = dir.path().join("t.png");
+        let panel = |title: &str, log_y, series| CurvePanel {
+            title: title.into(),
+            y_desc: "v".into(),
+            series,
+            log_y,
+        };
+        training_curves_png(
+            &t,
+            &[
+                panel("loss", false, vec![("train".into(), vec![(0.1, 2.0), (0.5, 1.0), (1.0, 0.5)])]),
+                panel("learning rate", true, vec![("lr".into(), vec![(0.0, 0.1), (1.0, 0.01)])]),
+                panel("validation", false, vec![("validation top1_error".into(), vec![(1.0, 0.2)])]),
+                panel("empty", false, vec![]),
+            ],
+        )
+        .unwrap();
+        for p in [cm, pr, h, t] {
             let img = image_header(&p);
             assert_eq!(&img[..8], b"\x89PNG\r\n\x1a\n", "{}", p.display());
         }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "no temporary file is left");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "no temporary file is left");
     }
 
     fn image_header(p: &Path) -> Vec<u8> {

@@ -11,7 +11,14 @@ use tch::{Kind, Tensor, nn};
 /// # Errors
 /// [`Error::Weights`] when serialisation fails.
 pub fn export_safetensors(vs: &nn::VarStore) -> Result<Vec<u8>> {
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    tensors_to_safetensors(vs.variables().into_iter().collect())
+}
+
+/// Named tensors as safetensors bytes, f32, names sorted (any device; copied to the CPU).
+///
+/// # Errors
+/// [`Error::Weights`] when serialisation fails (e.g. a repeated name).
+pub fn tensors_to_safetensors(mut vars: Vec<(String, Tensor)>) -> Result<Vec<u8>> {
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = vars
         .iter()
@@ -35,6 +42,44 @@ pub fn export_safetensors(vs: &nn::VarStore) -> Result<Vec<u8>> {
     safetensors::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))
 }
 
+/// Every tensor of safetensors bytes, as f32 CPU tensors, in the file's order of names.
+///
+/// # Errors
+/// [`Error::Weights`] for unreadable bytes or an unsupported dtype (naming the tensor).
+pub fn safetensors_to_tensors(bytes: &[u8]) -> Result<Vec<(String, Tensor)>> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::Weights(format!("not a safetensors buffer: {e}")))?;
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let view = st.tensor(&name).map_err(|e| Error::Weights(format!("tensor `{name}`: {e}")))?;
+            let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+            let values = to_f32(&name, &view)?;
+            Ok((name, Tensor::from_slice(&values).reshape(&shape)))
+        })
+        .collect()
+}
+
+fn to_f32(name: &str, view: &TensorView) -> Result<Vec<f32>> {
+    let data = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => {
+            data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
+        }
+        Dtype::F64 => {
+            data.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect()
+        }
+        Dtype::F16 => data.chunks_exact(2).map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
+            .collect(),
+        other => return Err(Error::Weights(format!("tensor `{name}`: unsupported dtype {other:?}"))),
+    })
+}
+
 /// Loads safetensors bytes into `vs`. Every variable of `vs` must be present with its exact shape;
 /// tensors in the file that `vs` does not have are ignored only if `allow_extra` (e.g. torchvision's
 /// `num_batches_tracked`), otherwise they are an error too. F32, F64, F16 and BF16 data are converted.
@@ -55,24 +100,7 @@ pub fn import_safetensors(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool) ->
         if expected != found {
             return Err(Error::WeightShape { name: name.clone(), expected, found });
         }
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => {
-                data.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect()
-            }
-            Dtype::F64 => data
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                .collect(),
-            Dtype::F16 => {
-                data.chunks_exact(2).map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect()
-            }
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
-                .collect(),
-            other => return Err(Error::Weights(format!("tensor `{name}`: unsupported dtype {other:?}"))),
-        };
+        let values = to_f32(name, &view)?;
         loaded.push((var.shallow_clone(), Tensor::from_slice(&values).reshape(&expected)));
     }
     if !allow_extra && let Some(extra) = st.names().into_iter().find(|n| !vars.contains_key(*n)) {

@@ -1,14 +1,33 @@
-//! dlkit training.
+//! dlkit training (SPEC §6) and model evaluation (SPEC §7).
 //!
-//! Now: the solvers of SPEC §5.1 ([`SolverParam`]: SGD with momentum, Adam; `weight_prior` as L2) and
-//! [`train_classifier_batch`], one optimiser step on one classification batch returning `total_loss`.
-//! Landing with the training issue: `train_dl_model_batch` for every method with gradient accumulation,
-//! `train_dl_model` (epochs, strategies, evaluation, checkpoints, resume), the data pipeline.
+//! - [`SolverParam`] and [`Optimizer`]: SGD with momentum and Adam (PyTorch's update rules, `weight_prior`
+//!   as L2), with their state as named tensors so runs can be resumed.
+//! - [`TrainableModel`]: what training needs of a model; `dlkit::Model` implements it.
+//! - [`train_dl_model_batch`]: one step on a batch, `batch_size_multiplier` as gradient accumulation.
+//! - [`train_dl_model`] with [`TrainParam`] (`create_dl_train_param`): seeded epochs, change and
+//!   serialization strategies, augmentation, evaluation, the best model, resume, NaN stop, progress bar,
+//!   JSON log and training curves.
+//! - [`evaluate_dl_model`]: measures of dl-eval on the samples of a dataset.
+//! - [`pipeline`]: background batch preparation with a bounded queue.
+//!
+//! Classification now; detection, segmentation and anomaly detection plug into the same loop.
 
 #![warn(missing_docs)]
 
 mod error;
+mod evaluate;
+mod model;
+mod param;
+pub mod pipeline;
+mod progress;
 mod solver;
+mod train;
 
 pub use error::{Error, Result};
-pub use solver::{SolverParam, TrainBatchResult, build_optimizer, train_classifier_batch};
+pub use evaluate::{EvalParams, Evaluation, Prediction, evaluate_dl_model};
+pub use model::{
+    ModelError, TrainBatchResult, TrainableModel, batch_sizes, solver_param, train_dl_model_batch,
+};
+pub use param::{ChangeStrategy, SerializationStrategy, TrainParam};
+pub use solver::{Optimizer, SolverParam, build_optimizer};
+pub use train::{BestRecord, EpochRecord, StartEpoch, TrainFiles, TrainingLog, train_dl_model, write_curves};

@@ -173,7 +173,7 @@ pub fn heatmap_overlay(image: &HostImage, heatmap: &Heatmap) -> image::RgbImage 
 mod tests {
     use super::*;
     use dl_data::preprocess::DLPreprocessParam;
-    use dl_train::{SolverParam, build_optimizer, train_classifier_batch};
+    use dl_train::{SolverParam, build_optimizer, train_dl_model_batch};
 
     /// A 48×48 gray image, with a bright 10×10 patch at (r, c) when `spot`.
     fn image(spot: Option<(usize, usize)>, noise: u64) -> HostImage {
@@ -207,21 +207,18 @@ mod tests {
         )
         .unwrap();
         let mut rng = dl_core::Rng::new(5);
+        let class_ids = [dl_core::ClassId::new(0).unwrap(), dl_core::ClassId::new(1).unwrap()];
         for step in 0..60u64 {
-            let mut data = Vec::new();
-            let mut labels = Vec::new();
-            for i in 0..16u64 {
-                let spot = (i % 2 == 1).then(|| (rng.below(38) as usize, rng.below(38) as usize));
-                let s = preprocess_sample(
-                    DLSample::from_image(dl_core::ImageId(i), image(spot, step * 100 + i)),
-                    &param,
-                )
-                .unwrap();
-                data.extend(s.image.data);
-                labels.push(i64::from(spot.is_some()));
-            }
-            let x = Tensor::from_slice(&data).reshape([16, 1, 48, 48]);
-            train_classifier_batch(model.module(), &mut opt, &x, &Tensor::from_slice(&labels)).unwrap();
+            let samples: Vec<DLSample> = (0..16u64)
+                .map(|i| {
+                    let spot = (i % 2 == 1).then(|| (rng.below(38) as usize, rng.below(38) as usize));
+                    let mut s = DLSample::from_image(dl_core::ImageId(i), image(spot, step * 100 + i));
+                    s.image_label_id = Some(vec![class_ids[usize::from(spot.is_some())]]);
+                    preprocess_sample(s, &param).unwrap()
+                })
+                .collect();
+            let batch = dl_data::preprocess::collate(&samples, &class_ids).unwrap();
+            train_dl_model_batch(&model, &mut opt, &batch).unwrap();
         }
         let test = image(Some((30, 8)), 12345);
         let r = model.apply(vec![test.clone()]).unwrap();

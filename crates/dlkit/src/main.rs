@@ -22,9 +22,11 @@ enum Command {
     /// Work with DLDataset files: read, split, info, validate, export-coco.
     #[command(subcommand)]
     Dataset(cli::dataset::DatasetCommand),
-    /// Evaluate results: detections (COCO), classification, segmentation, anomaly.
+    /// Evaluate a model on a dataset, or results files: detections (COCO), classification, segmentation, anomaly.
     #[command(subcommand)]
     Evaluate(cli::evaluate::EvaluateCommand),
+    /// Train a model on a dataset: progress bar, validation, model files, log and curves.
+    Train(Box<cli::train::TrainArgs>),
     /// Create, inspect and change model files.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
@@ -87,6 +89,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Dataset(command) => cli::dataset::run(command, cli.json),
         Command::Evaluate(command) => cli::evaluate::run(command, cli.json),
         Command::Model(command) => cli::model::run_model(command, cli.json),
+        Command::Train(args) => cli::train::run_train(args, cli.json),
         Command::Apply { model, images } => cli::model::run_apply(model, images, cli.json),
         Command::Heatmap { model, image, method, class, output } => {
             cli::model::run_heatmap(model, image, method, *class, output, cli.json)

@@ -219,6 +219,9 @@ impl Model {
     }
 
     fn from_description(description: ModelDescription, device: Device) -> Result<Self> {
+        for &id in &description.class_ids {
+            dl_core::ClassId::new(id).map_err(|e| param_error("class_ids", e.to_string()))?;
+        }
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net = match &description.architecture {
@@ -227,6 +230,30 @@ impl Model {
             Architecture::MobilenetV2(c) => Net::MobilenetV2(c.build(&root)?),
         };
         Ok(Self { description, vs, net })
+    }
+
+    /// Replaces the preprocessing parameters (e.g. with those a dataset was preprocessed with). The model
+    /// type and the number of channels must stay.
+    ///
+    /// # Errors
+    /// [`Error::Param`] for another model type or channel count; invalid parameters.
+    pub fn set_preprocess_param(&mut self, param: DLPreprocessParam) -> Result<()> {
+        param.validate()?;
+        let d = &self.description.preprocess;
+        if param.model_type != d.model_type || param.image_num_channels != d.image_num_channels {
+            return Err(param_error(
+                "preprocess_param",
+                format!(
+                    "{} with {} channels does not fit this {} model with {} channels",
+                    param.model_type.as_str(),
+                    param.image_num_channels,
+                    d.model_type.as_str(),
+                    d.image_num_channels
+                ),
+            ));
+        }
+        self.description.preprocess = param;
+        Ok(())
     }
 
     /// The description (type, architecture, classes, preprocessing, parameters).
@@ -545,6 +572,37 @@ impl Model {
             source,
         })?;
         Self::deserialize(&bytes, &path.display().to_string())
+    }
+}
+
+impl dl_train::TrainableModel for Model {
+    fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+    fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
+        self.net.forward_t(images, train)
+    }
+    fn model_type(&self) -> ModelType {
+        self.description.model_type
+    }
+    fn class_ids(&self) -> Vec<dl_core::ClassId> {
+        // Ids were validated when the model was created or read.
+        self.description.class_ids.iter().filter_map(|&i| dl_core::ClassId::new(i).ok()).collect()
+    }
+    fn class_names(&self) -> Vec<String> {
+        self.description.class_names.clone()
+    }
+    fn preprocess_param(&self) -> DLPreprocessParam {
+        self.description.preprocess.clone()
+    }
+    fn get_param(&self, name: &str) -> std::result::Result<Value, dl_train::ModelError> {
+        Ok(Model::get_param(self, name)?)
+    }
+    fn set_param(&mut self, name: &str, value: &Value) -> std::result::Result<(), dl_train::ModelError> {
+        Ok(Model::set_param(self, name, value)?)
+    }
+    fn write(&self, path: &Path) -> std::result::Result<(), dl_train::ModelError> {
+        Ok(Model::write(self, path)?)
     }
 }
 

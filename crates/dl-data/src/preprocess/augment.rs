@@ -6,14 +6,17 @@ use dl_core::{ClassId, Rect1, Rect2, Rng};
 use rayon::prelude::*;
 use std::f64::consts::{FRAC_PI_2, PI};
 
-/// Which mirrorings are allowed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which mirrorings are allowed (HALCON's `r`, `c`, `rc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Mirror {
     /// Rows flipped (upside down).
+    #[serde(rename = "r")]
     Rows,
     /// Columns flipped (left–right).
+    #[serde(rename = "c")]
     Cols,
     /// Either or both, drawn uniformly among rows, columns and both.
+    #[serde(rename = "rc")]
     RowsCols,
 }
 
@@ -31,7 +34,8 @@ impl std::str::FromStr for Mirror {
 
 /// Augmentation parameters (HALCON's names). Values of brightness are in the units of the
 /// preprocessed image.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AugmentParams {
     /// Percentage of samples augmented (default 50).
     pub augmentation_percentage: f64,
@@ -87,7 +91,11 @@ enum Op {
 }
 
 impl AugmentParams {
-    fn validate(&self) -> Result<()> {
+    /// Checks the values.
+    ///
+    /// # Errors
+    /// [`Error::Param`] naming the first bad key.
+    pub fn validate(&self) -> Result<()> {
         let bad = |key, message: String| Err(Error::Param { key, message });
         if !(0.0..=100.0).contains(&self.augmentation_percentage) {
             return bad(

@@ -15,6 +15,27 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Subcommand)]
 pub enum EvaluateCommand {
+    /// Apply a model to the samples of a dataset and measure it (evaluate_dl_model).
+    Model {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+        /// The dataset (raw, or preprocessed to the model's size).
+        #[arg(long)]
+        dataset: PathBuf,
+        /// train | validation | test | all.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Largest k of the top-k errors.
+        #[arg(long, default_value_t = 1)]
+        max_k: usize,
+        /// Write the confusion matrices here.
+        #[arg(long)]
+        plots: Option<PathBuf>,
+        /// Device: cpu, cuda, cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
     /// COCO-style detection evaluation of a COCO results list against COCO ground truth.
     Detections {
         /// COCO ground truth (rotated: bbox = [cx, cy, w, h, a]).
@@ -84,6 +105,55 @@ pub enum EvaluateCommand {
         #[arg(long)]
         plots: Option<PathBuf>,
     },
+}
+
+/// Prints classification measures as a table (or JSON) and writes the confusion matrices.
+pub fn report_classification(
+    e: &dlkit::eval::ClassificationEvaluation,
+    class_names: &[String],
+    plot_dir: Option<&Path>,
+    json_out: bool,
+) -> Result<()> {
+    if let Some(dir) = plot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let abs: Vec<f64> = e.absolute_confusion_matrix.iter().map(|&v| v as f64).collect();
+        plots::confusion_matrix_png(
+            &dir.join("confusion_matrix.png"),
+            &abs,
+            class_names,
+            false,
+            "confusion matrix",
+        )?;
+        plots::confusion_matrix_png(
+            &dir.join("confusion_matrix_relative.png"),
+            &e.relative_confusion_matrix,
+            class_names,
+            true,
+            "relative confusion matrix",
+        )?;
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(e)?);
+    } else {
+        println!("samples {}   top1_error {:.4}", e.num_samples, e.top1_error);
+        for (k, v) in e.topk_error.iter().enumerate().skip(1) {
+            println!("top{}_error {v:.4}", k + 1);
+        }
+        println!(
+            "mean precision {:.4}  recall {:.4}  F-score {:.4}",
+            e.mean_precision, e.mean_recall, e.mean_f_score
+        );
+        for (c, name) in class_names.iter().enumerate() {
+            println!(
+                "  {name:<24} precision {:>7.4}  recall {:>7.4}  F {:>7.4}",
+                e.class_precision[c], e.class_recall[c], e.class_f_score[c]
+            );
+        }
+        if let Some(dir) = plot_dir {
+            println!("confusion matrices → {}", dir.display());
+        }
+    }
+    Ok(())
 }
 
 fn selected(ds: &DLDataset, split: &Option<String>) -> Result<Vec<usize>> {
@@ -221,6 +291,35 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 }
             }
         }
+        EvaluateCommand::Model { model, dataset, split, max_k, plots: plot_dir, device } => {
+            let mut m = dlkit::Model::read(model)
+                .with_context(|| format!("cannot read the model {}", model.display()))?;
+            m.set_param("device", &json!(device))?;
+            let ds = DLDataset::load(dataset)?;
+            let selector = match split.as_str() {
+                "all" => dlkit::data::SampleSelector::All,
+                s => dlkit::data::SampleSelector::Split(s.parse()?),
+            };
+            let params =
+                dlkit::train::EvalParams { top_k: *max_k, display: !json_out, keep_predictions: false };
+            let t0 = std::time::Instant::now();
+            let e = dlkit::train::evaluate_dl_model(&m, &ds, &selector, &params).with_context(|| {
+                format!("evaluating {} on {} ({split})", model.display(), dataset.display())
+            })?;
+            match e {
+                dlkit::train::Evaluation::Classification { measures, .. } => {
+                    report_classification(
+                        &measures,
+                        &m.description().class_names,
+                        plot_dir.as_deref(),
+                        json_out,
+                    )?;
+                }
+            }
+            if !json_out {
+                println!("evaluated in {:.1} s", t0.elapsed().as_secs_f64());
+            }
+        }
         EvaluateCommand::Classification { dataset, results, split, max_k, plots: plot_dir } => {
             let ds = DLDataset::load(dataset)?;
             let res = results_by_id(results)?;
@@ -248,43 +347,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                     .collect::<Result<_>>()?;
                 acc.add(&ranked, index(i64::from(gt.get())).context("ground-truth class not in class_ids")?)?;
             }
-            let e = acc.compute();
-            if let Some(dir) = plot_dir {
-                std::fs::create_dir_all(dir)?;
-                let abs: Vec<f64> = e.absolute_confusion_matrix.iter().map(|&v| v as f64).collect();
-                plots::confusion_matrix_png(
-                    &dir.join("confusion_matrix.png"),
-                    &abs,
-                    &ds.class_names,
-                    false,
-                    "confusion matrix",
-                )?;
-                plots::confusion_matrix_png(
-                    &dir.join("confusion_matrix_relative.png"),
-                    &e.relative_confusion_matrix,
-                    &ds.class_names,
-                    true,
-                    "relative confusion matrix",
-                )?;
-            }
-            if json_out {
-                println!("{}", serde_json::to_string_pretty(&e)?);
-            } else {
-                println!("samples {}   top1_error {:.4}", e.num_samples, e.top1_error);
-                for (k, v) in e.topk_error.iter().enumerate().skip(1) {
-                    println!("top{}_error {v:.4}", k + 1);
-                }
-                println!(
-                    "mean precision {:.4}  recall {:.4}  F-score {:.4}",
-                    e.mean_precision, e.mean_recall, e.mean_f_score
-                );
-                for (c, name) in ds.class_names.iter().enumerate() {
-                    println!(
-                        "  {name:<24} precision {:>7.4}  recall {:>7.4}  F {:>7.4}",
-                        e.class_precision[c], e.class_recall[c], e.class_f_score[c]
-                    );
-                }
-            }
+            report_classification(&acc.compute(), &ds.class_names, plot_dir.as_deref(), json_out)?;
         }
         EvaluateCommand::Segmentation { dataset, predictions, split, ignore_class_ids } => {
             let ds = DLDataset::load(dataset)?;

@@ -5,3 +5,4 @@
 mod dataset_cli;
 mod evaluate_cli;
 mod model_cli;
+mod training;

@@ -1,0 +1,119 @@
+//! The data pipeline: a background thread reads (in parallel with rayon), augments and collates the next
+//! batches while the model computes; a bounded queue keeps memory to a few batches.
+
+use crate::{Error, Result};
+use dl_core::ClassId;
+use dl_data::preprocess::{
+    AugmentParams, DLPreprocessParam, HostBatch, augment_dl_samples, collate, preprocess_dl_samples,
+    read_dl_samples,
+};
+use dl_data::{DLDataset, DLSample, gen_dl_samples};
+use rayon::prelude::*;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, sync_channel};
+
+/// Where samples come from: the sample files of a preprocessed dataset, or the images of a raw one
+/// preprocessed on the fly with the model's parameters.
+#[derive(Debug)]
+pub struct SampleSource<'a> {
+    dataset: &'a DLDataset,
+    /// `None` when the dataset is preprocessed.
+    preprocess: Option<DLPreprocessParam>,
+}
+
+impl<'a> SampleSource<'a> {
+    /// A source for a model with preprocessing `param`. A preprocessed dataset must have been
+    /// preprocessed to the model's image size and channels.
+    ///
+    /// # Errors
+    /// [`Error::Param`] when a preprocessed dataset does not fit the model (naming both sizes).
+    pub fn new(dataset: &'a DLDataset, param: &DLPreprocessParam) -> Result<Self> {
+        if dataset.dlsample_dir.is_none() {
+            param.validate()?;
+            return Ok(Self { dataset, preprocess: Some(param.clone()) });
+        }
+        if let Some(p) = &dataset.preprocess_param {
+            let ds = (p.image_width, p.image_height, p.image_num_channels);
+            let model = (param.image_width, param.image_height, param.image_num_channels);
+            if ds != model {
+                return Err(Error::Param {
+                    key: "dataset",
+                    message: format!(
+                        "the dataset was preprocessed to {}×{}×{}, the model takes {}×{}×{}: preprocess \
+                         it again or train on the raw dataset",
+                        ds.0, ds.1, ds.2, model.0, model.1, model.2
+                    ),
+                });
+            }
+        }
+        Ok(Self { dataset, preprocess: None })
+    }
+
+    /// The dataset.
+    pub fn dataset(&self) -> &DLDataset {
+        self.dataset
+    }
+
+    /// The preprocessed samples at `indices` (parallel).
+    ///
+    /// # Errors
+    /// Errors naming the sample file or image that cannot be read.
+    pub fn load(&self, indices: &[usize]) -> Result<Vec<DLSample>> {
+        match (&self.preprocess, &self.dataset.dlsample_dir) {
+            (Some(param), _) => {
+                let mut samples = gen_dl_samples(self.dataset, indices)?;
+                preprocess_dl_samples(&mut samples, param)?;
+                Ok(samples)
+            }
+            (None, Some(dir)) => indices
+                .par_iter()
+                .map(|&i| {
+                    let entry = &self.dataset.samples[i];
+                    let name = entry.dlsample_file_name.as_ref().ok_or_else(|| Error::Param {
+                        key: "dlsample_file_name",
+                        message: format!("sample with image id {} has no sample file", entry.image_id),
+                    })?;
+                    let mut samples = read_dl_samples(&Path::new(dir).join(name))?;
+                    if samples.len() != 1 {
+                        return Err(Error::Param {
+                            key: "dlsample_file_name",
+                            message: format!("{name} holds {} samples, expected 1", samples.len()),
+                        });
+                    }
+                    Ok(samples.remove(0))
+                })
+                .collect(),
+            (None, None) => unreachable!("a source without preprocessing has a sample folder"),
+        }
+    }
+}
+
+/// Batches of `order` (lists of sample indices), produced in order by a background thread with at most
+/// `prefetch` batches waiting. Each batch is loaded, augmented (when `augment` is given, with `epoch`)
+/// and collated with `class_ids`. The thread stops early when the receiver is dropped.
+pub fn spawn_batches<'scope, 'env: 'scope>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    source: &'env SampleSource<'env>,
+    order: Vec<Vec<usize>>,
+    augment: Option<&'env AugmentParams>,
+    epoch: u64,
+    class_ids: &'env [ClassId],
+    prefetch: usize,
+) -> Receiver<Result<HostBatch>> {
+    let (tx, rx) = sync_channel(prefetch.max(1));
+    scope.spawn(move || {
+        for indices in order {
+            let batch = source.load(&indices).and_then(|mut samples| {
+                if let Some(params) = augment {
+                    augment_dl_samples(&mut samples, params, epoch)?;
+                }
+                Ok(collate(&samples, class_ids)?)
+            });
+            let failed = batch.is_err();
+            if tx.send(batch).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}

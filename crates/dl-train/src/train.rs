@@ -1,0 +1,551 @@
+//! `train_dl_model` (SPEC §6.2): seeded epochs over the train split, change strategies, augmentation,
+//! evaluation on the validation split, the best model, serialization strategies, resume, and a stop
+//! on a non-finite loss that keeps the last good files.
+
+use crate::evaluate::{EvalParams, Evaluation, evaluate_indices};
+use crate::model::{ModelError, TrainableModel, batch_sizes, solver_param, train_dl_model_batch};
+use crate::param::{SerializationStrategy, TrainParam};
+use crate::pipeline::{SampleSource, spawn_batches};
+use crate::solver::Optimizer;
+use crate::{Error, Result};
+use dl_core::{Rng, Split};
+use dl_data::{DLDataset, ModelType};
+use dl_eval::plots::{CurvePanel, training_curves_png};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::Tensor;
+
+/// Where training starts (`start_epoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartEpoch {
+    /// From epoch 0 with the model's weights.
+    Fresh,
+    /// From the checkpoint in the output folder: weights, solver state, log and the epoch reached.
+    Resume,
+}
+
+/// One finished epoch in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// The epoch (1-based: epoch 1 is the first pass).
+    pub epoch: usize,
+    /// Optimiser steps so far.
+    pub iterations: u64,
+    /// Mean `total_loss` over the epoch's steps.
+    pub mean_loss: f64,
+    /// The learning rate at the epoch's end.
+    pub learning_rate: f64,
+    /// Seconds spent in this epoch (training and evaluation).
+    pub seconds: f64,
+    /// The validation measure, when evaluated after this epoch.
+    pub evaluation: Option<f64>,
+}
+
+/// The best model so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BestRecord {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Its validation measure.
+    pub value: f64,
+}
+
+/// The training log, written as `training_log.json` after every epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingLog {
+    /// `running`, `finished`, or why training stopped.
+    pub status: String,
+    /// The comparison measure (CL `top1_error`).
+    pub measure: String,
+    /// Whether a lower measure is better.
+    pub lower_is_better: bool,
+    /// Samples in the train split.
+    pub num_train_samples: usize,
+    /// Samples in the validation split.
+    pub num_validation_samples: usize,
+    /// Optimiser steps per epoch.
+    pub iterations_per_epoch: u64,
+    /// Images per step (batch_size · batch_size_multiplier).
+    pub images_per_step: usize,
+    /// The finished epochs.
+    pub epochs: Vec<EpochRecord>,
+    /// (fractional epoch, mean loss over a window of steps).
+    pub loss_curve: Vec<(f64, f64)>,
+    /// (fractional epoch, learning rate).
+    pub learning_rate_curve: Vec<(f64, f64)>,
+    /// (epoch, validation measure).
+    pub evaluation_curve: Vec<(f64, f64)>,
+    /// The best epoch.
+    pub best: Option<BestRecord>,
+    /// Seconds of training over all runs (resumes add up).
+    pub seconds: f64,
+}
+
+const CHECKPOINT: &str = "checkpoint.dlc";
+const CHECKPOINT_KIND: &str = "dlkit training checkpoint";
+
+/// Paths of the files `train_dl_model` writes in `output_dir`.
+#[derive(Debug, Clone)]
+pub struct TrainFiles {
+    dir: PathBuf,
+}
+
+impl TrainFiles {
+    /// The files of `dir`.
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_owned() }
+    }
+    /// `training_log.json`.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("training_log.json")
+    }
+    /// `training_curves.png`.
+    pub fn curves(&self) -> PathBuf {
+        self.dir.join("training_curves.png")
+    }
+    /// `checkpoint.dlc`, what `resume` reads.
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join(CHECKPOINT)
+    }
+    /// The model file of a strategy after (1-based) `epoch`.
+    pub fn model(&self, strategy: &SerializationStrategy, epoch: usize) -> PathBuf {
+        self.dir.join(format!("{}.dlm", strategy.stem(epoch)))
+    }
+    /// The training-info file beside a strategy's model file.
+    pub fn info(&self, strategy: &SerializationStrategy, epoch: usize) -> PathBuf {
+        self.dir.join(format!("{}_info.json", strategy.stem(epoch)))
+    }
+}
+
+fn model_err(e: ModelError) -> Error {
+    Error::Model(e.to_string())
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io(dl_io::Error::Io { action: "writing", path: path.to_owned(), source: e })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("serialisable");
+    bytes.push(b'\n');
+    dl_io::write_bytes_atomic(path, &bytes)?;
+    Ok(())
+}
+
+struct Checkpoint {
+    train_param: TrainParam,
+    model_key: Value,
+    log: TrainingLog,
+    epochs_done: usize,
+    tensors: Vec<(String, Tensor)>,
+}
+
+fn model_key(model: &impl TrainableModel) -> Result<Value> {
+    let mut key = serde_json::Map::new();
+    for name in ["solver_type", "batch_size", "batch_size_multiplier", "class_ids"] {
+        key.insert(name.into(), model.get_param(name).map_err(model_err)?);
+    }
+    Ok(Value::Object(key))
+}
+
+fn write_checkpoint(
+    files: &TrainFiles,
+    model: &impl TrainableModel,
+    optimizer: &Optimizer,
+    param: &TrainParam,
+    log: &TrainingLog,
+    epochs_done: usize,
+) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor)> =
+        model.var_store().variables().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
+    tensors.extend(optimizer.state_tensors().into_iter().map(|(n, t)| (format!("solver/{n}"), t)));
+    let description = json!({
+        "kind": CHECKPOINT_KIND,
+        "epochs_done": epochs_done,
+        "train_param": param,
+        "model_key": model_key(model)?,
+        "log": log,
+    });
+    dl_io::ModelFile { description, weights: dl_nets::weights::tensors_to_safetensors(tensors)? }
+        .write(&files.checkpoint())?;
+    Ok(())
+}
+
+fn read_checkpoint(files: &TrainFiles) -> Result<Checkpoint> {
+    let path = files.checkpoint();
+    let bytes = std::fs::read(&path).map_err(|e| {
+        Error::Resume(format!(
+            "cannot read {}: {e} (was training started with this output folder?)",
+            path.display()
+        ))
+    })?;
+    let what = path.display().to_string();
+    let file = dl_io::ModelFile::from_bytes(&bytes, &what)?;
+    let d = &file.description;
+    if d["kind"] != CHECKPOINT_KIND {
+        return Err(Error::Resume(format!("{what} is not a training checkpoint")));
+    }
+    let parse = |key: &str| -> Result<Value> {
+        d.get(key).cloned().ok_or_else(|| Error::Resume(format!("{what}: `{key}` is missing")))
+    };
+    let bad = |key: &str, e: serde_json::Error| Error::Resume(format!("{what}: `{key}`: {e}"));
+    Ok(Checkpoint {
+        train_param: serde_json::from_value(parse("train_param")?).map_err(|e| bad("train_param", e))?,
+        model_key: parse("model_key")?,
+        log: serde_json::from_value(parse("log")?).map_err(|e| bad("log", e))?,
+        epochs_done: serde_json::from_value(parse("epochs_done")?).map_err(|e| bad("epochs_done", e))?,
+        tensors: dl_nets::weights::safetensors_to_tensors(&file.weights)?,
+    })
+}
+
+fn restore_weights(model: &impl TrainableModel, tensors: &[(String, Tensor)]) -> Result<()> {
+    let vars = model.var_store().variables();
+    let mut pairs = Vec::with_capacity(vars.len());
+    for (name, var) in &vars {
+        let key = format!("model/{name}");
+        let src = tensors
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map(|(_, t)| t)
+            .ok_or_else(|| Error::Resume(format!("the checkpoint has no weight `{name}`")))?;
+        if src.size() != var.size() {
+            return Err(Error::Resume(format!(
+                "weight `{name}`: the checkpoint has shape {:?}, the model {:?}",
+                src.size(),
+                var.size()
+            )));
+        }
+        pairs.push((var.shallow_clone(), src));
+    }
+    tch::no_grad(|| {
+        for (mut var, src) in pairs {
+            var.copy_(&src.to_device(var.device()));
+        }
+    });
+    Ok(())
+}
+
+/// Applies the change strategies for fractional epoch `epoch`; returns whether a value changed.
+fn apply_strategies(model: &mut impl TrainableModel, param: &TrainParam, epoch: f64) -> Result<bool> {
+    let mut changed = false;
+    for s in &param.change_strategies {
+        if let Some(v) = s.value_at(epoch) {
+            let current = model.get_param(&s.model_param).map_err(model_err)?;
+            if &current != v {
+                model.set_param(&s.model_param, v).map_err(|e| Error::Param {
+                    key: "change_strategies",
+                    message: format!("`{}` = {v}: {e}", s.model_param),
+                })?;
+                changed = true;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+/// Trains `model` on the train split of `dataset` (HALCON's `train_dl_model`).
+///
+/// Each epoch visits the train split in an order drawn from (seed, epoch); `floor(#train /
+/// (batch_size · batch_size_multiplier))` steps, the last partial batch dropped. Raw datasets are
+/// preprocessed on the fly with the model's parameters; preprocessed ones are read from their sample
+/// files. After every `evaluation_interval_epochs` epochs and the last, the model is evaluated on the
+/// validation split. Files in `output_dir`: the model files of the serialization strategies with their
+/// `_info.json`, `training_log.json`, `training_curves.png` and `checkpoint.dlc` (always written, so
+/// that [`StartEpoch::Resume`] can continue — to the same weights as an uninterrupted run on the CPU).
+///
+/// # Errors
+/// [`Error::Param`] for bad parameters, no train or validation samples, or fewer train samples than one
+/// step needs; [`Error::Resume`] for a missing or incompatible checkpoint (naming the differing keys);
+/// [`Error::NonFiniteLoss`] when a loss is NaN or infinite — training stops, the files of the last
+/// finished epoch stay as they are; read and write errors naming the file.
+pub fn train_dl_model<M: TrainableModel>(
+    dataset: &DLDataset,
+    model: &mut M,
+    param: &TrainParam,
+    start: StartEpoch,
+) -> Result<TrainingLog> {
+    param.validate()?;
+    if model.model_type() != ModelType::Classification {
+        return Err(Error::Unsupported(format!(
+            "training {} models is not implemented yet (classification only)",
+            model.model_type().as_str()
+        )));
+    }
+    let train: Vec<usize> =
+        (0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(Split::Train)).collect();
+    let validation: Vec<usize> =
+        (0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(Split::Validation)).collect();
+    if train.is_empty() || validation.is_empty() {
+        return Err(Error::Param {
+            key: "dataset",
+            message: format!(
+                "{} train and {} validation samples: both are needed — split the dataset first (dlkit dataset split)",
+                train.len(),
+                validation.len()
+            ),
+        });
+    }
+    let class_ids = model.class_ids();
+    let unknown: Vec<String> =
+        dataset.class_ids.iter().filter(|c| !class_ids.contains(c)).map(ToString::to_string).collect();
+    if !unknown.is_empty() {
+        return Err(Error::Param {
+            key: "class_ids",
+            message: format!("the dataset's classes {} are not classes of the model", unknown.join(", ")),
+        });
+    }
+    let (batch_size, multiplier) = batch_sizes(model)?;
+    let per_step = batch_size * multiplier;
+    let iterations_per_epoch = (train.len() / per_step) as u64;
+    if iterations_per_epoch == 0 {
+        return Err(Error::Param {
+            key: "batch_size",
+            message: format!(
+                "{} train samples are fewer than one step needs (batch_size {batch_size} × batch_size_multiplier {multiplier})",
+                train.len()
+            ),
+        });
+    }
+    let files = TrainFiles::new(&param.output_dir);
+    std::fs::create_dir_all(&param.output_dir).map_err(|e| io_err(&param.output_dir, e))?;
+    let source = SampleSource::new(dataset, &model.preprocess_param())?;
+
+    // The resolved parameters: initial values of the change strategies taken from the model.
+    let mut param = param.clone();
+    let (mut log, start_epoch, mut optimizer) = match start {
+        StartEpoch::Fresh => {
+            for s in &mut param.change_strategies {
+                if s.initial_value.is_none() {
+                    s.initial_value = Some(model.get_param(&s.model_param).map_err(model_err)?);
+                }
+            }
+            apply_strategies(model, &param, 0.0)?;
+            let optimizer = Optimizer::new(model.var_store(), solver_param(model)?)?;
+            let log = TrainingLog {
+                status: "running".into(),
+                measure: "top1_error".into(),
+                lower_is_better: true,
+                num_train_samples: train.len(),
+                num_validation_samples: validation.len(),
+                iterations_per_epoch,
+                images_per_step: per_step,
+                epochs: Vec::new(),
+                loss_curve: Vec::new(),
+                learning_rate_curve: Vec::new(),
+                evaluation_curve: Vec::new(),
+                best: None,
+                seconds: 0.0,
+            };
+            (log, 0, optimizer)
+        }
+        StartEpoch::Resume => {
+            let cp = read_checkpoint(&files)?;
+            let before = cp.train_param.resume_key();
+            let mut resolved = param.clone();
+            for s in &mut resolved.change_strategies {
+                if s.initial_value.is_none() {
+                    let old =
+                        cp.train_param.change_strategies.iter().find(|o| o.model_param == s.model_param);
+                    s.initial_value = old.and_then(|o| o.initial_value.clone());
+                }
+                if s.initial_value.is_none() {
+                    s.initial_value = Some(model.get_param(&s.model_param).map_err(model_err)?);
+                }
+            }
+            let now = resolved.resume_key();
+            if before != now {
+                let keys: Vec<&String> = now
+                    .as_object()
+                    .into_iter()
+                    .flat_map(|m| m.iter())
+                    .filter(|(k, v)| before.get(k.as_str()) != Some(v))
+                    .map(|(k, _)| k)
+                    .collect();
+                return Err(Error::Resume(format!(
+                    "the train parameters differ from the checkpoint's in {keys:?}; resume with the same ones"
+                )));
+            }
+            let key = model_key(model)?;
+            if key != cp.model_key {
+                return Err(Error::Resume(format!(
+                    "the model's {key} differ from the checkpoint's {}; resume with the same model",
+                    cp.model_key
+                )));
+            }
+            param = resolved;
+            restore_weights(model, &cp.tensors)?;
+            apply_strategies(model, &param, cp.epochs_done as f64)?;
+            let mut optimizer = Optimizer::new(model.var_store(), solver_param(model)?)?;
+            let solver: Vec<(String, Tensor)> = cp
+                .tensors
+                .iter()
+                .filter_map(|(n, t)| n.strip_prefix("solver/").map(|n| (n.to_owned(), t.shallow_clone())))
+                .collect();
+            optimizer.load_state(&solver)?;
+            let mut log = cp.log;
+            log.status = "running".into();
+            (log, cp.epochs_done, optimizer)
+        }
+    };
+
+    let total_iterations = iterations_per_epoch * param.num_epochs.saturating_sub(start_epoch) as u64;
+    let bar = crate::progress::bar(total_iterations, param.display, "training");
+    let augment =
+        param.augmentation.clone().map(|a| dl_data::preprocess::AugmentParams { seed: param.seed, ..a });
+    let window = (iterations_per_epoch / 25).max(1);
+    let eval_params = EvalParams { top_k: param.evaluation_top_k, display: false, keep_predictions: false };
+    let best_text = |log: &TrainingLog| {
+        log.best.as_ref().map_or(String::new(), |b| format!(" best {} {:.2}%", log.measure, 100.0 * b.value))
+    };
+
+    for epoch in start_epoch..param.num_epochs {
+        let t0 = Instant::now();
+        tch::manual_seed((Rng::derived(param.seed, &[epoch as u64, 1]).next_u64() >> 1) as i64);
+        let mut order = train.clone();
+        Rng::derived(param.seed, &[epoch as u64]).shuffle(&mut order);
+        let steps: Vec<Vec<usize>> = order.chunks_exact(per_step).map(<[usize]>::to_vec).collect();
+        let mut epoch_loss = 0.0;
+        let mut window_loss = (0.0, 0u64);
+        let outcome = std::thread::scope(|scope| -> Result<()> {
+            let rx = spawn_batches(
+                scope,
+                &source,
+                steps,
+                augment.as_ref(),
+                epoch as u64,
+                &class_ids,
+                param.prefetch_batches,
+            );
+            for it in 0..iterations_per_epoch {
+                let epoch_f = epoch as f64 + it as f64 / iterations_per_epoch as f64;
+                if apply_strategies(model, &param, epoch_f)? {
+                    optimizer.set_param(solver_param(model)?)?;
+                }
+                let batch = rx.recv().map_err(|_| Error::Model("the data pipeline stopped".into()))??;
+                let result = train_dl_model_batch(model, &mut optimizer, &batch).map_err(|e| match e {
+                    Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss { loss, epoch: Some(epoch_f) },
+                    other => other,
+                })?;
+                epoch_loss += result.total_loss;
+                window_loss.0 += result.total_loss;
+                window_loss.1 += 1;
+                if window_loss.1 == window || it + 1 == iterations_per_epoch {
+                    let x = epoch as f64 + (it + 1) as f64 / iterations_per_epoch as f64;
+                    log.loss_curve.push((x, window_loss.0 / window_loss.1 as f64));
+                    log.learning_rate_curve.push((x, optimizer.param().learning_rate()));
+                    bar.set_message(format!(
+                        "epoch {x:.2}/{} loss {:.4} lr {:.1e}{}",
+                        param.num_epochs,
+                        window_loss.0 / window_loss.1 as f64,
+                        optimizer.param().learning_rate(),
+                        best_text(&log)
+                    ));
+                    window_loss = (0.0, 0);
+                }
+                bar.inc(1);
+            }
+            Ok(())
+        });
+        if let Err(e) = outcome {
+            log.status = format!("stopped: {e}");
+            log.seconds += t0.elapsed().as_secs_f64();
+            bar.abandon();
+            let _ = write_json(&files.log(), &log);
+            return Err(e);
+        }
+        let done = epoch + 1;
+        let evaluate = done == param.num_epochs
+            || (param.evaluation_interval_epochs > 0 && done % param.evaluation_interval_epochs == 0);
+        let mut evaluation: Option<Evaluation> = None;
+        let mut improved = false;
+        if evaluate {
+            let e = evaluate_indices(model, &source, &validation, &eval_params)?;
+            let (_, value, lower) = e.comparison_key();
+            log.evaluation_curve.push((done as f64, value));
+            improved =
+                log.best.as_ref().is_none_or(|b| if lower { value < b.value } else { value > b.value });
+            if improved {
+                log.best = Some(BestRecord { epoch: done, value });
+            }
+            evaluation = Some(e);
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        log.seconds += seconds;
+        log.epochs.push(EpochRecord {
+            epoch: done,
+            iterations: done as u64 * iterations_per_epoch,
+            mean_loss: epoch_loss / iterations_per_epoch as f64,
+            learning_rate: optimizer.param().learning_rate(),
+            seconds,
+            evaluation: evaluation.as_ref().map(|e| e.comparison_key().1),
+        });
+        if done == param.num_epochs {
+            log.status = "finished".into();
+        }
+        let record = log.epochs.last().expect("just pushed").clone();
+        for s in &param.serialization_strategies {
+            let write = match s {
+                SerializationStrategy::Best => improved,
+                SerializationStrategy::Final => done == param.num_epochs,
+                SerializationStrategy::Epochs { every } => done % every == 0,
+                SerializationStrategy::Current => true,
+            };
+            if write {
+                model.write(&files.model(s, done)).map_err(model_err)?;
+                write_json(
+                    &files.info(s, done),
+                    &json!({"epoch": done, "record": record, "evaluation": evaluation, "train_param": param}),
+                )?;
+            }
+        }
+        write_checkpoint(&files, model, &optimizer, &param, &log, done)?;
+        write_json(&files.log(), &log)?;
+        write_curves(&files.curves(), &log)?;
+        bar.set_message(format!(
+            "epoch {done}/{} loss {:.4} lr {:.1e}{}",
+            param.num_epochs,
+            record.mean_loss,
+            record.learning_rate,
+            best_text(&log)
+        ));
+    }
+    bar.finish();
+    Ok(log)
+}
+
+/// Writes the loss, learning-rate and validation curves of a log as PNG.
+///
+/// # Errors
+/// Plot errors naming the file.
+pub fn write_curves(path: &Path, log: &TrainingLog) -> Result<()> {
+    let epochs: Vec<(f64, f64)> = log.epochs.iter().map(|e| (e.epoch as f64 - 0.5, e.mean_loss)).collect();
+    training_curves_png(
+        path,
+        &[
+            CurvePanel {
+                title: "training loss".into(),
+                y_desc: "loss".into(),
+                series: vec![
+                    ("loss (window mean)".into(), log.loss_curve.clone()),
+                    ("epoch mean".into(), epochs),
+                ],
+                log_y: false,
+            },
+            CurvePanel {
+                title: "learning rate".into(),
+                y_desc: "learning rate".into(),
+                series: vec![("learning_rate".into(), log.learning_rate_curve.clone())],
+                log_y: true,
+            },
+            CurvePanel {
+                title: format!("validation {}", log.measure),
+                y_desc: log.measure.clone(),
+                series: vec![(format!("validation {}", log.measure), log.evaluation_curve.clone())],
+                log_y: false,
+            },
+        ],
+    )?;
+    Ok(())
+}

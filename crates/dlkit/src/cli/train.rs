@@ -1,0 +1,216 @@
+//! `dlkit train`: train a model on a dataset (train_dl_model) with progress, curves, log and model files.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use dlkit::Model;
+use dlkit::data::{DLDataset, HostImage};
+use dlkit::train::{ChangeStrategy, SerializationStrategy, StartEpoch, TrainParam, train_dl_model};
+use serde_json::{Map, Value, json};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The dataset, split into train and validation (raw, or preprocessed to the model's size).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Start from this model file …
+    #[arg(long, conflicts_with = "create")]
+    model: Option<PathBuf>,
+    /// … or create one: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 (classes from the dataset).
+    #[arg(long)]
+    create: Option<String>,
+    /// With --create: network input width (default: the preprocessed size, else the first image's).
+    #[arg(long)]
+    width: Option<usize>,
+    /// With --create: network input height.
+    #[arg(long)]
+    height: Option<usize>,
+    /// With --create: network input channels.
+    #[arg(long)]
+    channels: Option<usize>,
+    /// Number of epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Learning rate (model parameter learning_rate).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Multiply the learning rate by --lr-factor at these epochs (e.g. 6,9).
+    #[arg(long, value_delimiter = ',')]
+    lr_steps: Vec<f64>,
+    /// Factor of each --lr-steps step.
+    #[arg(long, default_value_t = 0.1)]
+    lr_factor: f64,
+    /// sgd | adam.
+    #[arg(long)]
+    solver: Option<String>,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f64>,
+    /// L2 regularisation (weight_prior).
+    #[arg(long)]
+    weight_prior: Option<f64>,
+    /// Images per batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Batches accumulated per step.
+    #[arg(long)]
+    batch_size_multiplier: Option<usize>,
+    /// Augmentation, HALCON's keys: e.g. "augmentation_percentage=50,mirror=c,brightness_variation=20".
+    #[arg(long)]
+    augment: Option<String>,
+    /// Evaluate on the validation split every N epochs (and after the last).
+    #[arg(long, default_value_t = 1)]
+    eval_interval: usize,
+    /// Model files to write: best, final, current, epochs:N (comma-separated).
+    #[arg(long, default_value = "best,final", value_delimiter = ',')]
+    serialize: Vec<String>,
+    /// Seed of the epoch orders, augmentation and (with --create) the initial weights.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// A train-parameter JSON file (create_dl_train_param's keys); the flags above override it.
+    #[arg(long)]
+    train_param: Option<PathBuf>,
+    /// Output folder: model files, training_log.json, training_curves.png, checkpoint.dlc.
+    #[arg(long, short, default_value = "training")]
+    out: PathBuf,
+    /// Continue from the checkpoint in --out (same dataset, model and parameters as before).
+    #[arg(long)]
+    resume: bool,
+    /// Device: cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+fn parse_augment(text: &str) -> Result<dlkit::data::preprocess::AugmentParams> {
+    let mut map = Map::new();
+    for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (k, v) = pair.split_once('=').with_context(|| format!("--augment: `{pair}` is not key=value"))?;
+        let v = v.trim();
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        map.insert(k.trim().to_owned(), value);
+    }
+    serde_json::from_value(Value::Object(map)).context("--augment")
+}
+
+fn parse_serialize(items: &[String]) -> Result<Vec<SerializationStrategy>> {
+    items
+        .iter()
+        .map(|s| {
+            Ok(match s.trim() {
+                "best" => SerializationStrategy::Best,
+                "final" => SerializationStrategy::Final,
+                "current" => SerializationStrategy::Current,
+                other => match other.strip_prefix("epochs:").map(str::parse::<usize>) {
+                    Some(Ok(every)) if every > 0 => SerializationStrategy::Epochs { every },
+                    _ => bail!("--serialize: `{other}`: expected best, final, current or epochs:N"),
+                },
+            })
+        })
+        .collect()
+}
+
+fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
+    let names = ds.class_names.clone();
+    let ids: Vec<i64> = ds.class_ids.iter().map(|c| i64::from(c.get())).collect();
+    let (w, h, c) = match (&ds.preprocess_param, args.width, args.height, args.channels) {
+        (Some(p), None, None, None) => (p.image_width, p.image_height, p.image_num_channels),
+        (Some(_), ..) => bail!(
+            "the dataset is preprocessed: its size is the model's, leave out --width/--height/--channels"
+        ),
+        (None, Some(w), Some(h), c) => (w, h, c.unwrap_or(3)),
+        (None, None, None, c) => {
+            let first = ds.samples.first().context("the dataset has no samples")?;
+            let path = Path::new(&ds.image_dir).join(&first.image_file_name);
+            let img = HostImage::read(&path)?;
+            (img.width, img.height, c.unwrap_or(img.channels))
+        }
+        _ => bail!("give both --width and --height"),
+    };
+    tch::manual_seed((args.seed & 0x7fff_ffff_ffff_ffff) as i64);
+    let mut model = Model::create_classifier(arch, &names, &ids, w, h, c)?;
+    if let Some(p) = &ds.preprocess_param {
+        model.set_preprocess_param(p.clone())?;
+    }
+    Ok(model)
+}
+
+pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
+    let ds = DLDataset::load(&args.dataset)?;
+    let mut model = match (&args.model, &args.create) {
+        (Some(path), None) => {
+            Model::read(path).with_context(|| format!("cannot read the model {}", path.display()))?
+        }
+        (None, Some(arch)) => create_model(args, arch, &ds)?,
+        _ => bail!("give --model FILE or --create ARCH"),
+    };
+    for (name, value) in [
+        ("learning_rate", args.lr.map(|v| json!(v))),
+        ("solver_type", args.solver.as_ref().map(|v| json!(v))),
+        ("momentum", args.momentum.map(|v| json!(v))),
+        ("weight_prior", args.weight_prior.map(|v| json!(v))),
+        ("batch_size", args.batch_size.map(|v| json!(v))),
+        ("batch_size_multiplier", args.batch_size_multiplier.map(|v| json!(v))),
+    ] {
+        if let Some(v) = value {
+            model.set_param(name, &v)?;
+        }
+    }
+    model.set_param("device", &json!(args.device))?;
+    let mut param: TrainParam = match &args.train_param {
+        Some(path) => serde_json::from_slice(
+            &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
+        )
+        .with_context(|| format!("{}: not a train parameter file", path.display()))?,
+        None => TrainParam::default(),
+    };
+    param.num_epochs = args.epochs;
+    param.seed = args.seed;
+    param.evaluation_interval_epochs = args.eval_interval;
+    param.output_dir.clone_from(&args.out);
+    param.serialization_strategies = parse_serialize(&args.serialize)?;
+    param.display = !json_out;
+    if let Some(a) = &args.augment {
+        param.augmentation = Some(parse_augment(a)?);
+    }
+    if !args.lr_steps.is_empty() {
+        let lr = model.get_param("learning_rate")?.as_f64().context("learning_rate")?;
+        param.change_strategies.retain(|s| s.model_param != "learning_rate");
+        param.change_strategies.push(ChangeStrategy::learning_rate_steps(lr, args.lr_factor, &args.lr_steps));
+    }
+    let start = if args.resume { StartEpoch::Resume } else { StartEpoch::Fresh };
+    if !json_out {
+        println!(
+            "training {} ({} parameters) on {} for {} epochs → {}",
+            serde_json::to_value(&model.description().architecture)?["architecture"]
+                .as_str()
+                .unwrap_or("model"),
+            model.num_trainable_params(),
+            args.dataset.display(),
+            param.num_epochs,
+            args.out.display()
+        );
+    }
+    let log = train_dl_model(&ds, &mut model, &param, start)?;
+    let files = dlkit::train::TrainFiles::new(&args.out);
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&log)?);
+    } else {
+        if let Some(b) = &log.best {
+            println!("best validation {} {:.2}% after epoch {}", log.measure, 100.0 * b.value, b.epoch);
+        }
+        if let Some(last) = log.epochs.last() {
+            println!(
+                "final loss {:.4}, {} steps, {:.1} s of training",
+                last.mean_loss, last.iterations, log.seconds
+            );
+        }
+        println!("log → {}, curves → {}", files.log().display(), files.curves().display());
+        for s in &param.serialization_strategies {
+            let path = files.model(s, log.epochs.last().map_or(0, |e| e.epoch));
+            if path.exists() {
+                println!("model → {}", path.display());
+            }
+        }
+    }
+    Ok(0)
+}
