@@ -25,8 +25,13 @@ commands:
   bench [NAME...]         run the benches (default: all): dataset (criterion), preprocess (criterion,
                           then dlkit vs torchvision/PIL side by side on the ELPV images), eval (criterion,
                           then dlkit vs pycocotools, faster-coco-eval, shapely and torchvision NMS),
-                          infer (ResNet-18 CPU latency and throughput vs PyTorch eager; model file I/O)
+                          infer (ResNet-18 CPU latency and throughput vs PyTorch eager; model file I/O),
+                          train (compact classifier on 12 000 Fashion-MNIST PNGs: dlkit's training loop vs
+                          a PyTorch loop with a 2-worker DataLoader, and vs the compute-only limit)
   fixtures                regenerate the committed reference fixtures with the Python tools
+  demo [--epochs N]       the end-to-end demo: setup, fetch Fashion-MNIST, read, split, preprocess, train
+                          a compact classifier, evaluate on the 10 000 test images, write the model,
+                          confusion matrices, training curves and heatmaps to demo-out/
 
 environment:
   DLKIT_CACHE             per-user cache (default ~/.cache/dlkit): venv, downloads, converted data
@@ -65,6 +70,7 @@ fn run(args: &[String]) -> Result<()> {
         "ci" => ci(&repo, rest)?,
         "bench" => bench(&repo, rest)?,
         "fixtures" => fixtures(&repo)?,
+        "demo" => demo(&repo, rest)?,
         "help" | "--help" | "-h" => print!("{USAGE}"),
         other => bail!("unknown command `{other}`\n\n{USAGE}"),
     }
@@ -116,6 +122,7 @@ const BENCHES: &[(&str, &str, &str, &[&str])] = &[
     ("preprocess", "dl-data", "preprocess", &["elpv"]),
     ("eval", "dl-eval", "eval", &[]),
     ("infer", "dlkit", "", &[]),
+    ("train", "dlkit", "", &["fashion-mnist"]),
 ];
 
 fn bench(repo: &Path, names: &[String]) -> Result<()> {
@@ -151,6 +158,10 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
         if *name == "infer" {
             phase("setup --bench-tools", || setup::setup(repo, true))?;
             phase("side by side: infer", || side_by_side_infer(repo))?;
+        }
+        if *name == "train" {
+            phase("setup --bench-tools", || setup::setup(repo, true))?;
+            phase("side by side: train", || side_by_side_train(repo))?;
         }
     }
     Ok(())
@@ -286,6 +297,63 @@ fn side_by_side_infer(repo: &Path) -> Result<()> {
     Ok(())
 }
 
+fn side_by_side_train(repo: &Path) -> Result<()> {
+    let train = dl_testkit::data_dir("fashion-mnist").join("train");
+    let mut classes: Vec<PathBuf> =
+        std::fs::read_dir(&train)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+    classes.sort();
+    let mut lines = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let mut images: Vec<PathBuf> =
+            std::fs::read_dir(class)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+        images.sort();
+        lines.extend(images.iter().step_by(5).map(|p| format!("{}\t{label}", p.display())));
+    }
+    let list = std::env::temp_dir().join(format!("dlkit-train-list-{}.txt", std::process::id()));
+    std::fs::write(&list, lines.join("\n"))?;
+    let epochs = "2";
+    let python = setup::venv_dir().join("bin").join("python");
+    let ours = measurements(
+        cargo(repo)
+            .args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "train_throughput", "--"])
+            .arg(&list)
+            .arg(epochs),
+    );
+    let theirs = measurements(
+        Command::new(python)
+            .arg(repo.join("benches/python/train_torch.py"))
+            .arg(&list)
+            .arg(epochs)
+            .env("DLKIT_BENCH_THREADS", "2"),
+    );
+    let _ = std::fs::remove_file(&list);
+    let (ours, theirs) = (ours?, theirs?);
+    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
+        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
+    };
+    let (us_loop, us_compute) = (find(&ours, "loop")?, find(&ours, "compute")?);
+    let (them_loop, them_compute) = (find(&theirs, "loop")?, find(&theirs, "compute")?);
+    println!(
+        "compact classifier, {} Fashion-MNIST PNGs (28×28), Adam, batch 64, {epochs} timed epochs, 2 cores:",
+        lines.len()
+    );
+    for m in [&us_loop, &them_loop, &us_compute, &them_compute] {
+        println!("  {:<64} {:>8.0} images/s", m.1, m.2);
+    }
+    println!("  training loop ratio dlkit / PyTorch loop: {:.2}× (goal ≥ 1.2×)", us_loop.2 / them_loop.2);
+    println!("  dlkit loop / dlkit compute-only: {:.2} (goal ≥ 0.95)", us_loop.2 / us_compute.2);
+    println!("  (PyTorch loop / PyTorch compute-only: {:.2})", them_loop.2 / them_compute.2);
+    let rss = |m: &serde_json::Value, k: &str| m[k].as_f64().unwrap_or(0.0);
+    let ours_rss = rss(&us_loop.3, "peak_rss_mib");
+    let theirs_rss = rss(&them_loop.3, "peak_rss_mib") + 2.0 * rss(&them_loop.3, "peak_rss_children_mib");
+    println!(
+        "  peak resident memory: dlkit {ours_rss:.0} MiB; PyTorch {theirs_rss:.0} MiB (main {:.0} + 2 workers × {:.0}) (goal: dlkit ≤ PyTorch)",
+        rss(&them_loop.3, "peak_rss_mib"),
+        rss(&them_loop.3, "peak_rss_children_mib")
+    );
+    Ok(())
+}
+
 fn side_by_side_preprocess(repo: &Path) -> Result<()> {
     let elpv = dl_testkit::data_dir("elpv");
     let mut images: Vec<PathBuf> = Vec::new();
@@ -321,6 +389,174 @@ fn side_by_side_preprocess(repo: &Path) -> Result<()> {
     println!("  {:<60} {:>8.0} images/s", ours.0, ours.1);
     println!("  {:<60} {:>8.0} images/s", theirs.0, theirs.1);
     println!("  ratio dlkit / Python: {:.2}× (goal ≥ 2×)", ours.1 / theirs.1);
+    Ok(())
+}
+
+/// The demo's training settings (measured in the closing note of the training issue).
+const DEMO_EPOCHS: usize = 15;
+
+fn demo(repo: &Path, args: &[String]) -> Result<()> {
+    let epochs = match args {
+        [] => DEMO_EPOCHS,
+        [flag, n] if flag == "--epochs" => {
+            n.parse().map_err(|_| anyhow::anyhow!("--epochs: `{n}` is not a number"))?
+        }
+        _ => bail!("usage: cargo xtask demo [--epochs N]"),
+    };
+    let start = Instant::now();
+    phase("setup", || setup::setup(repo, false))?;
+    phase("data", || data::fetch(&["fashion-mnist"]))?;
+    phase("cargo build --release -p dlkit", || {
+        run_checked(cargo(repo).args(["build", "--release", "-p", "dlkit"]))
+    })?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    let exe = target.join("release").join("dlkit");
+    let out = repo.join("demo-out");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| anyhow::anyhow!("cannot clear {}: {e}", out.display()))?;
+    }
+    std::fs::create_dir_all(out.join("heatmaps"))?;
+    let fashion = dl_testkit::data_dir("fashion-mnist");
+    let dlkit = |args: &[&std::ffi::OsStr]| -> Result<()> {
+        println!("$ dlkit {}", args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" "));
+        run_checked(Command::new(&exe).args(args).current_dir(&out))
+    };
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let train_images = fashion.join("train");
+    let test_images = fashion.join("test");
+    let pipeline_start = Instant::now();
+    phase("read, split and preprocess the 60 000 training images", || {
+        dlkit(&[
+            &os("dataset"),
+            &os("read"),
+            &os("--format"),
+            &os("folders"),
+            &os("--images"),
+            train_images.as_os_str(),
+            &os("-o"),
+            &os("train.json"),
+        ])?;
+        dlkit(&[
+            &os("dataset"),
+            &os("split"),
+            &os("train.json"),
+            &os("--train"),
+            &os("90"),
+            &os("--validation"),
+            &os("10"),
+        ])?;
+        dlkit(&[
+            &os("dataset"),
+            &os("preprocess"),
+            &os("train.json"),
+            &os("--out"),
+            &os("preprocessed"),
+            &os("--width"),
+            &os("28"),
+            &os("--height"),
+            &os("28"),
+            &os("--channels"),
+            &os("1"),
+        ])?;
+        dlkit(&[
+            &os("dataset"),
+            &os("read"),
+            &os("--format"),
+            &os("folders"),
+            &os("--images"),
+            test_images.as_os_str(),
+            &os("-o"),
+            &os("test.json"),
+        ])
+    })?;
+    let epochs_text = epochs.to_string();
+    let steps = format!("{},{}", (epochs * 2).div_ceil(3), (epochs * 5).div_ceil(6));
+    let train_start = Instant::now();
+    phase("train a compact classifier", || {
+        dlkit(&[
+            &os("train"),
+            &os("--dataset"),
+            &os("preprocessed/dataset.json"),
+            &os("--create"),
+            &os("compact"),
+            &os("--epochs"),
+            &os(&epochs_text),
+            &os("--solver"),
+            &os("adam"),
+            &os("--lr"),
+            &os("0.003"),
+            &os("--lr-steps"),
+            &os(&steps),
+            &os("--lr-factor"),
+            &os("0.2"),
+            &os("--batch-size"),
+            &os("64"),
+            &os("--augment"),
+            &os("augmentation_percentage=50,mirror=c"),
+            &os("--out"),
+            &os("training"),
+        ])
+    })?;
+    let train_secs = train_start.elapsed().as_secs_f64();
+    let model = out.join("training").join("model_best.dlm");
+    let eval = phase("evaluate on the 10 000 test images", || {
+        let o = Command::new(&exe)
+            .args(["--json", "evaluate", "model", "--model"])
+            .arg(&model)
+            .args(["--dataset", "test.json", "--split", "all", "--max-k", "2", "--plots", "."])
+            .current_dir(&out)
+            .output()?;
+        if !o.status.success() {
+            bail!("dlkit evaluate model failed: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(serde_json::from_slice::<serde_json::Value>(&o.stdout)?)
+    })?;
+    phase("heatmaps of one test image per class", || {
+        let mut classes: Vec<PathBuf> =
+            std::fs::read_dir(&test_images)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+        classes.sort();
+        for class in classes {
+            let mut images: Vec<PathBuf> =
+                std::fs::read_dir(&class)?.map(|e| e.map(|e| e.path())).collect::<std::io::Result<_>>()?;
+            images.sort();
+            let (Some(image), Some(name)) = (images.first(), class.file_name()) else { continue };
+            let target = out.join("heatmaps").join(format!("{}_grad_cam.png", name.to_string_lossy()));
+            dlkit(&[
+                &os("heatmap"),
+                &os("--model"),
+                model.as_os_str(),
+                image.as_os_str(),
+                &os("--method"),
+                &os("grad_cam"),
+                &os("-o"),
+                target.as_os_str(),
+            ])?;
+        }
+        Ok(())
+    })?;
+    let top1 = eval["top1_error"].as_f64().unwrap_or(f64::NAN);
+    let top2 = eval["topk_error"][1].as_f64().unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "Fashion-MNIST, compact classifier, {epochs} epochs on {} CPU threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!(
+        "  test top-1 error {:.2}%   top-2 error {:.2}%   (10 000 test images)",
+        100.0 * top1,
+        100.0 * top2
+    );
+    println!(
+        "  training {:.0} s; read + split + preprocess + train + evaluate {:.0} s; demo total {:.0} s",
+        train_secs,
+        pipeline_start.elapsed().as_secs_f64(),
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "  {}: model training/model_best.dlm, training/training_curves.png, training/training_log.json,",
+        out.display()
+    );
+    println!("  confusion_matrix.png, confusion_matrix_relative.png, heatmaps/*.png");
     Ok(())
 }
 
