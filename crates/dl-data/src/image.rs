@@ -33,6 +33,22 @@ impl HostImage {
         self.data[(c * self.height + r) * self.width + col]
     }
 
+    /// The image as 8-bit RGB for display: gray replicated, 16-bit scaled by 1/257, values clamped to
+    /// 0 … 255 (images of two or more than three channels show their first channel).
+    pub fn to_rgb8(&self) -> image::RgbImage {
+        let n = self.width * self.height;
+        let scale = if self.bit_depth == 16 { 1.0 / 257.0 } else { 1.0 };
+        let pick = |c: usize| if self.channels == 3 { c } else { 0 };
+        let mut out = image::RgbImage::new(self.width as u32, self.height as u32);
+        for (i, px) in out.pixels_mut().enumerate() {
+            *px = image::Rgb(std::array::from_fn(|c| {
+                (self.data.get(pick(c) * n + i).copied().unwrap_or(0.0) * scale).clamp(0.0, 255.0).round()
+                    as u8
+            }));
+        }
+        out
+    }
+
     /// One channel plane.
     pub fn plane(&self, c: usize) -> &[f32] {
         let n = self.width * self.height;

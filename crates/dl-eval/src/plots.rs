@@ -239,6 +239,45 @@ pub fn score_histogram_png(
     })
 }
 
+/// An 8-bit RGB image (row-major, interleaved) shown at least `min_width` pixels wide (nearest-neighbour
+/// enlargement), with `lines` of text in a strip below it — e.g. a classification result.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `rgb` does not hold `width × height × 3` bytes; [`Error::Plot`] naming
+/// the file.
+pub fn labelled_image_png(
+    path: &Path,
+    rgb: &[u8],
+    (width, height): (u32, u32),
+    lines: &[String],
+    min_width: u32,
+) -> Result<()> {
+    if width == 0 || height == 0 || rgb.len() != (width * height * 3) as usize {
+        return Err(Error::InvalidInput(format!("{} bytes for a {width}×{height} RGB image", rgb.len())));
+    }
+    let scale = min_width.div_ceil(width).max(1);
+    let (w, h) = (width * scale, height * scale);
+    let strip = 12 + 24 * lines.len() as u32;
+    draw_png(path, (w.max(200), h + strip), |root| {
+        for y in 0..h {
+            for x in 0..w {
+                let i = (((y / scale) * width + x / scale) * 3) as usize;
+                root.draw_pixel((x as i32, y as i32), &RGBColor(rgb[i], rgb[i + 1], rgb[i + 2]))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for (i, line) in lines.iter().enumerate() {
+            root.draw_text(
+                line,
+                &("sans-serif", 18).into_font().color(&BLACK),
+                (8, (h + 8 + 24 * i as u32) as i32),
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+}
+
 /// One panel of [`training_curves_png`]: a title, the y-axis name, and named series of (epoch, value).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurvePanel {
@@ -388,11 +427,21 @@ mod tests {
             ],
         )
         .unwrap();
-        for p in [cm, pr, h, t] {
+        let l = dir.path().join("l.png");
+        labelled_image_png(
+            &l,
+            &[200u8; 4 * 3 * 3],
+            (4, 3),
+            &["Sneaker 97.1%".into(), "Sandal 2.0%".into()],
+            256,
+        )
+        .unwrap();
+        assert!(labelled_image_png(&l, &[0u8; 5], (4, 3), &[], 256).is_err());
+        for p in [cm, pr, h, t, l] {
             let img = image_header(&p);
             assert_eq!(&img[..8], b"\x89PNG\r\n\x1a\n", "{}", p.display());
         }
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4, "no temporary file is left");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 5, "no temporary file is left");
     }
 
     fn image_header(p: &Path) -> Vec<u8> {

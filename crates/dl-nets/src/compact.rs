@@ -1,6 +1,7 @@
 //! The `compact` classifier: conv–BN–ReLU stages, global average pooling and a 1×1 convolution to the
 //! class scores. No fully connected layer, so any input of at least 15×15 pixels works.
 
+use crate::guided::{Act, GuidedRecorder, activate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn, nn::ModuleT};
@@ -97,11 +98,20 @@ pub struct CompactNet {
 impl CompactNet {
     /// The last convolutional feature map (Grad-CAM's default layer).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.features_impl(xs, train, None)
+    }
+
+    fn features_impl(&self, xs: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
         let mut x = xs.shallow_clone();
         for (conv, bn) in &self.stages {
-            x = x.apply(conv).apply_t(bn, train).relu();
+            x = activate(rec, x.apply(conv).apply_t(bn, train), Act::Relu, false);
         }
         x
+    }
+
+    /// Logits (eval mode) with every activation recorded for [`crate::guided::guided_backprop`].
+    pub fn forward_guided(&self, xs: &Tensor, rec: &GuidedRecorder) -> Tensor {
+        self.head(&self.features_impl(xs, false, Some(rec)))
     }
 
     /// Class logits from a feature map of [`CompactNet::features_t`].

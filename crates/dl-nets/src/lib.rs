@@ -11,6 +11,7 @@
 pub mod compact;
 pub mod device;
 mod error;
+pub mod guided;
 pub mod mobilenet;
 pub mod resnet;
 pub mod weights;

@@ -1,6 +1,7 @@
 //! MobileNetV2 classifier with torchvision's layer names (`features.N…`, `classifier.1`), so
 //! torchvision weights load; any input channels and class count.
 
+use crate::guided::{Act, GuidedRecorder, activate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn, nn::ModuleT};
@@ -113,9 +114,9 @@ struct ConvBn {
 }
 
 impl ConvBn {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward_t(&self, x: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
         let y = x.apply(&self.conv).apply_t(&self.bn, train);
-        if self.relu6 { y.clamp(0.0, 6.0) } else { y }
+        if self.relu6 { activate(rec, y, Act::Relu6, false) } else { y }
     }
 }
 
@@ -136,14 +137,23 @@ pub struct MobileNetV2 {
 impl MobileNetV2 {
     /// The last feature map, `[N, 1280, H/32, W/32]`.
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.features_impl(xs, train, None)
+    }
+
+    /// Logits (eval mode) with every activation recorded for [`crate::guided::guided_backprop`].
+    pub fn forward_guided(&self, xs: &Tensor, rec: &GuidedRecorder) -> Tensor {
+        self.head_t(&self.features_impl(xs, false, Some(rec)), false)
+    }
+
+    fn features_impl(&self, xs: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
         let mut x = xs.shallow_clone();
         for layer in &self.layers {
             x = match layer {
-                Layer::Conv(c) => c.forward_t(&x, train),
+                Layer::Conv(c) => c.forward_t(&x, train, rec),
                 Layer::Inverted { convs, residual } => {
                     let mut y = x.shallow_clone();
                     for c in convs {
-                        y = c.forward_t(&y, train);
+                        y = c.forward_t(&y, train, rec);
                     }
                     if *residual { x + y } else { y }
                 }

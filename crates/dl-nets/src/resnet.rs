@@ -1,6 +1,7 @@
 //! ResNet-18 / ResNet-50 classifiers with torchvision's layer names (`conv1`, `bn1`,
 //! `layer1.0.conv1`, …, `fc`), so torchvision weights load; any input channels and class count.
 
+use crate::guided::{Act, GuidedRecorder, activate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn, nn::ModuleT};
@@ -119,7 +120,7 @@ struct Block {
 }
 
 impl Block {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    fn forward_t(&self, x: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
         // In-place ReLU and addition, as torchvision: batch norm's backward needs its input, not its
         // output, so this is safe for training too, and saves allocations.
         let mut y = x.shallow_clone();
@@ -127,14 +128,14 @@ impl Block {
         for (i, (c, b)) in self.convs.iter().enumerate() {
             y = y.apply(c).apply_t(b, train);
             if i < last {
-                y = y.relu_();
+                y = activate(rec, y, Act::Relu, true);
             }
         }
         match &self.downsample {
             Some((c, b)) => y += x.apply(c).apply_t(b, train),
             None => y += x,
         }
-        y.relu_()
+        activate(rec, y, Act::Relu, true)
     }
 }
 
@@ -150,19 +151,23 @@ pub struct ResNet {
 impl ResNet {
     /// The feature map of the last stage, `[N, C, H/32, W/32]` (Grad-CAM's default layer).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_().max_pool2d(
-            [3, 3],
-            [2, 2],
-            [1, 1],
-            [1, 1],
-            false,
-        );
+        self.features_impl(xs, train, None)
+    }
+
+    fn features_impl(&self, xs: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
+        let stem = activate(rec, xs.apply(&self.conv1).apply_t(&self.bn1, train), Act::Relu, true);
+        let mut x = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for stage in &self.stages {
             for block in stage {
-                x = block.forward_t(&x, train);
+                x = block.forward_t(&x, train, rec);
             }
         }
         x
+    }
+
+    /// Logits (eval mode) with every activation recorded for [`crate::guided::guided_backprop`].
+    pub fn forward_guided(&self, xs: &Tensor, rec: &GuidedRecorder) -> Tensor {
+        self.head(&self.features_impl(xs, false, Some(rec)))
     }
 
     /// Class logits from a feature map of [`ResNet::features_t`].

@@ -6,35 +6,58 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use tch::{Kind, Tensor, nn};
 
 /// Every variable of `vs` (trainable weights and batch-norm statistics) as safetensors bytes, f32,
-/// names sorted.
+/// names sorted, plus a zero int64 `num_batches_tracked` per batch norm, so the file is a complete
+/// torchvision state dict.
 ///
 /// # Errors
 /// [`Error::Weights`] when serialisation fails.
 pub fn export_safetensors(vs: &nn::VarStore) -> Result<Vec<u8>> {
-    tensors_to_safetensors(vs.variables().into_iter().collect())
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    // torchvision's state dicts hold a `num_batches_tracked` counter per batch norm (int64, 0-dim);
+    // writing it lets `load_state_dict(strict=True)` take the file as it is.
+    let counters: Vec<(String, Tensor)> = vars
+        .iter()
+        .filter_map(|(name, _)| name.strip_suffix(".running_mean"))
+        .map(|bn| (format!("{bn}.num_batches_tracked"), Tensor::from(0i64)))
+        .collect();
+    vars.extend(counters);
+    tensors_to_safetensors(vars)
 }
 
-/// Named tensors as safetensors bytes, f32, names sorted (any device; copied to the CPU).
+/// Named tensors as safetensors bytes, names sorted (any device; copied to the CPU): int64 tensors as
+/// I64, all others as F32.
 ///
 /// # Errors
 /// [`Error::Weights`] when serialisation fails (e.g. a repeated name).
 pub fn tensors_to_safetensors(mut vars: Vec<(String, Tensor)>) -> Result<Vec<u8>> {
     vars.sort_by(|a, b| a.0.cmp(&b.0));
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = vars
+    let data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vars
         .iter()
         .map(|(name, t)| {
+            let shape = t.size().iter().map(|&d| d as usize).collect();
+            if t.kind() == Kind::Int64 {
+                let t = t.to_device(tch::Device::Cpu).contiguous();
+                let n = t.numel();
+                let mut values = vec![0i64; n];
+                t.copy_data(&mut values, n);
+                return (
+                    name.clone(),
+                    Dtype::I64,
+                    shape,
+                    values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                );
+            }
             let t = t.to_device(tch::Device::Cpu).to_kind(Kind::Float).contiguous();
             let n = t.numel();
             let mut values = vec![0f32; n];
             t.copy_data(&mut values, n);
-            let shape = t.size().iter().map(|&d| d as usize).collect();
-            (name.clone(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())
+            (name.clone(), Dtype::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect())
         })
         .collect();
     let views: Vec<(String, TensorView)> = data
         .iter()
-        .map(|(name, shape, bytes)| {
-            TensorView::new(Dtype::F32, shape.clone(), bytes)
+        .map(|(name, dtype, shape, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
                 .map(|v| (name.clone(), v))
                 .map_err(|e| Error::Weights(format!("tensor `{name}`: {e}")))
         })
@@ -81,8 +104,8 @@ fn to_f32(name: &str, view: &TensorView) -> Result<Vec<f32>> {
 }
 
 /// Loads safetensors bytes into `vs`. Every variable of `vs` must be present with its exact shape;
-/// tensors in the file that `vs` does not have are ignored only if `allow_extra` (e.g. torchvision's
-/// `num_batches_tracked`), otherwise they are an error too. F32, F64, F16 and BF16 data are converted.
+/// tensors in the file that `vs` does not have are ignored only if `allow_extra`, otherwise they are an
+/// error too (batch-norm `num_batches_tracked` counters, which dlkit does not use, are always ignored). F32, F64, F16 and BF16 data are converted.
 ///
 /// # Errors
 /// [`Error::Weights`] for unreadable bytes; [`Error::WeightShape`] naming the tensor with the expected
@@ -103,7 +126,9 @@ pub fn import_safetensors(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool) ->
         let values = to_f32(name, &view)?;
         loaded.push((var.shallow_clone(), Tensor::from_slice(&values).reshape(&expected)));
     }
-    if !allow_extra && let Some(extra) = st.names().into_iter().find(|n| !vars.contains_key(*n)) {
+    let unexpected =
+        st.names().into_iter().find(|n| !vars.contains_key(*n) && !n.ends_with(".num_batches_tracked"));
+    if !allow_extra && let Some(extra) = unexpected {
         return Err(Error::UnexpectedWeight(extra.to_string()));
     }
     tch::no_grad(|| {

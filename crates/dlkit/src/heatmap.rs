@@ -11,6 +11,10 @@ use tch::{Kind, Tensor};
 pub enum HeatmapMethod {
     /// Grad-CAM: ReLU of the gradient-weighted last convolutional feature map.
     GradCam,
+    /// Guided Grad-CAM: the guided-backpropagation gradient of the class score with respect to the
+    /// input pixels, multiplied by the Grad-CAM map upsampled to the network input; the heatmap is its
+    /// absolute value summed over channels (fine-grained, pixel-level).
+    GuidedGradCam,
     /// The drop of the target class's confidence when a patch (30 px, step 10, in network
     /// coordinates) is replaced by the image mean, averaged per pixel.
     Occlusion,
@@ -22,13 +26,10 @@ impl std::str::FromStr for HeatmapMethod {
         match s {
             "grad_cam" => Ok(Self::GradCam),
             "occlusion" => Ok(Self::Occlusion),
-            "guided_grad_cam" => Err(Error::Param {
-                name: "method".into(),
-                message: "guided_grad_cam is not implemented yet; use grad_cam or occlusion".into(),
-            }),
+            "guided_grad_cam" => Ok(Self::GuidedGradCam),
             other => Err(Error::Param {
                 name: "method".into(),
-                message: format!("`{other}`: expected grad_cam or occlusion"),
+                message: format!("`{other}`: expected grad_cam, guided_grad_cam or occlusion"),
             }),
         }
     }
@@ -76,17 +77,22 @@ impl Model {
         };
         let (map, mh, mw) = match method {
             HeatmapMethod::GradCam => {
-                let features = self.features(&x).detach().set_requires_grad(true);
-                let logits = self.head(&features);
-                logits.get(0).get(target as i64).backward();
-                let grad = features.grad();
-                let weights = grad.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
-                let cam = (features.detach() * weights)
-                    .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
-                    .relu()
-                    .get(0);
+                let cam = self.grad_cam(&x, target as i64)?;
                 let (fh, fw) = (cam.size()[0] as usize, cam.size()[1] as usize);
                 (to_vec(&cam), fh, fw)
+            }
+            HeatmapMethod::GuidedGradCam => {
+                let cam = self.grad_cam(&x, target as i64)?.unsqueeze(0).unsqueeze(0).upsample_bilinear2d(
+                    [h, w],
+                    false,
+                    None,
+                    None,
+                );
+                let guided = dl_nets::guided::guided_backprop(&x, |x, rec| {
+                    self.forward_guided(x, rec).get(0).get(target as i64)
+                })?;
+                let map = (guided * cam).abs().sum_dim_intlist([1i64].as_slice(), false, Kind::Float).get(0);
+                (to_vec(&map), h as usize, w as usize)
             }
             HeatmapMethod::Occlusion => {
                 let _g = tch::no_grad_guard();
@@ -134,6 +140,18 @@ impl Model {
         let norm: Vec<f32> = map.iter().map(|v| if max > 0.0 { v / max } else { 0.0 }).collect();
         let values = resize_bilinear(&norm, mw, mh, image.width, image.height);
         Ok(Heatmap { values, width: image.width, height: image.height, class_id: d.class_ids[target] })
+    }
+}
+
+impl Model {
+    /// The Grad-CAM map `[fh, fw]` of the last feature map for class index `target`.
+    fn grad_cam(&self, x: &Tensor, target: i64) -> Result<Tensor> {
+        let features = self.features(x).detach().set_requires_grad(true);
+        let logits = self.head(&features);
+        logits.get(0).get(target).f_backward()?;
+        let grad = features.grad();
+        let weights = grad.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
+        Ok((features.detach() * weights).sum_dim_intlist([1i64].as_slice(), false, Kind::Float).relu().get(0))
     }
 }
 
@@ -223,7 +241,7 @@ mod tests {
         let test = image(Some((30, 8)), 12345);
         let r = model.apply(vec![test.clone()]).unwrap();
         assert_eq!(r[0].classification_class_names.as_ref().unwrap()[0], "spot", "the model learnt the task");
-        for method in [HeatmapMethod::Occlusion, HeatmapMethod::GradCam] {
+        for method in [HeatmapMethod::Occlusion, HeatmapMethod::GradCam, HeatmapMethod::GuidedGradCam] {
             let hm = model.heatmap(&test, method, Some(1)).unwrap();
             assert_eq!((hm.width, hm.height, hm.class_id), (48, 48, 1));
             let peak = (0..hm.values.len()).max_by(|&a, &b| hm.values[a].total_cmp(&hm.values[b])).unwrap();

@@ -30,14 +30,14 @@ enum Command {
     /// Create, inspect and change model files.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
-    /// Heatmap of one image (grad_cam or occlusion), written as a jet overlay PNG.
+    /// Heatmap of one image (grad_cam, guided_grad_cam or occlusion), written as a jet overlay PNG.
     Heatmap {
         /// The model file.
         #[arg(long)]
         model: std::path::PathBuf,
         /// The image.
         image: std::path::PathBuf,
-        /// grad_cam | occlusion.
+        /// grad_cam | guided_grad_cam | occlusion.
         #[arg(long, default_value = "grad_cam")]
         method: String,
         /// Class id to explain (default: the top class).
@@ -55,6 +55,9 @@ enum Command {
         /// Images to classify.
         #[arg(required = true)]
         images: Vec<std::path::PathBuf>,
+        /// Write each image with its top classes as `<stem>_result.png` into this folder.
+        #[arg(long)]
+        overlay: Option<std::path::PathBuf>,
     },
 }
 
@@ -90,7 +93,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Evaluate(command) => cli::evaluate::run(command, cli.json),
         Command::Model(command) => cli::model::run_model(command, cli.json),
         Command::Train(args) => cli::train::run_train(args, cli.json),
-        Command::Apply { model, images } => cli::model::run_apply(model, images, cli.json),
+        Command::Apply { model, images, overlay } => {
+            cli::model::run_apply(model, images, overlay.as_deref(), cli.json)
+        }
         Command::Heatmap { model, image, method, class, output } => {
             cli::model::run_heatmap(model, image, method, *class, output, cli.json)
         }

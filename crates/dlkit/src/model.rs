@@ -284,6 +284,15 @@ impl Model {
         }
     }
 
+    /// Logits (eval mode) with every activation recorded for guided backpropagation.
+    pub(crate) fn forward_guided(&self, x: &Tensor, rec: &dl_nets::guided::GuidedRecorder) -> Tensor {
+        match &self.net {
+            Net::Compact(n) => n.forward_guided(x, rec),
+            Net::Resnet(n) => n.forward_guided(x, rec),
+            Net::MobilenetV2(n) => n.forward_guided(x, rec),
+        }
+    }
+
     /// Class logits from a feature map of [`Model::features`] (eval mode).
     pub(crate) fn head(&self, f: &Tensor) -> Tensor {
         match &self.net {

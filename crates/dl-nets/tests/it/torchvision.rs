@@ -66,6 +66,32 @@ fn logits_equal_torchvision() {
         assert!(worst <= 1e-4, "{arch}: max |ours − torchvision| = {worst:e}");
         // Export and re-import into a fresh network: bit-identical logits.
         let bytes = export_safetensors(&vs).unwrap();
+        // The export is a complete torchvision state dict: the same names, shapes and dtypes, so
+        // torchvision's load_state_dict(strict=True) takes it (and, with the logits above, gives ours).
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut ours: Vec<(String, Vec<usize>, String)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| {
+                let dtype = match v.dtype() {
+                    safetensors::Dtype::F32 => "float32",
+                    safetensors::Dtype::I64 => "int64",
+                    other => panic!("{n}: {other:?}"),
+                };
+                (n, v.shape().to_vec(), dtype.to_owned())
+            })
+            .collect();
+        ours.sort();
+        let theirs: Vec<(String, Vec<usize>, String)> = want["state_dict"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let shape = e[1].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+                (e[0].as_str().unwrap().to_owned(), shape, e[2].as_str().unwrap().to_owned())
+            })
+            .collect();
+        assert_eq!(ours, theirs, "{arch}: exported layout differs from torchvision's state dict");
         let vs2 = nn::VarStore::new(Device::Cpu);
         let net2: Box<dyn ModuleT> = match arch {
             "resnet18" => Box::new(ResNetConfig::resnet18(10, 3).build(&vs2.root()).unwrap()),

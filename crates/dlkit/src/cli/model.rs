@@ -152,10 +152,33 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
 }
 
 /// `dlkit apply`: classify images, print DLResults.
-pub fn run_apply(model: &std::path::Path, images: &[PathBuf], json_out: bool) -> Result<u8> {
+pub fn run_apply(
+    model: &std::path::Path,
+    images: &[PathBuf],
+    overlay: Option<&std::path::Path>,
+    json_out: bool,
+) -> Result<u8> {
     let m = Model::read(model).with_context(|| format!("cannot read the model {}", model.display()))?;
     let decoded: Vec<HostImage> = images.iter().map(|p| HostImage::read(p)).collect::<Result<_, _>>()?;
-    let results = m.apply(decoded)?;
+    let results = m.apply(decoded.clone())?;
+    if let Some(dir) = overlay {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for ((path, image), r) in images.iter().zip(&decoded).zip(&results) {
+            let stem = path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+            let names = r.classification_class_names.as_deref().unwrap_or_default();
+            let conf = r.classification_confidences.as_deref().unwrap_or_default();
+            let lines: Vec<String> =
+                names.iter().zip(conf).take(3).map(|(n, c)| format!("{n}  {:.1}%", 100.0 * c)).collect();
+            let rgb = image.to_rgb8();
+            dlkit::eval::plots::labelled_image_png(
+                &dir.join(format!("{stem}_result.png")),
+                rgb.as_raw(),
+                rgb.dimensions(),
+                &lines,
+                256,
+            )?;
+        }
+    }
     if json_out {
         let list: Vec<Value> = images
             .iter()
@@ -191,7 +214,17 @@ pub fn run_heatmap(
     let m = Model::read(model).with_context(|| format!("cannot read the model {}", model.display()))?;
     let img = HostImage::read(image)?;
     let hm = m.heatmap(&img, method.parse()?, class)?;
-    let overlay = dlkit::heatmap_overlay(&img, &hm);
+    let mut overlay = dlkit::heatmap_overlay(&img, &hm);
+    // Small images (e.g. 28×28) are enlarged to at least 256 pixels wide, so the heatmap can be seen.
+    let scale = 256u32.div_ceil(overlay.width()).max(1);
+    if scale > 1 {
+        overlay = image::imageops::resize(
+            &overlay,
+            overlay.width() * scale,
+            overlay.height() * scale,
+            image::imageops::FilterType::Nearest,
+        );
+    }
     let tmp = output.with_extension("tmp.png");
     overlay.save(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;

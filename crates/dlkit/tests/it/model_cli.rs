@@ -51,7 +51,15 @@ fn create_get_set_apply_and_refusals() {
     let out =
         dlkit(&["heatmap", "--model", "m.dlm", "red.png", "--method", "occlusion", "-o", "hm.png"], dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(image::open(dir.join("hm.png")).unwrap().dimensions(), (40, 30));
+    // Enlarged ×7 (to at least 256 pixels wide) so a small image's heatmap can be seen.
+    assert_eq!(image::open(dir.join("hm.png")).unwrap().dimensions(), (280, 210));
+    let out =
+        dlkit(&["heatmap", "--model", "m.dlm", "red.png", "--method", "guided_grad_cam", "-o", "g.png"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = dlkit(&["apply", "--model", "m.dlm", "red.png", "--overlay", "shown"], dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = image::open(dir.join("shown/red_result.png")).unwrap();
+    assert!(shown.width() >= 256 && shown.height() > 210, "{:?}", shown.dimensions());
     let out = dlkit(&["model", "export-weights", "m.dlm", "-o", "w.safetensors"], dir);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = dlkit(
