@@ -32,6 +32,26 @@ pub fn select_device(name: &str) -> Result<Device> {
     Ok(Device::Cuda(index))
 }
 
+/// `t` (4-D, NCHW) with channels-last strides: the same values and shape, laid out N·H·W·C in memory.
+/// oneDNN's CPU convolutions run markedly faster on this layout (measured for ResNet-18 inference and
+/// the compact net's training); other tensors are returned as they are.
+pub fn channels_last(t: &tch::Tensor) -> tch::Tensor {
+    if t.dim() == 4 { t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { t.shallow_clone() }
+}
+
+/// Gives every 4-D variable of `vs` (the convolution weights) the channels-last layout, in place; values,
+/// names and shapes are unchanged, so export and import are unaffected.
+pub fn vars_to_channels_last(vs: &tch::nn::VarStore) {
+    tch::no_grad(|| {
+        for (_, mut var) in vs.variables() {
+            if var.dim() == 4 {
+                let cl = channels_last(&var);
+                var.set_data(&cl);
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,7 @@ enum Net {
 
 impl ModuleT for Net {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let xs = &dl_nets::device::channels_last(xs);
         match self {
             Net::Compact(n) => n.forward_t(xs, train),
             Net::Resnet(n) => n.forward_t(xs, train),
@@ -229,6 +230,8 @@ impl Model {
             Architecture::Resnet(c) => Net::Resnet(c.build(&root)?),
             Architecture::MobilenetV2(c) => Net::MobilenetV2(c.build(&root)?),
         };
+        // Convolutions run on the channels-last layout (inputs are converted in the forward pass).
+        dl_nets::device::vars_to_channels_last(&vs);
         Ok(Self { description, vs, net })
     }
 
@@ -277,6 +280,7 @@ impl Model {
 
     /// The last convolutional feature map (eval mode).
     pub(crate) fn features(&self, x: &Tensor) -> Tensor {
+        let x = &dl_nets::device::channels_last(x);
         match &self.net {
             Net::Compact(n) => n.features_t(x, false),
             Net::Resnet(n) => n.features_t(x, false),
@@ -286,6 +290,7 @@ impl Model {
 
     /// Logits (eval mode) with every activation recorded for guided backpropagation.
     pub(crate) fn forward_guided(&self, x: &Tensor, rec: &dl_nets::guided::GuidedRecorder) -> Tensor {
+        let x = &dl_nets::device::channels_last(x);
         match &self.net {
             Net::Compact(n) => n.forward_guided(x, rec),
             Net::Resnet(n) => n.forward_guided(x, rec),
