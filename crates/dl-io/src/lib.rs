@@ -18,3 +18,21 @@ pub use atomic::{write_atomic, write_bytes_atomic};
 pub use container::{Header, decode, encode, read_container, write_container};
 pub use error::{Error, Result};
 pub use model_file::{MODEL_FILE_VERSION, ModelFile};
+
+/// The per-user dlkit cache (libtorch venv, downloads, converted datasets, pretrained weights):
+/// `$DLKIT_CACHE`, else `$XDG_CACHE_HOME/dlkit`, else `$HOME/.cache/dlkit`, else `.dlkit/cache` in the
+/// current directory.
+pub fn cache_root() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let var = |name| std::env::var_os(name).filter(|d| !d.is_empty()).map(PathBuf::from);
+    if let Some(dir) = var("DLKIT_CACHE") {
+        return dir;
+    }
+    if let Some(dir) = var("XDG_CACHE_HOME") {
+        return dir.join("dlkit");
+    }
+    if let Some(home) = var("HOME") {
+        return home.join(".cache").join("dlkit");
+    }
+    PathBuf::from(".dlkit").join("cache")
+}

@@ -10,6 +10,7 @@
 
 pub mod compact;
 pub mod device;
+pub mod efficientnet;
 mod error;
 pub mod guided;
 pub mod mobilenet;
@@ -17,6 +18,7 @@ pub mod resnet;
 pub mod weights;
 
 pub use compact::{CompactConfig, CompactNet};
+pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use error::{Error, Result};
 pub use mobilenet::{MobileNetV2, MobileNetV2Config};
 pub use resnet::{ResNet, ResNetConfig};

@@ -99,6 +99,9 @@ fn to_f32(name: &str, view: &TensorView) -> Result<Vec<f32>> {
             .chunks_exact(2)
             .map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16))
             .collect(),
+        Dtype::I64 => {
+            data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect()
+        }
         other => return Err(Error::Weights(format!("tensor `{name}`: unsupported dtype {other:?}"))),
     })
 }
@@ -112,9 +115,25 @@ fn to_f32(name: &str, view: &TensorView) -> Result<Vec<f32>> {
 /// and found shapes; [`Error::MissingWeight`] / [`Error::UnexpectedWeight`] naming the tensor. Nothing
 /// is changed in `vs` unless every tensor fits.
 pub fn import_safetensors(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool) -> Result<()> {
+    import_filtered(vs, bytes, allow_extra, None)
+}
+
+/// Loads a pretrained backbone: like [`import_safetensors`] (no extra tensors allowed), except that
+/// the variables whose names start with `head_prefix` keep their fresh values and the file's tensors
+/// under that prefix (e.g. an ImageNet classifier) are ignored.
+///
+/// # Errors
+/// As [`import_safetensors`].
+pub fn import_backbone(vs: &nn::VarStore, bytes: &[u8], head_prefix: &str) -> Result<()> {
+    import_filtered(vs, bytes, false, Some(head_prefix))
+}
+
+fn import_filtered(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool, skip: Option<&str>) -> Result<()> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::Weights(format!("not a safetensors buffer: {e}")))?;
-    let vars = vs.variables();
+    let skipped = |name: &str| skip.is_some_and(|p| name.starts_with(p));
+    let vars: std::collections::HashMap<String, Tensor> =
+        vs.variables().into_iter().filter(|(n, _)| !skipped(n)).collect();
     let mut loaded = Vec::with_capacity(vars.len());
     for (name, var) in &vars {
         let view = st.tensor(name).map_err(|_| Error::MissingWeight(name.clone()))?;
@@ -126,8 +145,10 @@ pub fn import_safetensors(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool) ->
         let values = to_f32(name, &view)?;
         loaded.push((var.shallow_clone(), Tensor::from_slice(&values).reshape(&expected)));
     }
-    let unexpected =
-        st.names().into_iter().find(|n| !vars.contains_key(*n) && !n.ends_with(".num_batches_tracked"));
+    let unexpected = st
+        .names()
+        .into_iter()
+        .find(|n| !vars.contains_key(*n) && !n.ends_with(".num_batches_tracked") && !skipped(n));
     if !allow_extra && let Some(extra) = unexpected {
         return Err(Error::UnexpectedWeight(extra.to_string()));
     }

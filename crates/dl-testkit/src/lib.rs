@@ -7,19 +7,8 @@
 use std::path::PathBuf;
 
 /// The per-user dlkit cache: `$DLKIT_CACHE`, else `$XDG_CACHE_HOME/dlkit`, else `$HOME/.cache/dlkit`,
-/// else `.dlkit/cache` in the current directory.
-pub fn cache_root() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DLKIT_CACHE").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("dlkit");
-    }
-    if let Some(home) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(home).join(".cache").join("dlkit");
-    }
-    PathBuf::from(".dlkit").join("cache")
-}
+/// else `.dlkit/cache` in the current directory (one definition, in dl-io, for xtask, tests and dlkit).
+pub use dl_io::cache_root;
 
 /// Folder holding the converted real datasets (`<cache_root>/data`).
 pub fn data_root() -> PathBuf {
@@ -43,6 +32,21 @@ pub fn data_dir(name: &str) -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The converted pretrained weights `name` (`efficientnet_lite0`, `…1`, `…2`, `mobilenet_v2`) made by
+/// `cargo xtask weights`, for integration tests.
+///
+/// # Panics
+/// When they have not been fetched, naming the command that fetches them.
+pub fn weights_path(name: &str) -> PathBuf {
+    let path = cache_root().join("weights").join(format!("{name}.safetensors"));
+    assert!(
+        path.is_file(),
+        "pretrained weights `{name}` are missing at {}: run `cargo xtask weights {name}` (or `cargo xtask test`)",
+        path.display()
+    );
+    path
 }
 
 /// Asserts that two floats (or two slices of floats) agree within an absolute tolerance.

@@ -16,8 +16,10 @@ pub use dl_train as train;
 
 mod heatmap;
 mod model;
+mod pretrained;
 pub use heatmap::{Heatmap, HeatmapMethod, heatmap_overlay};
 pub use model::{Architecture, Model, ModelDescription, ModelParams, PARAM_NAMES, SolverType};
+pub use pretrained::{imagenet_class_names, pretrained_names, weights_path};
 
 /// Any dlkit error.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,10 @@
 use crate::{Error, Result};
 use dl_data::preprocess::{DLPreprocessParam, NormalizationType, collate, preprocess_sample};
 use dl_data::{DLResult, DLSample, HostImage, ModelType};
-use dl_nets::{CompactConfig, CompactNet, MobileNetV2, MobileNetV2Config, ResNet, ResNetConfig};
+use dl_nets::{
+    CompactConfig, CompactNet, EfficientNetLite, EfficientNetLiteConfig, MobileNetV2, MobileNetV2Config,
+    ResNet, ResNetConfig,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -21,11 +24,14 @@ pub enum Architecture {
     Resnet(ResNetConfig),
     /// MobileNetV2 (torchvision names).
     MobilenetV2(MobileNetV2Config),
+    /// EfficientNet-Lite0/1/2.
+    EfficientnetLite(EfficientNetLiteConfig),
 }
 
 impl Architecture {
     /// An architecture by name: `compact`, `enhanced` (the compact family, deeper and wider),
-    /// `resnet18`, `resnet50`, `mobilenet_v2`.
+    /// `resnet18`, `resnet50`, `mobilenet_v2`, `efficientnet_lite0`, `efficientnet_lite1`,
+    /// `efficientnet_lite2`.
     ///
     /// # Errors
     /// [`Error::Param`] for another name.
@@ -36,11 +42,21 @@ impl Architecture {
             "resnet18" => Self::Resnet(ResNetConfig::resnet18(num_classes, in_channels)),
             "resnet50" => Self::Resnet(ResNetConfig::resnet50(num_classes, in_channels)),
             "mobilenet_v2" => Self::MobilenetV2(MobileNetV2Config::new(num_classes, in_channels)),
+            "efficientnet_lite0" => {
+                Self::EfficientnetLite(EfficientNetLiteConfig::lite(0, num_classes, in_channels)?)
+            }
+            "efficientnet_lite1" => {
+                Self::EfficientnetLite(EfficientNetLiteConfig::lite(1, num_classes, in_channels)?)
+            }
+            "efficientnet_lite2" => {
+                Self::EfficientnetLite(EfficientNetLiteConfig::lite(2, num_classes, in_channels)?)
+            }
             other => {
                 return Err(Error::Param {
                     name: "architecture".into(),
                     message: format!(
-                        "`{other}`: expected compact, enhanced, resnet18, resnet50 or mobilenet_v2"
+                        "`{other}`: expected compact, enhanced, resnet18, resnet50, mobilenet_v2, \
+                         efficientnet_lite0, efficientnet_lite1 or efficientnet_lite2"
                     ),
                 });
             }
@@ -53,6 +69,7 @@ enum Net {
     Compact(CompactNet),
     Resnet(ResNet),
     MobilenetV2(MobileNetV2),
+    EfficientnetLite(Box<EfficientNetLite>),
 }
 
 impl ModuleT for Net {
@@ -62,6 +79,7 @@ impl ModuleT for Net {
             Net::Compact(n) => n.forward_t(xs, train),
             Net::Resnet(n) => n.forward_t(xs, train),
             Net::MobilenetV2(n) => n.forward_t(xs, train),
+            Net::EfficientnetLite(n) => n.forward_t(xs, train),
         }
     }
 }
@@ -103,6 +121,10 @@ pub struct ModelParams {
     pub precision: String,
     /// Free strings stored with the model.
     pub meta_data: BTreeMap<String, String>,
+    /// Fine-tuning: train only the classification head; the backbone's weights and batch-norm
+    /// statistics stay as they are (it runs in inference mode, without gradients).
+    #[serde(default)]
+    pub freeze_backbone: bool,
 }
 
 impl Default for ModelParams {
@@ -119,6 +141,7 @@ impl Default for ModelParams {
             adam_epsilon: 1e-8,
             precision: "float32".into(),
             meta_data: BTreeMap::new(),
+            freeze_backbone: false,
         }
     }
 }
@@ -176,6 +199,7 @@ pub const PARAM_NAMES: &[&str] = &[
     "meta_data",
     "num_trainable_params",
     "preprocess_param",
+    "freeze_backbone",
 ];
 
 fn param_error(name: &str, message: impl Into<String>) -> Error {
@@ -220,7 +244,7 @@ impl Model {
         Self::from_description(description, Device::Cpu)
     }
 
-    fn from_description(description: ModelDescription, device: Device) -> Result<Self> {
+    pub(crate) fn from_description(description: ModelDescription, device: Device) -> Result<Self> {
         for &id in &description.class_ids {
             dl_core::ClassId::new(id).map_err(|e| param_error("class_ids", e.to_string()))?;
         }
@@ -230,10 +254,35 @@ impl Model {
             Architecture::Compact(c) => Net::Compact(c.build(&root)?),
             Architecture::Resnet(c) => Net::Resnet(c.build(&root)?),
             Architecture::MobilenetV2(c) => Net::MobilenetV2(c.build(&root)?),
+            Architecture::EfficientnetLite(c) => Net::EfficientnetLite(Box::new(c.build(&root)?)),
         };
         // Convolutions run on the channels-last layout (inputs are converted in the forward pass).
         dl_nets::device::vars_to_channels_last(&vs);
-        Ok(Self { description, vs, net })
+        let model = Self { description, vs, net };
+        model.apply_freeze();
+        Ok(model)
+    }
+
+    /// The name prefix of the classification head's variables.
+    pub(crate) fn head_prefix(&self) -> &'static str {
+        match &self.net {
+            Net::Compact(_) => "head.",
+            Net::Resnet(_) => "fc.",
+            Net::MobilenetV2(_) | Net::EfficientnetLite(_) => "classifier.",
+        }
+    }
+
+    /// Sets `requires_grad` of the backbone's variables from `freeze_backbone` (batch-norm statistics
+    /// never require gradients).
+    fn apply_freeze(&self) {
+        let frozen = self.description.params.freeze_backbone;
+        let head = self.head_prefix();
+        for (name, var) in self.vs.variables() {
+            if name.ends_with("running_mean") || name.ends_with("running_var") {
+                continue;
+            }
+            let _ = var.set_requires_grad(!frozen || name.starts_with(head));
+        }
     }
 
     /// Replaces the preprocessing parameters (e.g. with those a dataset was preprocessed with). The model
@@ -286,6 +335,7 @@ impl Model {
             Net::Compact(n) => n.features_t(x, false),
             Net::Resnet(n) => n.features_t(x, false),
             Net::MobilenetV2(n) => n.features_t(x, false),
+            Net::EfficientnetLite(n) => n.features_t(x, false),
         }
     }
 
@@ -296,6 +346,7 @@ impl Model {
             Net::Compact(n) => n.forward_guided(x, rec),
             Net::Resnet(n) => n.forward_guided(x, rec),
             Net::MobilenetV2(n) => n.forward_guided(x, rec),
+            Net::EfficientnetLite(n) => n.forward_guided(x, rec),
         }
     }
 
@@ -305,6 +356,22 @@ impl Model {
             Net::Compact(n) => n.head(f),
             Net::Resnet(n) => n.head(f),
             Net::MobilenetV2(n) => n.head_t(f, false),
+            Net::EfficientnetLite(n) => n.head_t(f, false),
+        }
+    }
+
+    /// Class logits; with `freeze_backbone`, the backbone runs in inference mode without gradients
+    /// and only the head trains.
+    fn forward_train(&self, x: &Tensor, train: bool) -> Tensor {
+        if !(train && self.description.params.freeze_backbone) {
+            return self.net.forward_t(x, train);
+        }
+        let f = tch::no_grad(|| self.features(x));
+        match &self.net {
+            Net::Compact(n) => n.head(&f),
+            Net::Resnet(n) => n.head(&f),
+            Net::MobilenetV2(n) => n.head_t(&f, true),
+            Net::EfficientnetLite(n) => n.head_t(&f, true),
         }
     }
 
@@ -350,6 +417,7 @@ impl Model {
             "meta_data" => json!(p.meta_data),
             "num_trainable_params" => json!(self.num_trainable_params()),
             "preprocess_param" => serde_json::to_value(&d.preprocess).expect("serialisable"),
+            "freeze_backbone" => json!(p.freeze_backbone),
             other => {
                 return Err(param_error(
                     other,
@@ -385,6 +453,12 @@ impl Model {
                 return Err(param_error(name, "fixes the architecture: set it when creating the model"));
             }
             "num_trainable_params" => return Err(param_error(name, "read-only")),
+            "freeze_backbone" => {
+                d.params.freeze_backbone = value
+                    .as_bool()
+                    .ok_or_else(|| param_error(name, format!("{value}: expected true or false")))?;
+                self.apply_freeze();
+            }
             "preprocess_param" => {
                 let p = DLPreprocessParam::from_json(value.clone())
                     .map_err(|e| param_error(name, e.to_string()))?;
@@ -601,7 +675,7 @@ impl dl_train::TrainableModel for Model {
         &self.vs
     }
     fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        self.net.forward_t(images, train)
+        self.forward_train(images, train)
     }
     fn model_type(&self) -> ModelType {
         self.description.model_type
@@ -757,6 +831,7 @@ mod tests {
             ("meta_data", json!({"author": "me"})),
             ("precision", json!("float32")),
             ("device", json!("cpu")),
+            ("freeze_backbone", json!(true)),
         ] {
             m.set_param(name, &value).unwrap();
             assert_eq!(m.get_param(name).unwrap(), value, "{name}");

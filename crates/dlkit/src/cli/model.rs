@@ -9,11 +9,17 @@ use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Create a classifier with fresh weights and write it.
+    /// Create a classifier with fresh weights, or from pretrained ImageNet weights, and write it.
     Create {
-        /// compact | enhanced | resnet18 | resnet50 | mobilenet_v2.
+        /// compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2.
         #[arg(long, default_value = "compact")]
         arch: String,
+        /// Start from pretrained weights (`cargo xtask weights`):
+        /// pretrained_dl_classifier_efficientnet_lite0 | …_lite1 | …_lite2 | …_mobilenet_v2. The ImageNet
+        /// head is replaced for the given classes (kept when no classes are given); the input size and
+        /// normalisation are the weights' own.
+        #[arg(long, conflicts_with_all = ["arch", "width", "height", "channels"])]
+        pretrained: Option<String>,
         /// Class names, comma-separated (ids 0 … n−1) …
         #[arg(long, value_delimiter = ',')]
         classes: Vec<String>,
@@ -21,14 +27,14 @@ pub enum ModelCommand {
         #[arg(long)]
         dataset: Option<PathBuf>,
         /// Network input width.
-        #[arg(long)]
-        width: usize,
+        #[arg(long, required_unless_present = "pretrained")]
+        width: Option<usize>,
         /// Network input height.
+        #[arg(long, required_unless_present = "pretrained")]
+        height: Option<usize>,
+        /// Network input channels (default 3).
         #[arg(long)]
-        height: usize,
-        /// Network input channels.
-        #[arg(long, default_value_t = 3)]
-        channels: usize,
+        channels: Option<usize>,
         /// Seed of the initial weights.
         #[arg(long, default_value_t = 42)]
         seed: i64,
@@ -77,17 +83,41 @@ pub enum ModelCommand {
 
 pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
     match command {
-        ModelCommand::Create { arch, classes, dataset, width, height, channels, seed, output } => {
-            let (names, ids): (Vec<String>, Vec<i64>) = match (dataset, classes.is_empty()) {
+        ModelCommand::Create {
+            arch,
+            pretrained,
+            classes,
+            dataset,
+            width,
+            height,
+            channels,
+            seed,
+            output,
+        } => {
+            let given: Option<(Vec<String>, Vec<i64>)> = match (dataset, classes.is_empty()) {
                 (Some(d), true) => {
                     let ds = DLDataset::load(d)?;
-                    (ds.class_names.clone(), ds.class_ids.iter().map(|c| i64::from(c.get())).collect())
+                    Some((ds.class_names.clone(), ds.class_ids.iter().map(|c| i64::from(c.get())).collect()))
                 }
-                (None, false) => (classes.clone(), (0..classes.len() as i64).collect()),
+                (None, false) => Some((classes.clone(), (0..classes.len() as i64).collect())),
+                (None, true) if pretrained.is_some() => None,
                 _ => bail!("give the classes with either --classes or --dataset"),
             };
             tch::manual_seed(*seed);
-            let model = Model::create_classifier(arch, &names, &ids, *width, *height, *channels)?;
+            let model = match (pretrained, &given) {
+                (Some(name), g) => Model::create_pretrained(name, g.as_ref().map(|(n, i)| (&n[..], &i[..])))?,
+                (None, Some((names, ids))) => Model::create_classifier(
+                    arch,
+                    names,
+                    ids,
+                    width.context("--width")?,
+                    height.context("--height")?,
+                    channels.unwrap_or(3),
+                )?,
+                (None, None) => unreachable!("classes are required without --pretrained"),
+            };
+            let names = model.description().class_names.clone();
+            let arch = pretrained.as_ref().unwrap_or(arch);
             model.write(output)?;
             if json_out {
                 println!(

@@ -16,9 +16,17 @@ pub struct TrainArgs {
     /// Start from this model file …
     #[arg(long, conflicts_with = "create")]
     model: Option<PathBuf>,
-    /// … or create one: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 (classes from the dataset).
-    #[arg(long)]
+    /// … or create one: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2
+    /// (classes from the dataset) …
+    #[arg(long, conflicts_with = "pretrained")]
     create: Option<String>,
+    /// … or start from pretrained ImageNet weights (`cargo xtask weights`): pretrained_dl_classifier_
+    /// efficientnet_lite0 | …_lite1 | …_lite2 | …_mobilenet_v2, with a new head for the dataset's classes.
+    #[arg(long, conflicts_with = "model")]
+    pretrained: Option<String>,
+    /// Fine-tune only the classification head (the backbone's weights stay).
+    #[arg(long)]
+    freeze_backbone: bool,
     /// With --create: network input width (default: the preprocessed size, else the first image's).
     #[arg(long)]
     width: Option<usize>,
@@ -136,13 +144,21 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
 
 pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     let ds = DLDataset::load(&args.dataset)?;
-    let mut model = match (&args.model, &args.create) {
-        (Some(path), None) => {
+    let mut model = match (&args.model, &args.create, &args.pretrained) {
+        (Some(path), None, None) => {
             Model::read(path).with_context(|| format!("cannot read the model {}", path.display()))?
         }
-        (None, Some(arch)) => create_model(args, arch, &ds)?,
-        _ => bail!("give --model FILE or --create ARCH"),
+        (None, Some(arch), None) => create_model(args, arch, &ds)?,
+        (None, None, Some(name)) => {
+            let ids: Vec<i64> = ds.class_ids.iter().map(|c| i64::from(c.get())).collect();
+            tch::manual_seed((args.seed & 0x7fff_ffff_ffff_ffff) as i64);
+            Model::create_pretrained(name, Some((&ds.class_names, &ids)))?
+        }
+        _ => bail!("give one of --model FILE, --create ARCH or --pretrained NAME"),
     };
+    if args.freeze_backbone {
+        model.set_param("freeze_backbone", &json!(true))?;
+    }
     for (name, value) in [
         ("learning_rate", args.lr.map(|v| json!(v))),
         ("solver_type", args.solver.as_ref().map(|v| json!(v))),

@@ -5,4 +5,5 @@
 mod dataset_cli;
 mod evaluate_cli;
 mod model_cli;
+mod pretrained;
 mod training;

@@ -1,0 +1,176 @@
+//! Pretrained classifiers by the names HALCON users know (`pretrained_dl_classifier_…`): genuine
+//! ImageNet weights converted by `cargo xtask weights`, each with its own input size and normalisation.
+
+use crate::model::{Architecture, Model, ModelDescription, ModelParams};
+use crate::{Error, Result};
+use dl_data::ModelType;
+use dl_data::preprocess::{DLPreprocessParam, NormalizationType};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use tch::Device;
+
+/// A pretrained model: HALCON-style name, architecture, weight file, its pinned sha256, input size,
+/// normalisation means and deviations (0 … 255 units), and whether the file holds the ImageNet head.
+struct Spec {
+    name: &'static str,
+    architecture: &'static str,
+    weights: &'static str,
+    sha256: &'static str,
+    size: usize,
+    mean: [f64; 3],
+    std: [f64; 3],
+    imagenet_head: bool,
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "pretrained_dl_classifier_efficientnet_lite0",
+        architecture: "efficientnet_lite0",
+        weights: "efficientnet_lite0",
+        sha256: "66ef597633c882e6e61583ab7459f9602e30e5b03f5b51cdd1293a59bf6058f2",
+        size: 224,
+        mean: [127.0; 3],
+        std: [128.0; 3],
+        imagenet_head: true,
+    },
+    Spec {
+        name: "pretrained_dl_classifier_efficientnet_lite1",
+        architecture: "efficientnet_lite1",
+        weights: "efficientnet_lite1",
+        sha256: "2c979e0de7131108553c02666182e7d6e1252db33306740f07347ecb5376aa21",
+        size: 240,
+        mean: [127.0; 3],
+        std: [128.0; 3],
+        imagenet_head: true,
+    },
+    Spec {
+        name: "pretrained_dl_classifier_efficientnet_lite2",
+        architecture: "efficientnet_lite2",
+        weights: "efficientnet_lite2",
+        sha256: "fd1f6b7e952f773f62573b68a3257f55ec098b814883dfcd3108ae60987c3495",
+        size: 260,
+        mean: [127.0; 3],
+        std: [128.0; 3],
+        imagenet_head: true,
+    },
+    Spec {
+        name: "pretrained_dl_classifier_mobilenet_v2",
+        architecture: "mobilenet_v2",
+        weights: "mobilenet_v2",
+        sha256: "fd76c30dd48b4cec73b9984bc673479c8c75127d32a64bcbf19640174d4230c9",
+        size: 224,
+        mean: dl_data::preprocess::IMAGENET_MEAN,
+        std: dl_data::preprocess::IMAGENET_STD,
+        imagenet_head: false,
+    },
+];
+
+/// The names of the pretrained models.
+pub fn pretrained_names() -> Vec<&'static str> {
+    SPECS.iter().map(|s| s.name).collect()
+}
+
+/// The 1000 ImageNet class names, in the order of the pretrained heads.
+pub fn imagenet_class_names() -> Vec<String> {
+    include_str!("../data/imagenet_classes.txt").lines().map(str::to_owned).collect()
+}
+
+/// Where `cargo xtask weights` puts the converted weights `name`.
+pub fn weights_path(name: &str) -> PathBuf {
+    dl_io::cache_root().join("weights").join(format!("{name}.safetensors"))
+}
+
+fn spec(name: &str) -> Result<&'static Spec> {
+    SPECS.iter().find(|s| s.name == name).ok_or_else(|| {
+        param_error(format!("unknown pretrained model `{name}`; known: {}", pretrained_names().join(", ")))
+    })
+}
+
+fn param_error(message: String) -> Error {
+    Error::Param { name: "pretrained".into(), message }
+}
+
+impl Model {
+    /// A pretrained classifier (`read_dl_model('pretrained_dl_classifier_…')`). With `classes` (names and
+    /// ids), the ImageNet head is replaced by a fresh one for them; without, the model keeps the
+    /// 1000-class ImageNet head (EfficientNet-Lite only: the MobileNetV2 weights ship without one).
+    /// Preprocessing: 3 channels at the size the weights were trained at, with their normalisation.
+    ///
+    /// # Errors
+    /// [`Error::Param`] for an unknown name (listing the known ones), missing weights (naming the command
+    /// that fetches them), a file whose sha256 differs from the pinned one (tampered or truncated), or no
+    /// classes for a model without an ImageNet head; weight errors naming the tensor and both shapes.
+    pub fn create_pretrained(name: &str, classes: Option<(&[String], &[i64])>) -> Result<Self> {
+        let spec = spec(name)?;
+        Self::create_pretrained_from(name, &weights_path(spec.weights), classes)
+    }
+
+    /// As [`Model::create_pretrained`], with the converted weights read from `path`.
+    ///
+    /// # Errors
+    /// As [`Model::create_pretrained`].
+    pub fn create_pretrained_from(
+        name: &str,
+        path: &std::path::Path,
+        classes: Option<(&[String], &[i64])>,
+    ) -> Result<Self> {
+        let spec = spec(name)?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            param_error(format!(
+                "cannot read the weights {} ({e}): run `cargo xtask weights {}`",
+                path.display(),
+                spec.weights
+            ))
+        })?;
+        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        if sha != spec.sha256 {
+            return Err(param_error(format!(
+                "{} has sha256 {sha}, expected {} (a damaged or altered file): run `cargo xtask weights {}` again",
+                path.display(),
+                spec.sha256,
+                spec.weights
+            )));
+        }
+        let imagenet: (Vec<String>, Vec<i64>);
+        let (names, ids) = match classes {
+            Some((n, i)) => (n, i),
+            None if spec.imagenet_head => {
+                imagenet = (imagenet_class_names(), (0..1000).collect());
+                (&imagenet.0[..], &imagenet.1[..])
+            }
+            None => {
+                return Err(param_error(format!(
+                    "{name} has no ImageNet head: give the classes to train (e.g. --dataset)"
+                )));
+            }
+        };
+        if names.is_empty() || names.len() != ids.len() {
+            return Err(param_error(format!("{} class names for {} ids", names.len(), ids.len())));
+        }
+        let mut preprocess = DLPreprocessParam::new(ModelType::Classification, spec.size, spec.size, 3)?;
+        preprocess.normalization_type = NormalizationType::ConstantValues;
+        preprocess.mean_values_normalization = Some(spec.mean.to_vec());
+        preprocess.deviation_values_normalization = Some(spec.std.to_vec());
+        preprocess.validate()?;
+        let description = ModelDescription {
+            model_type: ModelType::Classification,
+            architecture: Architecture::by_name(spec.architecture, names.len() as i64, 3)?,
+            class_ids: ids.to_vec(),
+            class_names: names.to_vec(),
+            preprocess,
+            params: ModelParams::default(),
+        };
+        let model = Model::from_description(description, Device::Cpu)?;
+        let what = |e: dl_nets::Error| Error::Param {
+            name: "pretrained".into(),
+            message: format!("{}: {e}", path.display()),
+        };
+        if classes.is_none() {
+            dl_nets::weights::import_safetensors(model.var_store(), &bytes, false).map_err(what)?;
+        } else {
+            dl_nets::weights::import_backbone(model.var_store(), &bytes, model.head_prefix())
+                .map_err(what)?;
+        }
+        Ok(model)
+    }
+}

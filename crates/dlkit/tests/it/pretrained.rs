@@ -1,0 +1,149 @@
+//! Pretrained ImageNet backbones (`cargo xtask weights`): logits equal to the original weights in
+//! PyTorch, real photos classified sensibly, bad weight files refused, fine-tuning a frozen backbone.
+
+use dlkit::Model;
+use dlkit::data::HostImage;
+use std::path::Path;
+use tch::{Device, Kind, Tensor, nn::ModuleT};
+
+const LITES: [(&str, &str); 3] = [
+    ("pretrained_dl_classifier_efficientnet_lite0", "efficientnet_lite0"),
+    ("pretrained_dl_classifier_efficientnet_lite1", "efficientnet_lite1"),
+    ("pretrained_dl_classifier_efficientnet_lite2", "efficientnet_lite2"),
+];
+
+fn pretrained(name: &str, weights: &str) -> Model {
+    Model::create_pretrained_from(name, &dl_testkit::weights_path(weights), None).unwrap()
+}
+
+/// fixtures/efficientnet_lite_logits.json: the original `.pth` weights run in PyTorch
+/// (fixtures/scripts/efficientnet_lite_reference.py) on a formula-filled image.
+#[test]
+fn converted_weights_give_the_original_logits() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/efficientnet_lite_logits.json");
+    let fixture: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    for (name, weights) in LITES {
+        let model = pretrained(name, weights);
+        let want = &fixture["models"][weights];
+        let size = want["input_size"].as_i64().unwrap();
+        let n = 3 * size * size;
+        let v: Vec<f32> = (0..n).map(|i| ((i as f64 * 0.7 + 7.0 * 1.3).sin()) as f32).collect();
+        let x = Tensor::from_slice(&v).reshape([1, 3, size, size]);
+        let logits = tch::no_grad(|| model.module().forward_t(&x, false)).to_kind(Kind::Double);
+        let ours: Vec<f64> = Vec::try_from(logits.reshape([-1])).unwrap();
+        let theirs: Vec<f64> =
+            want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(ours.len(), 1000);
+        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst <= 1e-4, "{weights}: max |ours − PyTorch| = {worst:e}");
+    }
+}
+
+/// The photos of Debian's darknet package: top-5 ImageNet classes contain the expected ones.
+#[test]
+fn real_photos_get_the_expected_imagenet_classes() {
+    let photos = dl_testkit::data_dir("darknet");
+    let dog_breeds: Vec<i64> = (151..=268).collect();
+    // (photo, acceptable classes): any dog breed; bald eagle (22) or kite the bird (21); zebra (340,
+    // the giraffe photo has zebras; ImageNet has no giraffe); the kite photo is a beach with kites in
+    // the sky: seashore (978).
+    let expected: [(&str, &[i64]); 4] =
+        [("dog.jpg", &dog_breeds), ("eagle.jpg", &[21, 22]), ("giraffe.jpg", &[340]), ("kite.jpg", &[978])];
+    for (name, weights) in LITES {
+        let model = pretrained(name, weights);
+        let images: Vec<HostImage> =
+            expected.iter().map(|(p, _)| HostImage::read(&photos.join(p)).unwrap()).collect();
+        let results = model.apply(images).unwrap();
+        for ((photo, ok), r) in expected.iter().zip(&results) {
+            let top5: Vec<i64> = r
+                .classification_class_ids
+                .as_ref()
+                .unwrap()
+                .iter()
+                .take(5)
+                .map(|c| i64::from(c.get()))
+                .collect();
+            let names: Vec<&String> = r.classification_class_names.as_ref().unwrap().iter().take(5).collect();
+            assert!(top5.iter().any(|c| ok.contains(c)), "{weights} {photo}: top-5 {top5:?} {names:?}");
+        }
+    }
+}
+
+#[test]
+fn bad_weight_files_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = std::fs::read(dl_testkit::weights_path("efficientnet_lite0")).unwrap();
+    let name = "pretrained_dl_classifier_efficientnet_lite0";
+    // Truncated and altered files: the pinned sha256 does not match.
+    let truncated = tmp.path().join("t.safetensors");
+    std::fs::write(&truncated, &good[..good.len() / 3]).unwrap();
+    let err = Model::create_pretrained_from(name, &truncated, None).unwrap_err().to_string();
+    assert!(err.contains("sha256") && err.contains("cargo xtask weights"), "{err}");
+    let mut altered = good.clone();
+    let last = altered.len() - 1;
+    altered[last] ^= 1;
+    let path = tmp.path().join("a.safetensors");
+    std::fs::write(&path, &altered).unwrap();
+    assert!(Model::create_pretrained_from(name, &path, None).unwrap_err().to_string().contains("sha256"));
+    let err = Model::create_pretrained_from(name, &tmp.path().join("missing.safetensors"), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cargo xtask weights efficientnet_lite0"), "{err}");
+    assert!(
+        Model::create_pretrained("pretrained_dl_classifier_vgg", None)
+            .unwrap_err()
+            .to_string()
+            .contains("known")
+    );
+    // Weights of another architecture: the error names the tensor and both shapes, nothing is loaded.
+    let vs = tch::nn::VarStore::new(Device::Cpu);
+    let _ = dlkit::nets::EfficientNetLiteConfig::lite(2, 10, 3).unwrap().build(&vs.root()).unwrap();
+    let before = dlkit::nets::weights::export_safetensors(&vs).unwrap();
+    let err = dlkit::nets::weights::import_backbone(&vs, &good, "classifier.").unwrap_err().to_string();
+    assert!(err.contains("the architecture expects shape") && err.contains("the file has"), "{err}");
+    assert_eq!(dlkit::nets::weights::export_safetensors(&vs).unwrap(), before, "no partial load");
+}
+
+/// A new head for two classes on the pretrained backbone: with `freeze_backbone`, training changes only
+/// the head (batch-norm statistics included).
+#[test]
+fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
+    let names = vec!["good".to_owned(), "bad".to_owned()];
+    let mut m = Model::create_pretrained_from(
+        "pretrained_dl_classifier_mobilenet_v2",
+        &dl_testkit::weights_path("mobilenet_v2"),
+        Some((&names, &[0, 1])),
+    )
+    .unwrap();
+    assert_eq!(m.get_param("image_dimensions").unwrap(), serde_json::json!([224, 224, 3]));
+    m.set_param("freeze_backbone", &serde_json::json!(true)).unwrap();
+    let before = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
+    let mut opt = dlkit::train::Optimizer::new(
+        m.var_store(),
+        dlkit::train::SolverParam::Sgd { learning_rate: 0.1, momentum: 0.0, weight_prior: 0.0 },
+    )
+    .unwrap();
+    let x = Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu));
+    let y = Tensor::from_slice(&[0i64, 1, 0, 1]);
+    for _ in 0..2 {
+        opt.zero_grad();
+        dlkit::train::TrainableModel::forward_t(&m, &x, true).cross_entropy_for_logits(&y).backward();
+        opt.step();
+    }
+    let after = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        if name.ends_with("num_batches_tracked") {
+            continue;
+        }
+        assert_eq!(a.equal(b), !name.starts_with("classifier."), "{name}");
+    }
+    // The ImageNet head is not there to keep.
+    let err = Model::create_pretrained_from(
+        "pretrained_dl_classifier_mobilenet_v2",
+        &dl_testkit::weights_path("mobilenet_v2"),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("no ImageNet head"), "{err}");
+}
