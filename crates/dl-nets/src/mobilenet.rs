@@ -140,6 +140,35 @@ impl MobileNetV2 {
         self.features_impl(xs, train, None)
     }
 
+    /// Feature maps at strides 4, 8, 16 and 32 — the outputs of `features.3`, `features.6`,
+    /// `features.13` and `features.18` — named `stride4` … `stride32`, for detection, segmentation and
+    /// anomaly models.
+    pub fn taps_t(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
+        let mut out = Vec::with_capacity(4);
+        let mut x = xs.shallow_clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = match layer {
+                Layer::Conv(c) => c.forward_t(&x, train, None),
+                Layer::Inverted { convs, residual } => {
+                    let mut y = x.shallow_clone();
+                    for c in convs {
+                        y = c.forward_t(&y, train, None);
+                    }
+                    if *residual { x + y } else { y }
+                }
+            };
+            let name = match i {
+                3 => "stride4",
+                6 => "stride8",
+                13 => "stride16",
+                18 => "stride32",
+                _ => continue,
+            };
+            out.push((name.to_owned(), x.shallow_clone()));
+        }
+        out
+    }
+
     /// Logits (eval mode) with every activation recorded for [`crate::guided::guided_backprop`].
     pub fn forward_guided(&self, xs: &Tensor, rec: &GuidedRecorder) -> Tensor {
         self.head_t(&self.features_impl(xs, false, Some(rec)), false)
@@ -175,5 +204,31 @@ impl MobileNetV2 {
 impl ModuleT for MobileNetV2 {
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         self.head_t(&self.features_t(xs, train), train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn taps_have_strides_4_8_16_32() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = MobileNetV2Config::new(5, 3).build(&vs.root()).unwrap();
+        let x = Tensor::randn([1, 3, 128, 96], (Kind::Float, Device::Cpu));
+        let taps: Vec<(String, Vec<i64>)> =
+            net.taps_t(&x, false).into_iter().map(|(n, t)| (n, t.size())).collect();
+        assert_eq!(
+            taps,
+            [
+                ("stride4".to_owned(), vec![1, 24, 32, 24]),
+                ("stride8".to_owned(), vec![1, 32, 16, 12]),
+                ("stride16".to_owned(), vec![1, 96, 8, 6]),
+                ("stride32".to_owned(), vec![1, 1280, 4, 3])
+            ]
+        );
+        // The last tap is the feature map the classifier reads.
+        assert!(taps[3].1 == net.features_t(&x, false).size());
     }
 }

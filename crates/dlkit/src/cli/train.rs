@@ -94,10 +94,16 @@ fn parse_augment(text: &str) -> Result<dlkit::data::preprocess::AugmentParams> {
     for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
         let (k, v) = pair.split_once('=').with_context(|| format!("--augment: `{pair}` is not key=value"))?;
         let v = v.trim();
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        let value: Value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_owned()));
+        // Each key alone first, so an error names it.
+        serde_json::from_value::<dlkit::data::preprocess::AugmentParams>(json!({ k.trim(): value.clone() }))
+            .with_context(|| format!("--augment {}={v}", k.trim()))?;
         map.insert(k.trim().to_owned(), value);
     }
-    serde_json::from_value(Value::Object(map)).context("--augment")
+    let params: dlkit::data::preprocess::AugmentParams =
+        serde_json::from_value(Value::Object(map)).context("--augment")?;
+    params.validate().context("--augment")?;
+    Ok(params)
 }
 
 fn parse_serialize(items: &[String]) -> Result<Vec<SerializationStrategy>> {

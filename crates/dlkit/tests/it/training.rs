@@ -233,3 +233,87 @@ fn bad_datasets_and_parameters_are_clear_errors() {
         train_dl_model(&ds, &mut other, &param(tmp.path(), 1), StartEpoch::Fresh).unwrap_err().to_string();
     assert!(err.contains("not classes of the model"), "{err}");
 }
+
+/// `dlkit train` and `dlkit evaluate model` end to end, with a resume.
+#[test]
+fn train_resume_and_evaluate_from_the_command_line() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small().save(&dir.join("d.json")).unwrap();
+    let dlkit = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dlkit")).args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "dlkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let common = [
+        "--dataset",
+        "d.json",
+        "--create",
+        "compact",
+        "--batch-size",
+        "32",
+        "--solver",
+        "adam",
+        "--lr",
+        "0.003",
+        "--augment",
+        "mirror=c,augmentation_percentage=30",
+        "--serialize",
+        "best,current",
+        "--out",
+        "run",
+    ];
+    dlkit(&[&["train", "--epochs", "1"][..], &common].concat());
+    let out = dlkit(&[&["--json", "train", "--epochs", "2", "--resume"][..], &common].concat());
+    let log: TrainingLog = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((log.status.as_str(), log.epochs.len()), ("finished", 2));
+    for f in
+        ["model_best.dlm", "model_current.dlm", "training_log.json", "training_curves.png", "checkpoint.dlc"]
+    {
+        assert!(dir.join("run").join(f).is_file(), "{f}");
+    }
+    let out = dlkit(&[
+        "--json",
+        "evaluate",
+        "model",
+        "--model",
+        "run/model_current.dlm",
+        "--dataset",
+        "d.json",
+        "--split",
+        "validation",
+        "--max-k",
+        "2",
+        "--plots",
+        "plots",
+    ]);
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["num_samples"], 100);
+    assert!(e["top1_error"].as_f64().unwrap() < 0.7, "{e}");
+    assert_eq!(e["top1_error"].as_f64().unwrap(), log.epochs[1].evaluation.unwrap(), "the logged value");
+    assert!(e["topk_error"][1].as_f64().unwrap() <= e["top1_error"].as_f64().unwrap());
+    assert!(dir.join("plots/confusion_matrix.png").is_file());
+    // Bad input: a clear error and exit code 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_dlkit"))
+        .args([
+            "train",
+            "--dataset",
+            "d.json",
+            "--create",
+            "compact",
+            "--augment",
+            "mirror=sideways",
+            "--out",
+            "x",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mirror"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
