@@ -401,7 +401,7 @@ fn side_by_side_preprocess(repo: &Path) -> Result<()> {
 }
 
 /// The demo's training settings (measured in the closing note of the training issue).
-const DEMO_EPOCHS: usize = 15;
+const DEMO_EPOCHS: usize = 20;
 
 fn demo(repo: &Path, args: &[String]) -> Result<()> {
     let epochs = match args {

@@ -147,3 +147,83 @@ fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
     .to_string();
     assert!(err.contains("no ImageNet head"), "{err}");
 }
+
+/// Transfer learning on real data (a small, CI-sized version of `examples/transfer_elpv.rs`): ELPV
+/// defect vs defect-free, 100 training images per class at 128×128. EfficientNet-Lite0 pretrained on
+/// ImageNet with a frozen backbone reaches a lower error on 100 balanced test images than the same
+/// network trained from scratch with the same budget (3 epochs, Adam, same images).
+#[test]
+fn a_pretrained_backbone_beats_training_from_scratch_on_elpv() {
+    use dlkit::core::{Rng, Split};
+    use dlkit::data::SampleSelector;
+    use dlkit::data::read::{LabelSource, read_dl_dataset_classification};
+    use dlkit::train::{EvalParams, Evaluation, StartEpoch, TrainParam, evaluate_dl_model, train_dl_model};
+    use serde_json::json;
+
+    let mut ds =
+        read_dl_dataset_classification(&dl_testkit::data_dir("elpv"), LabelSource::LastFolder).unwrap();
+    let mut rng = Rng::new(11);
+    for (class, name) in ds.class_ids.clone().into_iter().zip(ds.class_names.clone()) {
+        let mut idx: Vec<usize> = (0..ds.samples.len())
+            .filter(|&i| ds.samples[i].image_label_id.as_ref().unwrap()[0] == class)
+            .collect();
+        rng.shuffle(&mut idx);
+        for (k, &i) in idx.iter().enumerate() {
+            ds.samples[i].split = match (name.as_str(), k) {
+                ("uncertain", _) => None,
+                (_, 0..100) => Some(Split::Train),
+                (_, 100..120) => Some(Split::Validation),
+                (_, 120..170) => Some(Split::Test),
+                _ => None,
+            };
+        }
+    }
+    // Only defect and good are in the splits; the model knows all three folder classes.
+    let ids: Vec<i64> = ds.class_ids.iter().map(|c| i64::from(c.get())).collect();
+    let mut errors = Vec::new();
+    for pretrained in [false, true] {
+        tch::manual_seed(3);
+        let reference = Model::create_pretrained_from(
+            "pretrained_dl_classifier_efficientnet_lite0",
+            &dl_testkit::weights_path("efficientnet_lite0"),
+            Some((&ds.class_names, &ids)),
+        )
+        .unwrap();
+        let mut m = if pretrained {
+            reference
+        } else {
+            let mut m =
+                Model::create_classifier("efficientnet_lite0", &ds.class_names, &ids, 224, 224, 3).unwrap();
+            m.set_param("preprocess_param", &reference.get_param("preprocess_param").unwrap()).unwrap();
+            m
+        };
+        m.set_param("freeze_backbone", &json!(pretrained)).unwrap();
+        for (k, v) in [
+            ("image_width", json!(128)),
+            ("image_height", json!(128)),
+            ("solver_type", json!("adam")),
+            ("learning_rate", json!(0.001)),
+            ("batch_size", json!(16)),
+        ] {
+            m.set_param(k, &v).unwrap();
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let param = TrainParam {
+            num_epochs: 3,
+            seed: 3,
+            output_dir: tmp.path().to_owned(),
+            display: false,
+            serialization_strategies: vec![],
+            ..Default::default()
+        };
+        train_dl_model(&ds, &mut m, &param, StartEpoch::Fresh).unwrap();
+        let Evaluation::Classification { measures, .. } =
+            evaluate_dl_model(&m, &ds, &SampleSelector::Split(Split::Test), &EvalParams::default()).unwrap();
+        assert_eq!(measures.num_samples, 100);
+        errors.push(measures.top1_error);
+    }
+    let (scratch, pretrained) = (errors[0], errors[1]);
+    eprintln!("ELPV 128×128, 3 epochs: scratch {scratch}, pretrained (frozen backbone) {pretrained}");
+    assert!(pretrained < 0.35, "pretrained, frozen backbone: test error {pretrained}");
+    assert!(pretrained + 0.1 < scratch, "pretrained {pretrained} vs scratch {scratch}");
+}
