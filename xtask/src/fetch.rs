@@ -12,6 +12,8 @@ use std::process::Command;
 pub enum Source {
     /// A wheel from PyPI: `pip download --no-deps <spec>`.
     Pip(&'static str),
+    /// A source distribution from PyPI (for files only shipped in sdists).
+    Sdist(&'static str),
     /// A Debian package: `apt-get download <name>=<version>`.
     Deb(&'static str, &'static str),
 }
@@ -30,7 +32,7 @@ pub struct Package {
 impl Package {
     fn label(&self) -> String {
         match self.source {
-            Source::Pip(spec) => format!("PyPI package {spec}"),
+            Source::Pip(spec) | Source::Sdist(spec) => format!("PyPI package {spec}"),
             Source::Deb(name, version) => format!("Debian package {name}={version}"),
         }
     }
@@ -88,18 +90,16 @@ pub fn fetch(package: &Package) -> Result<PathBuf> {
 
 fn download(package: &Package, into: &Path) -> Result<()> {
     match package.source {
-        Source::Pip(spec) => {
+        Source::Pip(spec) | Source::Sdist(spec) => {
             let python =
-                crate::setup::which("python3").context("python3 is needed to download wheels with pip")?;
+                crate::setup::which("python3").context("python3 is needed to download packages with pip")?;
+            let kind = if matches!(package.source, Source::Sdist(_)) {
+                "--no-binary=:all:"
+            } else {
+                "--only-binary=:all:"
+            };
             let out = Command::new(python)
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    "--disable-pip-version-check",
-                    "--only-binary=:all:",
-                ])
+                .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", kind])
                 .args(["--progress-bar", "off", "-d"])
                 .arg(into)
                 .arg(spec)
@@ -138,6 +138,38 @@ fn download(package: &Package, into: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The bytes of the member `name` of a `.tar.gz` (ustar) archive.
+///
+/// # Errors
+/// When the archive is corrupt or has no such member.
+pub fn tar_gz_member(archive: &Path, name: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(archive).with_context(|| format!("cannot read {}", archive.display()))?;
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut tar)
+        .with_context(|| format!("{} is not a gzip file", archive.display()))?;
+    let field = |b: &[u8]| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned();
+    let mut pos = 0;
+    while pos + 512 <= tar.len() && tar[pos] != 0 {
+        let header = &tar[pos..pos + 512];
+        let prefix = field(&header[345..500]);
+        let member = if prefix.is_empty() {
+            field(&header[..100])
+        } else {
+            format!("{prefix}/{}", field(&header[..100]))
+        };
+        let size_text = field(&header[124..136]);
+        let size = usize::from_str_radix(size_text.trim(), 8)
+            .with_context(|| format!("{}: bad size field `{size_text}`", archive.display()))?;
+        let start = pos + 512;
+        let end = start.checked_add(size).filter(|&e| e <= tar.len()).context("truncated tar archive")?;
+        if member == name {
+            return Ok(tar[start..end].to_vec());
+        }
+        pos = start + size.div_ceil(512) * 512;
+    }
+    bail!("{} has no member {name}", archive.display())
 }
 
 fn is_root() -> bool {

@@ -22,7 +22,8 @@ commands:
   data [NAME...]          fetch and convert the real datasets (default: all): fashion-mnist, mnist5k,
                           elpv, deepforest, labelme, darknet (six photos for ImageNet checks)
   weights [NAME...]       fetch and convert the pretrained ImageNet backbones (default: all):
-                          efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, mobilenet_v2
+                          efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, mobilenet_v2,
+                          squeezenet
   test [ARGS...]          setup, data, weights, then `cargo test --workspace ARGS...`
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
   bench [NAME...]         run the benches (default: all): dataset (criterion), preprocess (criterion,
@@ -583,7 +584,7 @@ fn fixtures(repo: &Path) -> Result<()> {
     for (script, out) in FIXTURES {
         phase(script, || run_checked(Command::new(&python).arg(repo.join(script)).arg(repo.join(out))))?;
     }
-    let script = "fixtures/scripts/efficientnet_lite_reference.py";
+    let script = "fixtures/scripts/pretrained_reference.py";
     phase(script, || {
         let originals = std::env::temp_dir().join(format!("dlkit-originals-{}", std::process::id()));
         weights::extract_originals(&originals)?;
@@ -591,7 +592,7 @@ fn fixtures(repo: &Path) -> Result<()> {
             Command::new(&python)
                 .arg(repo.join(script))
                 .arg(&originals)
-                .arg(repo.join("fixtures/efficientnet_lite_logits.json")),
+                .arg(repo.join("fixtures/pretrained_logits.json")),
         );
         let _ = std::fs::remove_dir_all(&originals);
         result

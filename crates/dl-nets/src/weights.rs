@@ -135,7 +135,10 @@ fn import_filtered(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool, skip: Opt
     let vars: std::collections::HashMap<String, Tensor> =
         vs.variables().into_iter().filter(|(n, _)| !skipped(n)).collect();
     let mut loaded = Vec::with_capacity(vars.len());
-    for (name, var) in &vars {
+    // In name order, so the error for a file that does not fit is always the same one.
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    for (name, var) in names.into_iter().map(|n| (n, &vars[n])) {
         let view = st.tensor(name).map_err(|_| Error::MissingWeight(name.clone()))?;
         let expected: Vec<i64> = var.size();
         let found: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();

@@ -6,7 +6,7 @@ use dl_data::preprocess::{DLPreprocessParam, NormalizationType, collate, preproc
 use dl_data::{DLResult, DLSample, HostImage, ModelType};
 use dl_nets::{
     CompactConfig, CompactNet, EfficientNetLite, EfficientNetLiteConfig, MobileNetV2, MobileNetV2Config,
-    ResNet, ResNetConfig,
+    ResNet, ResNetConfig, SqueezeNet, SqueezeNetConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -26,12 +26,14 @@ pub enum Architecture {
     MobilenetV2(MobileNetV2Config),
     /// EfficientNet-Lite0/1/2.
     EfficientnetLite(EfficientNetLiteConfig),
+    /// SqueezeNet 1.1.
+    Squeezenet(SqueezeNetConfig),
 }
 
 impl Architecture {
     /// An architecture by name: `compact`, `enhanced` (the compact family, deeper and wider),
     /// `resnet18`, `resnet50`, `mobilenet_v2`, `efficientnet_lite0`, `efficientnet_lite1`,
-    /// `efficientnet_lite2`.
+    /// `efficientnet_lite2`, `squeezenet`.
     ///
     /// # Errors
     /// [`Error::Param`] for another name.
@@ -51,12 +53,13 @@ impl Architecture {
             "efficientnet_lite2" => {
                 Self::EfficientnetLite(EfficientNetLiteConfig::lite(2, num_classes, in_channels)?)
             }
+            "squeezenet" => Self::Squeezenet(SqueezeNetConfig::new(num_classes, in_channels)),
             other => {
                 return Err(Error::Param {
                     name: "architecture".into(),
                     message: format!(
                         "`{other}`: expected compact, enhanced, resnet18, resnet50, mobilenet_v2, \
-                         efficientnet_lite0, efficientnet_lite1 or efficientnet_lite2"
+                         efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 or squeezenet"
                     ),
                 });
             }
@@ -70,6 +73,7 @@ enum Net {
     Resnet(ResNet),
     MobilenetV2(MobileNetV2),
     EfficientnetLite(Box<EfficientNetLite>),
+    Squeezenet(SqueezeNet),
 }
 
 impl ModuleT for Net {
@@ -80,6 +84,7 @@ impl ModuleT for Net {
             Net::Resnet(n) => n.forward_t(xs, train),
             Net::MobilenetV2(n) => n.forward_t(xs, train),
             Net::EfficientnetLite(n) => n.forward_t(xs, train),
+            Net::Squeezenet(n) => n.forward_t(xs, train),
         }
     }
 }
@@ -165,6 +170,59 @@ pub struct ModelDescription {
     pub params: ModelParams,
 }
 
+impl ModelDescription {
+    /// Checks that the parts agree: valid, distinct class ids, one name per id, as many network outputs
+    /// as classes, and the network's input channels equal to the preprocessing's.
+    ///
+    /// # Errors
+    /// [`Error::Param`] naming the key.
+    pub fn validate(&self) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for &id in &self.class_ids {
+            dl_core::ClassId::new(id).map_err(|e| param_error("class_ids", e.to_string()))?;
+            if !seen.insert(id) {
+                return Err(param_error("class_ids", format!("class id {id} appears twice")));
+            }
+        }
+        if self.class_ids.is_empty() || self.class_names.len() != self.class_ids.len() {
+            return Err(param_error(
+                "class_names",
+                format!(
+                    "{} names for {} class ids (at least one class)",
+                    self.class_names.len(),
+                    self.class_ids.len()
+                ),
+            ));
+        }
+        let (classes, channels) = match &self.architecture {
+            Architecture::Compact(c) => (c.num_classes, c.in_channels),
+            Architecture::Resnet(c) => (c.num_classes, c.in_channels),
+            Architecture::MobilenetV2(c) => (c.num_classes, c.in_channels),
+            Architecture::EfficientnetLite(c) => (c.num_classes, c.in_channels),
+            Architecture::Squeezenet(c) => (c.num_classes, c.in_channels),
+        };
+        if classes != self.class_ids.len() as i64 {
+            return Err(param_error(
+                "architecture",
+                format!("{classes} network outputs for {} classes", self.class_ids.len()),
+            ));
+        }
+        if channels != self.preprocess.image_num_channels as i64 {
+            return Err(param_error(
+                "architecture",
+                format!(
+                    "the network takes {channels} channels, the preprocessing makes {}",
+                    self.preprocess.image_num_channels
+                ),
+            ));
+        }
+        if self.model_type != ModelType::Classification || self.preprocess.model_type != self.model_type {
+            return Err(param_error("type", "only classification models exist so far"));
+        }
+        Ok(())
+    }
+}
+
 /// A model: description, weights on a device.
 #[derive(Debug)]
 pub struct Model {
@@ -245,9 +303,7 @@ impl Model {
     }
 
     pub(crate) fn from_description(description: ModelDescription, device: Device) -> Result<Self> {
-        for &id in &description.class_ids {
-            dl_core::ClassId::new(id).map_err(|e| param_error("class_ids", e.to_string()))?;
-        }
+        description.validate()?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net = match &description.architecture {
@@ -255,6 +311,7 @@ impl Model {
             Architecture::Resnet(c) => Net::Resnet(c.build(&root)?),
             Architecture::MobilenetV2(c) => Net::MobilenetV2(c.build(&root)?),
             Architecture::EfficientnetLite(c) => Net::EfficientnetLite(Box::new(c.build(&root)?)),
+            Architecture::Squeezenet(c) => Net::Squeezenet(c.build(&root)?),
         };
         // Convolutions run on the channels-last layout (inputs are converted in the forward pass).
         dl_nets::device::vars_to_channels_last(&vs);
@@ -269,6 +326,7 @@ impl Model {
             Net::Compact(_) => "head.",
             Net::Resnet(_) => "fc.",
             Net::MobilenetV2(_) | Net::EfficientnetLite(_) => "classifier.",
+            Net::Squeezenet(_) => "conv10.",
         }
     }
 
@@ -336,6 +394,7 @@ impl Model {
             Net::Resnet(n) => n.features_t(x, false),
             Net::MobilenetV2(n) => n.features_t(x, false),
             Net::EfficientnetLite(n) => n.features_t(x, false),
+            Net::Squeezenet(n) => n.features_t(x, false),
         }
     }
 
@@ -347,6 +406,7 @@ impl Model {
             Net::Resnet(n) => n.forward_guided(x, rec),
             Net::MobilenetV2(n) => n.forward_guided(x, rec),
             Net::EfficientnetLite(n) => n.forward_guided(x, rec),
+            Net::Squeezenet(n) => n.forward_guided(x, rec),
         }
     }
 
@@ -357,6 +417,7 @@ impl Model {
             Net::Resnet(n) => n.head(f),
             Net::MobilenetV2(n) => n.head_t(f, false),
             Net::EfficientnetLite(n) => n.head_t(f, false),
+            Net::Squeezenet(n) => n.head_t(f, false),
         }
     }
 
@@ -372,6 +433,7 @@ impl Model {
             Net::Resnet(n) => n.head(&f),
             Net::MobilenetV2(n) => n.head_t(&f, true),
             Net::EfficientnetLite(n) => n.head_t(&f, true),
+            Net::Squeezenet(n) => n.head_t(&f, true),
         }
     }
 

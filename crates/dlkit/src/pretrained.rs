@@ -54,6 +54,17 @@ const SPECS: &[Spec] = &[
         imagenet_head: true,
     },
     Spec {
+        name: "pretrained_dl_classifier_squeezenet",
+        architecture: "squeezenet",
+        weights: "squeezenet",
+        sha256: "1ab3db4f5882ea8a637f9df3b3cf488b7f39023a5917bca3db958e2631e7ca57",
+        size: 224,
+        // Caffe's BGR means, in RGB order (conv1's input channels were reversed at conversion).
+        mean: [122.679, 116.669, 104.006],
+        std: [1.0; 3],
+        imagenet_head: true,
+    },
+    Spec {
         name: "pretrained_dl_classifier_mobilenet_v2",
         architecture: "mobilenet_v2",
         weights: "mobilenet_v2",
