@@ -23,7 +23,7 @@ commands:
                           elpv, deepforest, labelme, darknet (six photos for ImageNet checks)
   weights [NAME...]       fetch and convert the pretrained ImageNet backbones (default: all):
                           efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, mobilenet_v2,
-                          squeezenet
+                          squeezenet, mobilenet_v1
   test [ARGS...]          setup, data, weights, then `cargo test --workspace ARGS...`
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
   bench [NAME...]         run the benches (default: all): dataset (criterion), preprocess (criterion,

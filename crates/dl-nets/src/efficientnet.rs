@@ -5,6 +5,7 @@
 //! ImageNet weights to them).
 
 use crate::guided::{Act, GuidedRecorder, activate};
+use crate::same::SameConv;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn, nn::ModuleT};
@@ -145,27 +146,6 @@ impl EfficientNetLiteConfig {
             dropout: self.dropout,
             classifier: nn::linear(path / "classifier", 1280, self.num_classes, Default::default()),
         })
-    }
-}
-
-/// A convolution with TensorFlow's "SAME" padding: output size ⌈input / stride⌉, the odd pixel of
-/// padding at the bottom and right.
-#[derive(Debug)]
-struct SameConv {
-    conv: nn::Conv2D,
-    k: i64,
-    stride: i64,
-}
-
-impl SameConv {
-    fn forward(&self, x: &Tensor) -> Tensor {
-        let size = x.size();
-        let pad = |n: i64| ((n + self.stride - 1) / self.stride - 1) * self.stride + self.k - n;
-        let (ph, pw) = (pad(size[2]).max(0), pad(size[3]).max(0));
-        if ph == 0 && pw == 0 {
-            return x.apply(&self.conv);
-        }
-        x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2]).apply(&self.conv)
     }
 }
 

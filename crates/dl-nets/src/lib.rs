@@ -14,7 +14,9 @@ pub mod efficientnet;
 mod error;
 pub mod guided;
 pub mod mobilenet;
+pub mod mobilenet_v1;
 pub mod resnet;
+mod same;
 pub mod squeezenet;
 pub mod weights;
 
@@ -22,5 +24,6 @@ pub use compact::{CompactConfig, CompactNet};
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use error::{Error, Result};
 pub use mobilenet::{MobileNetV2, MobileNetV2Config};
+pub use mobilenet_v1::{MobileNetV1, MobileNetV1Config};
 pub use resnet::{ResNet, ResNetConfig};
 pub use squeezenet::{SqueezeNet, SqueezeNetConfig};

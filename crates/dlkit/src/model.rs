@@ -5,8 +5,8 @@ use crate::{Error, Result};
 use dl_data::preprocess::{DLPreprocessParam, NormalizationType, collate, preprocess_sample};
 use dl_data::{DLResult, DLSample, HostImage, ModelType};
 use dl_nets::{
-    CompactConfig, CompactNet, EfficientNetLite, EfficientNetLiteConfig, MobileNetV2, MobileNetV2Config,
-    ResNet, ResNetConfig, SqueezeNet, SqueezeNetConfig,
+    CompactConfig, CompactNet, EfficientNetLite, EfficientNetLiteConfig, MobileNetV1, MobileNetV1Config,
+    MobileNetV2, MobileNetV2Config, ResNet, ResNetConfig, SqueezeNet, SqueezeNetConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -28,12 +28,14 @@ pub enum Architecture {
     EfficientnetLite(EfficientNetLiteConfig),
     /// SqueezeNet 1.1.
     Squeezenet(SqueezeNetConfig),
+    /// MobileNetV1 1.0 (TF-slim layout).
+    MobilenetV1(MobileNetV1Config),
 }
 
 impl Architecture {
     /// An architecture by name: `compact`, `enhanced` (the compact family, deeper and wider),
     /// `resnet18`, `resnet50`, `mobilenet_v2`, `efficientnet_lite0`, `efficientnet_lite1`,
-    /// `efficientnet_lite2`, `squeezenet`.
+    /// `efficientnet_lite2`, `squeezenet`, `mobilenet_v1`.
     ///
     /// # Errors
     /// [`Error::Param`] for another name.
@@ -54,12 +56,13 @@ impl Architecture {
                 Self::EfficientnetLite(EfficientNetLiteConfig::lite(2, num_classes, in_channels)?)
             }
             "squeezenet" => Self::Squeezenet(SqueezeNetConfig::new(num_classes, in_channels)),
+            "mobilenet_v1" => Self::MobilenetV1(MobileNetV1Config::new(num_classes, in_channels)),
             other => {
                 return Err(Error::Param {
                     name: "architecture".into(),
                     message: format!(
                         "`{other}`: expected compact, enhanced, resnet18, resnet50, mobilenet_v2, \
-                         efficientnet_lite0, efficientnet_lite1, efficientnet_lite2 or squeezenet"
+                         efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, squeezenet or mobilenet_v1"
                     ),
                 });
             }
@@ -74,6 +77,7 @@ enum Net {
     MobilenetV2(MobileNetV2),
     EfficientnetLite(Box<EfficientNetLite>),
     Squeezenet(SqueezeNet),
+    MobilenetV1(Box<MobileNetV1>),
 }
 
 impl ModuleT for Net {
@@ -85,6 +89,7 @@ impl ModuleT for Net {
             Net::MobilenetV2(n) => n.forward_t(xs, train),
             Net::EfficientnetLite(n) => n.forward_t(xs, train),
             Net::Squeezenet(n) => n.forward_t(xs, train),
+            Net::MobilenetV1(n) => n.forward_t(xs, train),
         }
     }
 }
@@ -200,6 +205,7 @@ impl ModelDescription {
             Architecture::MobilenetV2(c) => (c.num_classes, c.in_channels),
             Architecture::EfficientnetLite(c) => (c.num_classes, c.in_channels),
             Architecture::Squeezenet(c) => (c.num_classes, c.in_channels),
+            Architecture::MobilenetV1(c) => (c.num_classes, c.in_channels),
         };
         if classes != self.class_ids.len() as i64 {
             return Err(param_error(
@@ -312,6 +318,7 @@ impl Model {
             Architecture::MobilenetV2(c) => Net::MobilenetV2(c.build(&root)?),
             Architecture::EfficientnetLite(c) => Net::EfficientnetLite(Box::new(c.build(&root)?)),
             Architecture::Squeezenet(c) => Net::Squeezenet(c.build(&root)?),
+            Architecture::MobilenetV1(c) => Net::MobilenetV1(Box::new(c.build(&root)?)),
         };
         // Convolutions run on the channels-last layout (inputs are converted in the forward pass).
         dl_nets::device::vars_to_channels_last(&vs);
@@ -325,7 +332,7 @@ impl Model {
         match &self.net {
             Net::Compact(_) => "head.",
             Net::Resnet(_) => "fc.",
-            Net::MobilenetV2(_) | Net::EfficientnetLite(_) => "classifier.",
+            Net::MobilenetV2(_) | Net::EfficientnetLite(_) | Net::MobilenetV1(_) => "classifier.",
             Net::Squeezenet(_) => "conv10.",
         }
     }
@@ -395,6 +402,7 @@ impl Model {
             Net::MobilenetV2(n) => n.features_t(x, false),
             Net::EfficientnetLite(n) => n.features_t(x, false),
             Net::Squeezenet(n) => n.features_t(x, false),
+            Net::MobilenetV1(n) => n.features_t(x, false),
         }
     }
 
@@ -407,6 +415,7 @@ impl Model {
             Net::MobilenetV2(n) => n.forward_guided(x, rec),
             Net::EfficientnetLite(n) => n.forward_guided(x, rec),
             Net::Squeezenet(n) => n.forward_guided(x, rec),
+            Net::MobilenetV1(n) => n.forward_guided(x, rec),
         }
     }
 
@@ -418,6 +427,7 @@ impl Model {
             Net::MobilenetV2(n) => n.head_t(f, false),
             Net::EfficientnetLite(n) => n.head_t(f, false),
             Net::Squeezenet(n) => n.head_t(f, false),
+            Net::MobilenetV1(n) => n.head_t(f, false),
         }
     }
 
@@ -434,6 +444,7 @@ impl Model {
             Net::MobilenetV2(n) => n.head_t(&f, true),
             Net::EfficientnetLite(n) => n.head_t(&f, true),
             Net::Squeezenet(n) => n.head_t(&f, true),
+            Net::MobilenetV1(n) => n.head_t(&f, true),
         }
     }
 

@@ -65,6 +65,16 @@ const SPECS: &[Spec] = &[
         imagenet_head: true,
     },
     Spec {
+        name: "pretrained_dl_classifier_mobilenet_v1",
+        architecture: "mobilenet_v1",
+        weights: "mobilenet_v1",
+        sha256: "74e7dd9fa5ddc8edd789a4c5f203181f1674a23b4db6ba87fad4430367107de5",
+        size: 224,
+        mean: [128.0; 3],
+        std: [128.0; 3],
+        imagenet_head: true,
+    },
+    Spec {
         name: "pretrained_dl_classifier_mobilenet_v2",
         architecture: "mobilenet_v2",
         weights: "mobilenet_v2",

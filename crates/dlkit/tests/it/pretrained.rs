@@ -37,6 +37,16 @@ fn converted_weights_give_the_original_logits() {
         let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(worst <= 1e-4, "{weights}: max |ours − PyTorch| = {worst:e}");
     }
+    // MobileNetV1: the graph's 1001-way logits without its background class 0.
+    let model = pretrained("pretrained_dl_classifier_mobilenet_v1", "mobilenet_v1");
+    let want = &fixture["models"]["mobilenet_v1"];
+    let v: Vec<f32> = (0..3 * 224 * 224).map(|i| ((i as f64 * 0.7 + 7.0 * 1.3).sin()) as f32).collect();
+    let x = Tensor::from_slice(&v).reshape([1, 3, 224, 224]);
+    let logits = tch::no_grad(|| model.module().forward_t(&x, false)).to_kind(Kind::Double);
+    let ours: Vec<f64> = Vec::try_from(logits.reshape([-1])).unwrap();
+    let theirs: Vec<f64> = want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(worst <= 1e-4, "mobilenet_v1: max |ours − TF graph in PyTorch| = {worst:e}");
     // SqueezeNet: the original takes BGR; the converted network takes RGB (conv1's input channels were
     // reversed), so it gets the same image with its channels reversed.
     let model = pretrained("pretrained_dl_classifier_squeezenet", "squeezenet");
@@ -63,8 +73,11 @@ fn real_photos_get_the_expected_imagenet_classes() {
     let expected: [(&str, &[i64]); 4] =
         [("dog.jpg", &dog_breeds), ("eagle.jpg", &[21, 22]), ("giraffe.jpg", &[340]), ("kite.jpg", &[978])];
     // SqueezeNet, the smallest, ranks big cats above the zebras of the giraffe photo: that photo is
-    // checked with the EfficientNets only.
-    let squeeze = [("pretrained_dl_classifier_squeezenet", "squeezenet")];
+    // checked with the other networks only.
+    let squeeze = [
+        ("pretrained_dl_classifier_squeezenet", "squeezenet"),
+        ("pretrained_dl_classifier_mobilenet_v1", "mobilenet_v1"),
+    ];
     for (name, weights) in LITES.iter().chain(&squeeze) {
         let model = pretrained(name, weights);
         let images: Vec<HostImage> =
