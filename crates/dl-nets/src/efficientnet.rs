@@ -83,24 +83,21 @@ impl EfficientNetLiteConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] naming the key.
     pub fn build(&self, path: &nn::Path) -> Result<EfficientNetLite> {
+        crate::error::check_classifier(
+            "efficientnet_lite",
+            self.num_classes,
+            self.in_channels,
+            Some(self.dropout),
+        )?;
         let bad = |key, value: String, expected| Error::InvalidConfig {
             config: "efficientnet_lite",
             key,
             value,
             expected,
         };
-        if self.num_classes < 1 {
-            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
-        }
-        if self.in_channels < 1 {
-            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
-        }
         let in_range = |v: f64| v > 0.0 && v <= 4.0;
         if !in_range(self.width) || !in_range(self.depth) {
             return Err(bad("width", format!("{} / depth {}", self.width, self.depth), "in (0, 4]"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(bad("dropout", self.dropout.to_string(), "in [0, 1)"));
         }
         let bn = |p: nn::Path, c| {
             nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-3, momentum: 0.01, ..Default::default() })

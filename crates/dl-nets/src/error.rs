@@ -49,3 +49,27 @@ pub enum Error {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
+
+/// The checks every classifier configuration shares: at least one class and one input channel, and a
+/// dropout (when the network has one) in [0, 1).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] naming `config` and the key.
+pub(crate) fn check_classifier(
+    config: &'static str,
+    num_classes: i64,
+    in_channels: i64,
+    dropout: Option<f64>,
+) -> Result<()> {
+    let bad = |key, value: String, expected| Err(Error::InvalidConfig { config, key, value, expected });
+    if num_classes < 1 {
+        return bad("num_classes", num_classes.to_string(), "at least 1");
+    }
+    if in_channels < 1 {
+        return bad("in_channels", in_channels.to_string(), "at least 1");
+    }
+    if let Some(d) = dropout.filter(|d| !(0.0..1.0).contains(d)) {
+        return bad("dropout", d.to_string(), "in [0, 1)");
+    }
+    Ok(())
+}

@@ -1,8 +1,8 @@
 //! MobileNetV2 classifier with torchvision's layer names (`features.N…`, `classifier.1`), so
 //! torchvision weights load; any input channels and class count.
 
+use crate::Result;
 use crate::guided::{Act, GuidedRecorder, activate};
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn, nn::ModuleT};
 
@@ -27,23 +27,14 @@ impl MobileNetV2Config {
     /// Builds the network under `path`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for non-positive classes or channels or a dropout outside [0, 1).
+    /// [`crate::Error::InvalidConfig`] for non-positive classes or channels or a dropout outside [0, 1).
     pub fn build(&self, path: &nn::Path) -> Result<MobileNetV2> {
-        let bad = |key, value: String, expected| Error::InvalidConfig {
-            config: "mobilenet_v2",
-            key,
-            value,
-            expected,
-        };
-        if self.num_classes < 1 {
-            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
-        }
-        if self.in_channels < 1 {
-            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(bad("dropout", self.dropout.to_string(), "in [0, 1)"));
-        }
+        crate::error::check_classifier(
+            "mobilenet_v2",
+            self.num_classes,
+            self.in_channels,
+            Some(self.dropout),
+        )?;
         let f = path / "features";
         let cbr = |p: nn::Path, i: i64, o: i64, k: i64, stride: i64, groups: i64| ConvBn {
             conv: nn::conv2d(

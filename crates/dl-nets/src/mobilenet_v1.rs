@@ -3,9 +3,9 @@
 //! global average pooling and a linear classifier. Parameter names: `conv0.{conv, bn}`,
 //! `blocks.{1…13}.{dw_conv, dw_bn, pw_conv, pw_bn}`, `classifier`.
 
+use crate::Result;
 use crate::guided::{Act, GuidedRecorder, activate};
 use crate::same::SameConv;
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn, nn::ModuleT};
 
@@ -47,23 +47,14 @@ impl MobileNetV1Config {
     /// Builds the network under `path`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the key.
+    /// [`crate::Error::InvalidConfig`] naming the key.
     pub fn build(&self, path: &nn::Path) -> Result<MobileNetV1> {
-        let bad = |key, value: String, expected| Error::InvalidConfig {
-            config: "mobilenet_v1",
-            key,
-            value,
-            expected,
-        };
-        if self.num_classes < 1 {
-            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
-        }
-        if self.in_channels < 1 {
-            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(bad("dropout", self.dropout.to_string(), "in [0, 1)"));
-        }
+        crate::error::check_classifier(
+            "mobilenet_v1",
+            self.num_classes,
+            self.in_channels,
+            Some(self.dropout),
+        )?;
         let bn =
             |p: nn::Path, c| nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-3, ..Default::default() });
         let conv = |p: nn::Path, cin, cout, k, stride, groups| SameConv {

@@ -36,16 +36,14 @@ impl ResNetConfig {
     /// # Errors
     /// [`Error::InvalidConfig`] for non-positive classes or channels, or an empty stage.
     pub fn build(&self, path: &nn::Path) -> Result<ResNet> {
-        let bad =
-            |key, value: String, expected| Error::InvalidConfig { config: "resnet", key, value, expected };
-        if self.num_classes < 1 {
-            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
-        }
-        if self.in_channels < 1 {
-            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
-        }
+        crate::error::check_classifier("resnet", self.num_classes, self.in_channels, None)?;
         if self.layers.contains(&0) {
-            return Err(bad("layers", format!("{:?}", self.layers), "at least one block per stage"));
+            return Err(Error::InvalidConfig {
+                config: "resnet",
+                key: "layers",
+                value: format!("{:?}", self.layers),
+                expected: "at least one block per stage",
+            });
         }
         let conv = |p: nn::Path, i, o, k, stride, padding| {
             nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })

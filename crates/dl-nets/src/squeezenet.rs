@@ -3,8 +3,8 @@
 //! ReLU and global average pooling. No batch norm, no fully connected layer. Parameter names:
 //! `conv1`, `fire{2…9}.{squeeze, expand1x1, expand3x3}`, `conv10` (the classifier).
 
+use crate::Result;
 use crate::guided::{Act, GuidedRecorder, activate};
-use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn, nn::ModuleT};
 
@@ -33,23 +33,9 @@ impl SqueezeNetConfig {
     /// Builds the network under `path`.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] naming the key.
+    /// [`crate::Error::InvalidConfig`] naming the key.
     pub fn build(&self, path: &nn::Path) -> Result<SqueezeNet> {
-        let bad = |key, value: String, expected| Error::InvalidConfig {
-            config: "squeezenet",
-            key,
-            value,
-            expected,
-        };
-        if self.num_classes < 1 {
-            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
-        }
-        if self.in_channels < 1 {
-            return Err(bad("in_channels", self.in_channels.to_string(), "at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err(bad("dropout", self.dropout.to_string(), "in [0, 1)"));
-        }
+        crate::error::check_classifier("squeezenet", self.num_classes, self.in_channels, Some(self.dropout))?;
         let conv = |p: nn::Path, cin, cout, k, stride, padding| {
             nn::conv2d(p, cin, cout, k, nn::ConvConfig { stride, padding, ..Default::default() })
         };

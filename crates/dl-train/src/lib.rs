@@ -26,7 +26,8 @@ mod train;
 pub use error::{Error, Result};
 pub use evaluate::{EvalParams, Evaluation, Prediction, evaluate_dl_model};
 pub use model::{
-    ModelError, TrainBatchResult, TrainableModel, batch_sizes, solver_param, train_dl_model_batch,
+    ModelError, TrainBatchResult, TrainableModel, batch_sizes, model_optimizer, solver_param,
+    train_dl_model_batch,
 };
 pub use param::{ChangeStrategy, SerializationStrategy, TrainParam};
 pub use solver::{Optimizer, SolverParam, build_optimizer};

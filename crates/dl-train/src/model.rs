@@ -43,6 +43,19 @@ pub trait TrainableModel {
     /// # Errors
     /// Write errors naming the file.
     fn write(&self, path: &Path) -> std::result::Result<(), ModelError>;
+    /// The factor of the learning rate for the variable `name` (default 1; a model may let its
+    /// pretrained backbone learn more slowly).
+    fn learning_rate_factor(&self, _name: &str) -> f64 {
+        1.0
+    }
+}
+
+/// The optimiser of a model: its solver parameters and per-variable learning-rate factors.
+///
+/// # Errors
+/// As [`solver_param`] and [`Optimizer::with_factors`].
+pub fn model_optimizer(model: &impl TrainableModel) -> Result<Optimizer> {
+    Optimizer::with_factors(model.var_store(), solver_param(model)?, |n| model.learning_rate_factor(n))
 }
 
 fn model_err(e: ModelError) -> Error {

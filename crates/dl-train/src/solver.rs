@@ -81,6 +81,8 @@ impl SolverParam {
 #[derive(Debug)]
 pub struct Optimizer {
     vars: Vec<(String, Tensor)>,
+    /// Per variable, the factor of the learning rate (1 unless a backbone learns more slowly).
+    factors: Vec<f64>,
     /// SGD: one momentum buffer per variable; Adam: first then second moments.
     state: Vec<Tensor>,
     steps: u64,
@@ -93,13 +95,30 @@ impl Optimizer {
     /// # Errors
     /// [`Error::InvalidParam`] naming the parameter.
     pub fn new(vs: &nn::VarStore, param: SolverParam) -> Result<Self> {
+        Self::with_factors(vs, param, |_| 1.0)
+    }
+
+    /// As [`Optimizer::new`], with the learning rate of each variable multiplied by `factor(name)`
+    /// (e.g. a smaller one for a pretrained backbone).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParam`] naming the parameter, also for a factor outside [0, 1].
+    pub fn with_factors(vs: &nn::VarStore, param: SolverParam, factor: impl Fn(&str) -> f64) -> Result<Self> {
         param.validate()?;
         let mut vars: Vec<(String, Tensor)> =
             vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
+        let factors: Vec<f64> = vars.iter().map(|(n, _)| factor(n)).collect();
+        if let Some(&f) = factors.iter().find(|f| !(0.0..=1.0).contains(*f)) {
+            return Err(Error::InvalidParam {
+                key: "backbone_learning_rate_factor",
+                value: f,
+                expected: "in [0, 1]",
+            });
+        }
         let copies = if matches!(param, SolverParam::Adam { .. }) { 2 } else { 1 };
         let state = (0..copies).flat_map(|_| vars.iter().map(|(_, t)| t.zeros_like())).collect();
-        Ok(Self { vars, state, steps: 0, param })
+        Ok(Self { vars, factors, state, steps: 0, param })
     }
 
     /// The current parameters.
@@ -152,6 +171,7 @@ impl Optimizer {
             }
             let wd = self.param.weight_prior();
             let grad = if wd > 0.0 { &grad + &(&*var * wd) } else { grad };
+            let factor = self.factors[i];
             match self.param {
                 SolverParam::Sgd { learning_rate, momentum, .. } => {
                     let update = if momentum > 0.0 {
@@ -161,7 +181,7 @@ impl Optimizer {
                     } else {
                         grad
                     };
-                    let _ = var.g_add_(&(update * (-learning_rate)));
+                    let _ = var.g_add_(&(update * (-learning_rate * factor)));
                 }
                 SolverParam::Adam { learning_rate, beta1, beta2, epsilon, .. } => {
                     let t = self.steps as i32;
@@ -173,7 +193,7 @@ impl Optimizer {
                     let bc1 = 1.0 - beta1.powi(t);
                     let bc2 = 1.0 - beta2.powi(t);
                     let denom = (v.sqrt() / bc2.sqrt()) + epsilon;
-                    let _ = var.g_add_(&((m / denom) * (-learning_rate / bc1)));
+                    let _ = var.g_add_(&((m / denom) * (-learning_rate * factor / bc1)));
                 }
             }
         }
@@ -278,6 +298,22 @@ mod tests {
         for (a, b) in w.iter().zip([0.9, -1.9, 2.9]) {
             assert!((a - b).abs() < 1e-6, "{w:?}");
         }
+    }
+
+    #[test]
+    fn learning_rate_factors_scale_the_steps() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let a = (vs.root() / "backbone").var_copy("w", &Tensor::from_slice(&[1.0f32]));
+        let b = (vs.root() / "head").var_copy("w", &Tensor::from_slice(&[1.0f32]));
+        let sgd = SolverParam::Sgd { learning_rate: 0.1, momentum: 0.0, weight_prior: 0.0 };
+        let mut opt =
+            Optimizer::with_factors(&vs, sgd, |n| if n.starts_with("head") { 1.0 } else { 0.1 }).unwrap();
+        opt.zero_grad();
+        (&a * &a + &b * &b).sum(Kind::Float).backward();
+        opt.step();
+        // Gradient 2: the head moves by 0.2, the backbone by 0.02.
+        assert!((a.double_value(&[0]) - 0.98).abs() < 1e-6 && (b.double_value(&[0]) - 0.8).abs() < 1e-6);
+        assert!(Optimizer::with_factors(&vs, sgd, |_| 2.0).is_err());
     }
 
     #[test]

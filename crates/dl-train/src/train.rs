@@ -3,7 +3,9 @@
 //! on a non-finite loss that keeps the last good files.
 
 use crate::evaluate::{EvalParams, Evaluation, evaluate_indices};
-use crate::model::{ModelError, TrainableModel, batch_sizes, solver_param, train_dl_model_batch};
+use crate::model::{
+    ModelError, TrainableModel, batch_sizes, model_optimizer, solver_param, train_dl_model_batch,
+};
 use crate::param::{SerializationStrategy, TrainParam};
 use crate::pipeline::{SampleSource, spawn_batches};
 use crate::solver::Optimizer;
@@ -322,7 +324,7 @@ pub fn train_dl_model<M: TrainableModel>(
                 }
             }
             apply_strategies(model, &param, 0.0)?;
-            let optimizer = Optimizer::new(model.var_store(), solver_param(model)?)?;
+            let optimizer = model_optimizer(model)?;
             let log = TrainingLog {
                 status: "running".into(),
                 measure: "top1_error".into(),
@@ -377,7 +379,7 @@ pub fn train_dl_model<M: TrainableModel>(
             param = resolved;
             restore_weights(model, &cp.tensors)?;
             apply_strategies(model, &param, cp.epochs_done as f64)?;
-            let mut optimizer = Optimizer::new(model.var_store(), solver_param(model)?)?;
+            let mut optimizer = model_optimizer(model)?;
             let solver: Vec<(String, Tensor)> = cp
                 .tensors
                 .iter()
@@ -510,6 +512,10 @@ pub fn train_dl_model<M: TrainableModel>(
             record.learning_rate,
             best_text(&log)
         ));
+    }
+    if log.epochs.len() >= param.num_epochs {
+        // Also when a resume finds every epoch done already.
+        log.status = "finished".into();
     }
     bar.finish();
     Ok(log)

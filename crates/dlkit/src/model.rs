@@ -135,6 +135,14 @@ pub struct ModelParams {
     /// statistics stay as they are (it runs in inference mode, without gradients).
     #[serde(default)]
     pub freeze_backbone: bool,
+    /// Fine-tuning: the backbone learns with `learning_rate` × this factor (in [0, 1]; the head with
+    /// the full rate).
+    #[serde(default = "one")]
+    pub backbone_learning_rate_factor: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Default for ModelParams {
@@ -152,6 +160,7 @@ impl Default for ModelParams {
             precision: "float32".into(),
             meta_data: BTreeMap::new(),
             freeze_backbone: false,
+            backbone_learning_rate_factor: 1.0,
         }
     }
 }
@@ -264,6 +273,7 @@ pub const PARAM_NAMES: &[&str] = &[
     "num_trainable_params",
     "preprocess_param",
     "freeze_backbone",
+    "backbone_learning_rate_factor",
 ];
 
 fn param_error(name: &str, message: impl Into<String>) -> Error {
@@ -491,6 +501,7 @@ impl Model {
             "num_trainable_params" => json!(self.num_trainable_params()),
             "preprocess_param" => serde_json::to_value(&d.preprocess).expect("serialisable"),
             "freeze_backbone" => json!(p.freeze_backbone),
+            "backbone_learning_rate_factor" => json!(p.backbone_learning_rate_factor),
             other => {
                 return Err(param_error(
                     other,
@@ -526,6 +537,11 @@ impl Model {
                 return Err(param_error(name, "fixes the architecture: set it when creating the model"));
             }
             "num_trainable_params" => return Err(param_error(name, "read-only")),
+            "backbone_learning_rate_factor" => {
+                d.params.backbone_learning_rate_factor = num().and_then(|v| {
+                    if (0.0..=1.0).contains(&v) { Ok(v) } else { Err(param_error(name, "must be in [0, 1]")) }
+                })?
+            }
             "freeze_backbone" => {
                 d.params.freeze_backbone = value
                     .as_bool()
@@ -772,6 +788,13 @@ impl dl_train::TrainableModel for Model {
     fn write(&self, path: &Path) -> std::result::Result<(), dl_train::ModelError> {
         Ok(Model::write(self, path)?)
     }
+    fn learning_rate_factor(&self, name: &str) -> f64 {
+        if name.starts_with(self.head_prefix()) {
+            1.0
+        } else {
+            self.description.params.backbone_learning_rate_factor
+        }
+    }
 }
 
 #[cfg(test)]
@@ -905,6 +928,7 @@ mod tests {
             ("precision", json!("float32")),
             ("device", json!("cpu")),
             ("freeze_backbone", json!(true)),
+            ("backbone_learning_rate_factor", json!(0.1)),
         ] {
             m.set_param(name, &value).unwrap();
             assert_eq!(m.get_param(name).unwrap(), value, "{name}");

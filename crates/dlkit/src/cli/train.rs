@@ -27,6 +27,9 @@ pub struct TrainArgs {
     /// Fine-tune only the classification head (the backbone's weights stay).
     #[arg(long)]
     freeze_backbone: bool,
+    /// Fine-tune the backbone with the learning rate times this factor (0 … 1; the head: the full rate).
+    #[arg(long)]
+    backbone_lr_factor: Option<f64>,
     /// With --create: network input width (default: the preprocessed size, else the first image's).
     #[arg(long)]
     width: Option<usize>,
@@ -172,6 +175,7 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
         ("weight_prior", args.weight_prior.map(|v| json!(v))),
         ("batch_size", args.batch_size.map(|v| json!(v))),
         ("batch_size_multiplier", args.batch_size_multiplier.map(|v| json!(v))),
+        ("backbone_learning_rate_factor", args.backbone_lr_factor.map(|v| json!(v))),
     ] {
         if let Some(v) = value {
             model.set_param(name, &v)?;

@@ -137,7 +137,8 @@ fn bad_weight_files_are_refused_by_name() {
 }
 
 /// A new head for two classes on the pretrained backbone: with `freeze_backbone`, training changes only
-/// the head (batch-norm statistics included).
+/// the head (batch-norm statistics included); with `backbone_learning_rate_factor` 0, only the head's
+/// weights move.
 #[test]
 fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
     let names = vec!["good".to_owned(), "bad".to_owned()];
@@ -169,6 +170,28 @@ fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
         }
         assert_eq!(a.equal(b), !name.starts_with("classifier."), "{name}");
     }
+    // A lower backbone learning rate instead: factor 0 leaves the backbone's weights (not its batch-norm
+    // statistics, which train mode updates) where they were; the head learns at the full rate.
+    m.set_param("freeze_backbone", &serde_json::json!(false)).unwrap();
+    m.set_param("backbone_learning_rate_factor", &serde_json::json!(0.0)).unwrap();
+    let before = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
+    let mut opt = dlkit::train::model_optimizer(&m).unwrap();
+    for _ in 0..2 {
+        opt.zero_grad();
+        dlkit::train::TrainableModel::forward_t(&m, &x, true).cross_entropy_for_logits(&y).backward();
+        opt.step();
+    }
+    let after = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
+    for ((name, a), (_, b)) in before.iter().zip(&after) {
+        if name.ends_with("num_batches_tracked")
+            || name.ends_with("running_mean")
+            || name.ends_with("running_var")
+        {
+            continue;
+        }
+        assert_eq!(a.equal(b), !name.starts_with("classifier."), "{name}");
+    }
+    assert!(m.set_param("backbone_learning_rate_factor", &serde_json::json!(2.0)).is_err());
     // The ImageNet head is not there to keep.
     let err = Model::create_pretrained_from(
         "pretrained_dl_classifier_mobilenet_v2",
