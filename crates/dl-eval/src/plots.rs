@@ -341,10 +341,14 @@ pub fn training_curves_png(path: &Path, panels: &[CurvePanel]) -> Result<()> {
             macro_rules! draw_series {
                 ($chart:expr) => {{
                     let chart = &mut $chart;
+                    // Few, short labels: log axes (learning rates) in scientific notation.
+                    let y_label = |v: &f64| if panel.log_y { format!("{v:.0e}") } else { format!("{v:.3}") };
                     chart
                         .configure_mesh()
                         .x_desc("epoch")
                         .y_desc(&panel.y_desc)
+                        .y_labels(6)
+                        .y_label_formatter(&y_label)
                         .draw()
                         .map_err(|e| e.to_string())?;
                     for (i, (name, pts)) in panel.series.iter().enumerate() {

@@ -35,6 +35,7 @@ fn converted_weights_give_the_original_logits() {
             want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         assert_eq!(ours.len(), 1000);
         let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        eprintln!("{weights}: max |ours − PyTorch| = {worst:e}");
         assert!(worst <= 1e-4, "{weights}: max |ours − PyTorch| = {worst:e}");
     }
     // MobileNetV1: the graph's 1001-way logits without its background class 0.
@@ -46,6 +47,7 @@ fn converted_weights_give_the_original_logits() {
     let ours: Vec<f64> = Vec::try_from(logits.reshape([-1])).unwrap();
     let theirs: Vec<f64> = want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    eprintln!("mobilenet_v1: max |ours − TF graph in PyTorch| = {worst:e}");
     assert!(worst <= 1e-4, "mobilenet_v1: max |ours − TF graph in PyTorch| = {worst:e}");
     // SqueezeNet: the original takes BGR; the converted network takes RGB (conv1's input channels were
     // reversed), so it gets the same image with its channels reversed.
@@ -59,6 +61,7 @@ fn converted_weights_give_the_original_logits() {
     let theirs: Vec<f64> = want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
     let scale = theirs.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    eprintln!("squeezenet: max |ours − PyTorch| = {worst:e} (largest logit {scale})");
     assert!(worst <= 1e-4 * scale.max(1.0), "squeezenet: max |ours − PyTorch| = {worst:e} (scale {scale})");
 }
 
