@@ -21,6 +21,48 @@ pub mod squeezenet;
 pub mod weights;
 
 pub use compact::{CompactConfig, CompactNet};
+
+use guided::GuidedRecorder;
+use tch::Tensor;
+
+/// What every classifier of dl-nets offers: the last feature map (Grad-CAM's layer), the head on it,
+/// the logits, and a forward pass that records its activations for guided backpropagation.
+pub trait Classifier: std::fmt::Debug + Send {
+    /// The last convolutional feature map.
+    fn features_t(&self, xs: &Tensor, train: bool) -> Tensor;
+    /// Class logits from a feature map of [`Classifier::features_t`].
+    fn head_t(&self, features: &Tensor, train: bool) -> Tensor;
+    /// Logits (eval mode) with every activation recorded for [`guided::guided_backprop`].
+    fn forward_guided(&self, xs: &Tensor, rec: &GuidedRecorder) -> Tensor;
+    /// Class logits `[N, classes]` for images `[N, C, H, W]`.
+    fn logits_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.head_t(&self.features_t(xs, train), train)
+    }
+}
+
+macro_rules! classifier {
+    ($net:ty, head: |$n:ident, $f:ident, $train:ident| $head:expr) => {
+        impl Classifier for $net {
+            fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
+                <$net>::features_t(self, xs, train)
+            }
+            fn head_t(&self, $f: &Tensor, $train: bool) -> Tensor {
+                let $n = self;
+                $head
+            }
+            fn forward_guided(&self, xs: &Tensor, rec: &GuidedRecorder) -> Tensor {
+                <$net>::forward_guided(self, xs, rec)
+            }
+        }
+    };
+}
+
+classifier!(CompactNet, head: |n, f, _train| n.head(f));
+classifier!(ResNet, head: |n, f, _train| n.head(f));
+classifier!(MobileNetV2, head: |n, f, train| n.head_t(f, train));
+classifier!(MobileNetV1, head: |n, f, train| n.head_t(f, train));
+classifier!(EfficientNetLite, head: |n, f, train| n.head_t(f, train));
+classifier!(SqueezeNet, head: |n, f, train| n.head_t(f, train));
 pub use efficientnet::{EfficientNetLite, EfficientNetLiteConfig};
 pub use error::{Error, Result};
 pub use mobilenet::{MobileNetV2, MobileNetV2Config};

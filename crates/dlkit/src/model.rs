@@ -5,8 +5,8 @@ use crate::{Error, Result};
 use dl_data::preprocess::{DLPreprocessParam, NormalizationType, collate, preprocess_sample};
 use dl_data::{DLResult, DLSample, HostImage, ModelType};
 use dl_nets::{
-    CompactConfig, CompactNet, EfficientNetLite, EfficientNetLiteConfig, MobileNetV1, MobileNetV1Config,
-    MobileNetV2, MobileNetV2Config, ResNet, ResNetConfig, SqueezeNet, SqueezeNetConfig,
+    CompactConfig, EfficientNetLiteConfig, MobileNetV1Config, MobileNetV2Config, ResNetConfig,
+    SqueezeNetConfig,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -70,28 +70,19 @@ impl Architecture {
     }
 }
 
-#[derive(Debug)]
-enum Net {
-    Compact(CompactNet),
-    Resnet(ResNet),
-    MobilenetV2(MobileNetV2),
-    EfficientnetLite(Box<EfficientNetLite>),
-    Squeezenet(SqueezeNet),
-    MobilenetV1(Box<MobileNetV1>),
+/// The network: any dl-nets classifier.
+type Net = Box<dyn dl_nets::Classifier>;
+
+impl ModuleT for Model {
+    /// Class logits, inputs converted to the weights' channels-last layout.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        logits(&self.net, xs, train)
+    }
 }
 
-impl ModuleT for Net {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let xs = &dl_nets::device::channels_last(xs);
-        match self {
-            Net::Compact(n) => n.forward_t(xs, train),
-            Net::Resnet(n) => n.forward_t(xs, train),
-            Net::MobilenetV2(n) => n.forward_t(xs, train),
-            Net::EfficientnetLite(n) => n.forward_t(xs, train),
-            Net::Squeezenet(n) => n.forward_t(xs, train),
-            Net::MobilenetV1(n) => n.forward_t(xs, train),
-        }
-    }
+/// The forward pass of the facade: inputs in the channels-last layout, as the weights.
+fn logits(net: &Net, xs: &Tensor, train: bool) -> Tensor {
+    net.logits_t(&dl_nets::device::channels_last(xs), train)
 }
 
 /// The solver.
@@ -322,13 +313,13 @@ impl Model {
         description.validate()?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let net = match &description.architecture {
-            Architecture::Compact(c) => Net::Compact(c.build(&root)?),
-            Architecture::Resnet(c) => Net::Resnet(c.build(&root)?),
-            Architecture::MobilenetV2(c) => Net::MobilenetV2(c.build(&root)?),
-            Architecture::EfficientnetLite(c) => Net::EfficientnetLite(Box::new(c.build(&root)?)),
-            Architecture::Squeezenet(c) => Net::Squeezenet(c.build(&root)?),
-            Architecture::MobilenetV1(c) => Net::MobilenetV1(Box::new(c.build(&root)?)),
+        let net: Net = match &description.architecture {
+            Architecture::Compact(c) => Box::new(c.build(&root)?),
+            Architecture::Resnet(c) => Box::new(c.build(&root)?),
+            Architecture::MobilenetV2(c) => Box::new(c.build(&root)?),
+            Architecture::EfficientnetLite(c) => Box::new(c.build(&root)?),
+            Architecture::Squeezenet(c) => Box::new(c.build(&root)?),
+            Architecture::MobilenetV1(c) => Box::new(c.build(&root)?),
         };
         // Convolutions run on the channels-last layout (inputs are converted in the forward pass).
         dl_nets::device::vars_to_channels_last(&vs);
@@ -339,11 +330,13 @@ impl Model {
 
     /// The name prefix of the classification head's variables.
     pub(crate) fn head_prefix(&self) -> &'static str {
-        match &self.net {
-            Net::Compact(_) => "head.",
-            Net::Resnet(_) => "fc.",
-            Net::MobilenetV2(_) | Net::EfficientnetLite(_) | Net::MobilenetV1(_) => "classifier.",
-            Net::Squeezenet(_) => "conv10.",
+        match &self.description.architecture {
+            Architecture::Compact(_) => "head.",
+            Architecture::Resnet(_) => "fc.",
+            Architecture::MobilenetV2(_)
+            | Architecture::EfficientnetLite(_)
+            | Architecture::MobilenetV1(_) => "classifier.",
+            Architecture::Squeezenet(_) => "conv10.",
         }
     }
 
@@ -396,66 +389,36 @@ impl Model {
 
     /// The network.
     pub fn module(&self) -> &impl ModuleT {
-        &self.net
+        self
     }
 
     pub(crate) fn module_forward(&self, x: &Tensor) -> Tensor {
-        self.net.forward_t(x, false)
+        logits(&self.net, x, false)
     }
 
     /// The last convolutional feature map (eval mode).
     pub(crate) fn features(&self, x: &Tensor) -> Tensor {
-        let x = &dl_nets::device::channels_last(x);
-        match &self.net {
-            Net::Compact(n) => n.features_t(x, false),
-            Net::Resnet(n) => n.features_t(x, false),
-            Net::MobilenetV2(n) => n.features_t(x, false),
-            Net::EfficientnetLite(n) => n.features_t(x, false),
-            Net::Squeezenet(n) => n.features_t(x, false),
-            Net::MobilenetV1(n) => n.features_t(x, false),
-        }
+        self.net.features_t(&dl_nets::device::channels_last(x), false)
     }
 
     /// Logits (eval mode) with every activation recorded for guided backpropagation.
     pub(crate) fn forward_guided(&self, x: &Tensor, rec: &dl_nets::guided::GuidedRecorder) -> Tensor {
-        let x = &dl_nets::device::channels_last(x);
-        match &self.net {
-            Net::Compact(n) => n.forward_guided(x, rec),
-            Net::Resnet(n) => n.forward_guided(x, rec),
-            Net::MobilenetV2(n) => n.forward_guided(x, rec),
-            Net::EfficientnetLite(n) => n.forward_guided(x, rec),
-            Net::Squeezenet(n) => n.forward_guided(x, rec),
-            Net::MobilenetV1(n) => n.forward_guided(x, rec),
-        }
+        self.net.forward_guided(&dl_nets::device::channels_last(x), rec)
     }
 
     /// Class logits from a feature map of [`Model::features`] (eval mode).
     pub(crate) fn head(&self, f: &Tensor) -> Tensor {
-        match &self.net {
-            Net::Compact(n) => n.head(f),
-            Net::Resnet(n) => n.head(f),
-            Net::MobilenetV2(n) => n.head_t(f, false),
-            Net::EfficientnetLite(n) => n.head_t(f, false),
-            Net::Squeezenet(n) => n.head_t(f, false),
-            Net::MobilenetV1(n) => n.head_t(f, false),
-        }
+        self.net.head_t(f, false)
     }
 
     /// Class logits; with `freeze_backbone`, the backbone runs in inference mode without gradients
     /// and only the head trains.
     fn forward_train(&self, x: &Tensor, train: bool) -> Tensor {
         if !(train && self.description.params.freeze_backbone) {
-            return self.net.forward_t(x, train);
+            return logits(&self.net, x, train);
         }
         let f = tch::no_grad(|| self.features(x));
-        match &self.net {
-            Net::Compact(n) => n.head(&f),
-            Net::Resnet(n) => n.head(&f),
-            Net::MobilenetV2(n) => n.head_t(&f, true),
-            Net::EfficientnetLite(n) => n.head_t(&f, true),
-            Net::Squeezenet(n) => n.head_t(&f, true),
-            Net::MobilenetV1(n) => n.head_t(&f, true),
-        }
+        self.net.head_t(&f, true)
     }
 
     /// Number of trainable values.
@@ -663,7 +626,7 @@ impl Model {
             let batch = collate(chunk, &[])?;
             let [n, c, h, w] = batch.shape.map(|v| v as i64);
             let x = Tensor::from_slice(&batch.images).reshape([n, c, h, w]).to_device(self.vs.device());
-            let probs = self.net.forward_t(&x, false).softmax(-1, Kind::Float).to_device(Device::Cpu);
+            let probs = logits(&self.net, &x, false).softmax(-1, Kind::Float).to_device(Device::Cpu);
             let k = d.class_ids.len();
             let mut values = vec![0f32; (n as usize) * k];
             let len = values.len();
