@@ -782,11 +782,33 @@ mod tests {
     #[test]
     fn round_trips_are_bit_identical_for_every_architecture() {
         let (n, ids) = names(3);
-        for arch in ["compact", "enhanced", "resnet18", "mobilenet_v2"] {
+        for arch in [
+            "compact",
+            "enhanced",
+            "resnet18",
+            "mobilenet_v2",
+            "efficientnet_lite0",
+            "squeezenet",
+            "mobilenet_v1",
+        ] {
             tch::manual_seed(1);
             let m = Model::create_classifier(arch, &n, &ids, 40, 32, 3).unwrap();
             let imgs = vec![image(1, 50, 40, 3), image(2, 30, 30, 1)];
             let a = m.apply(imgs.clone()).unwrap();
+            // Every heatmap method runs on every architecture: finite values in [0, 1] (normalised at the
+            // network's resolution, then resized to the image).
+            for method in [
+                crate::HeatmapMethod::GradCam,
+                crate::HeatmapMethod::GuidedGradCam,
+                crate::HeatmapMethod::Occlusion,
+            ] {
+                let hm = m.heatmap(&imgs[0], method, None).unwrap();
+                assert_eq!((hm.width, hm.height), (50, 40));
+                assert!(
+                    hm.values.iter().all(|v| v.is_finite() && (0.0..=1.0 + 1e-5).contains(v)),
+                    "{arch} {method:?}"
+                );
+            }
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("m.dlm");
             m.write(&path).unwrap();
