@@ -4,7 +4,7 @@
 use crate::guided::{Act, GuidedRecorder, activate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
 
 /// Configuration of the `compact` classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,17 +120,10 @@ impl CompactNet {
     }
 }
 
-impl ModuleT for CompactNet {
-    /// Class logits `[N, num_classes]` for images `[N, C, H, W]`.
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head(&self.features_t(xs, train))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind};
+    use tch::{Device, Kind, nn::ModuleT};
 
     #[test]
     fn logits_have_one_column_per_class_for_any_size() {

@@ -8,7 +8,7 @@ use crate::guided::{Act, GuidedRecorder, activate};
 use crate::same::SameConv;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
 
 /// (repeats, kernel, stride, expansion, in, out) of the seven stages of EfficientNet-B0 / Lite0.
 const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
@@ -238,16 +238,10 @@ impl EfficientNetLite {
     }
 }
 
-impl ModuleT for EfficientNetLite {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head_t(&self.features_t(xs, train), train)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind};
+    use tch::{Device, Kind, nn::ModuleT};
 
     #[test]
     fn layouts_match_the_published_variants() {

@@ -40,6 +40,7 @@ pub trait Classifier: std::fmt::Debug + Send {
     }
 }
 
+/// Implements [`Classifier`] and `ModuleT` (logits = head of the features) for a network.
 macro_rules! classifier {
     ($net:ty, head: |$n:ident, $f:ident, $train:ident| $head:expr) => {
         impl Classifier for $net {
@@ -52,6 +53,13 @@ macro_rules! classifier {
             }
             fn forward_guided(&self, xs: &Tensor, rec: &GuidedRecorder) -> Tensor {
                 <$net>::forward_guided(self, xs, rec)
+            }
+        }
+
+        impl tch::nn::ModuleT for $net {
+            /// Class logits `[N, num_classes]` for images `[N, C, H, W]`.
+            fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+                Classifier::logits_t(self, xs, train)
             }
         }
     };

@@ -4,7 +4,7 @@
 use crate::Result;
 use crate::guided::{Act, GuidedRecorder, activate};
 use serde::{Deserialize, Serialize};
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
 
 /// Configuration of a MobileNetV2 classifier (width multiplier 1.0).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,12 +189,6 @@ impl MobileNetV2 {
             .flatten(1, -1)
             .dropout(self.dropout, train)
             .apply(&self.classifier)
-    }
-}
-
-impl ModuleT for MobileNetV2 {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head_t(&self.features_t(xs, train), train)
     }
 }
 

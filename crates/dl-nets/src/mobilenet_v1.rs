@@ -7,7 +7,7 @@ use crate::Result;
 use crate::guided::{Act, GuidedRecorder, activate};
 use crate::same::SameConv;
 use serde::{Deserialize, Serialize};
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
 
 /// (output channels, depthwise stride) of blocks 1 … 13.
 const BLOCKS: [(i64, i64); 13] = [
@@ -154,16 +154,10 @@ impl MobileNetV1 {
     }
 }
 
-impl ModuleT for MobileNetV1 {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head_t(&self.features_t(xs, train), train)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind};
+    use tch::{Device, Kind, nn::ModuleT};
 
     #[test]
     fn layout_and_taps() {

@@ -4,7 +4,7 @@
 use crate::guided::{Act, GuidedRecorder, activate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
 
 /// Configuration of a ResNet classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,11 +171,5 @@ impl ResNet {
     /// Class logits from a feature map of [`ResNet::features_t`].
     pub fn head(&self, features: &Tensor) -> Tensor {
         features.adaptive_avg_pool2d([1, 1]).flatten(1, -1).apply(&self.fc)
-    }
-}
-
-impl ModuleT for ResNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head(&self.features_t(xs, train))
     }
 }

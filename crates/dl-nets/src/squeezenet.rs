@@ -6,7 +6,7 @@
 use crate::Result;
 use crate::guided::{Act, GuidedRecorder, activate};
 use serde::{Deserialize, Serialize};
-use tch::{Tensor, nn, nn::ModuleT};
+use tch::{Tensor, nn};
 
 /// (squeeze, expand) channels of fire2 … fire9.
 const FIRES: [(i64, i64); 8] =
@@ -139,16 +139,10 @@ impl SqueezeNet {
     }
 }
 
-impl ModuleT for SqueezeNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.head_t(&self.features_t(xs, train), train)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind};
+    use tch::{Device, Kind, nn::ModuleT};
 
     #[test]
     fn layout_and_taps() {

@@ -58,7 +58,7 @@ pub fn model_optimizer(model: &impl TrainableModel) -> Result<Optimizer> {
     Optimizer::with_factors(model.var_store(), solver_param(model)?, |n| model.learning_rate_factor(n))
 }
 
-fn model_err(e: ModelError) -> Error {
+pub(crate) fn model_err(e: ModelError) -> Error {
     Error::Model(e.to_string())
 }
 

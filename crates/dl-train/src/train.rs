@@ -4,7 +4,7 @@
 
 use crate::evaluate::{EvalParams, Evaluation, evaluate_indices};
 use crate::model::{
-    ModelError, TrainableModel, batch_sizes, model_optimizer, solver_param, train_dl_model_batch,
+    TrainableModel, batch_sizes, model_err, model_optimizer, solver_param, train_dl_model_batch,
 };
 use crate::param::{SerializationStrategy, TrainParam};
 use crate::pipeline::{SampleSource, spawn_batches};
@@ -119,10 +119,6 @@ impl TrainFiles {
     pub fn info(&self, strategy: &SerializationStrategy, epoch: usize) -> PathBuf {
         self.dir.join(format!("{}_info.json", strategy.stem(epoch)))
     }
-}
-
-fn model_err(e: ModelError) -> Error {
-    Error::Model(e.to_string())
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
