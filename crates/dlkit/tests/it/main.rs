@@ -5,5 +5,6 @@
 mod dataset_cli;
 mod evaluate_cli;
 mod model_cli;
+mod model_v1;
 mod pretrained;
 mod training;
