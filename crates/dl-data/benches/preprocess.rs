@@ -30,18 +30,18 @@ fn preprocess(c: &mut Criterion) {
                 dl_core::ImageId(0),
                 HostImage::read(black_box(&path)).expect("decodes"),
             );
-            preprocess_sample(s, &param).expect("preprocesses")
+            preprocess_sample(s, &param).expect("preprocesses").0
         })
     });
     let decoded = DLSample::from_image(dl_core::ImageId(0), HostImage::read(&path).expect("decodes"));
     group.bench_function("preprocess_decoded_300_to_224x224x3", |b| {
         b.iter_batched(
             || decoded.clone(),
-            |s| preprocess_sample(s, &param).expect("ok"),
+            |s| preprocess_sample(s, &param).expect("ok").0,
             criterion::BatchSize::SmallInput,
         )
     });
-    let sample = preprocess_sample(decoded, &param).expect("preprocesses");
+    let sample = preprocess_sample(decoded, &param).expect("preprocesses").0;
     let tmp = tempfile::tempdir().expect("temp dir");
     let file = tmp.path().join("s.dls");
     write_dl_samples(&file, std::slice::from_ref(&sample)).expect("writes");

@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .enumerate()
             .map(|(i, p)| {
                 let s = DLSample::from_image(dl_core::ImageId(i as u64), HostImage::read(p)?);
-                Ok(preprocess_sample(s, &param)?.image.data.len())
+                Ok(preprocess_sample(s, &param)?.0.image.data.len())
             })
             .try_reduce(|| 0, |a, b| Ok(a + b))
     };

@@ -15,6 +15,21 @@ pub enum Boxes {
     Rectangle2(Vec<Rect2>),
 }
 
+impl Boxes {
+    /// Number of boxes.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Rectangle1(b) => b.len(),
+            Self::Rectangle2(b) => b.len(),
+        }
+    }
+
+    /// No boxes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One model input (HALCON's DLSample): the image and the ground truth of its method. Serialised with
 /// HALCON's keys (`image`, `image_id`, `image_label_id`, `bbox_label_id`, `bbox_row1` … or `bbox_row` …,
 /// `segmentation_image`, `anomaly_label`, `anomaly_label_id`, `anomaly_ground_truth`).

@@ -6,8 +6,10 @@ use crate::container::{Header, decode, encode};
 use crate::{Error, Result, write_bytes_atomic};
 use std::path::Path;
 
-/// The model-file format version this build writes (and the newest it reads).
-pub const MODEL_FILE_VERSION: u32 = 1;
+/// The model-file format version this build writes (and the newest it reads). Version 2 (the
+/// method-generic description) replaced version 1 (classifiers only); readers of the description
+/// convert version-1 descriptions.
+pub const MODEL_FILE_VERSION: u32 = 2;
 const HEADER: Header = Header { magic: *b"DLKMODEL", version: MODEL_FILE_VERSION };
 
 /// The two parts of a model file.
@@ -36,7 +38,15 @@ impl ModelFile {
     /// [`Error::BadMagic`], [`Error::NewerVersion`], [`Error::Truncated`], [`Error::Checksum`], or
     /// [`Error::Corrupt`] for a payload that does not hold a description.
     pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Self> {
-        let (_, payload) = decode(HEADER, bytes, what)?;
+        Ok(Self::from_bytes_with_version(bytes, what)?.1)
+    }
+
+    /// As [`ModelFile::from_bytes`], with the format version the bytes were written in.
+    ///
+    /// # Errors
+    /// As [`ModelFile::from_bytes`].
+    pub fn from_bytes_with_version(bytes: &[u8], what: &str) -> Result<(u32, Self)> {
+        let (version, payload) = decode(HEADER, bytes, what)?;
         let corrupt = |message: String| Error::Corrupt { what: what.to_owned(), message };
         let len = payload.get(..8).ok_or_else(|| corrupt("no description length".into()))?;
         let len = usize::try_from(u64::from_le_bytes(len.try_into().expect("8 bytes")))
@@ -47,7 +57,7 @@ impl ModelFile {
             .ok_or_else(|| corrupt("description runs past the end".into()))?;
         let description =
             serde_json::from_slice(&payload[8..end]).map_err(|e| corrupt(format!("description: {e}")))?;
-        Ok(Self { description, weights: payload[end..].to_vec() })
+        Ok((version, Self { description, weights: payload[end..].to_vec() }))
     }
 
     /// Writes the model file atomically.

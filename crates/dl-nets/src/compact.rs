@@ -70,6 +70,7 @@ impl CompactConfig {
     pub fn build(&self, path: &nn::Path) -> Result<CompactNet> {
         self.validate()?;
         let mut stages = Vec::with_capacity(self.widths.len());
+        let mut strides = Vec::with_capacity(self.widths.len());
         let mut channels = self.in_channels;
         for (i, &width) in self.widths.iter().enumerate() {
             let p = path / format!("stage{i}");
@@ -80,11 +81,43 @@ impl CompactConfig {
                 let conv = nn::conv2d(&p / format!("conv{suffix}"), channels, width, 3, conv_cfg);
                 let bn = nn::batch_norm2d(&p / format!("bn{suffix}"), width, Default::default());
                 stages.push((conv, bn));
+                strides.push(stride);
                 channels = width;
             }
         }
         let head = nn::conv2d(path / "head", channels, self.num_classes, 1, Default::default());
-        Ok(CompactNet { stages, head })
+        Ok(CompactNet { stages, strides, head })
+    }
+}
+
+impl crate::Backbone for CompactNet {
+    /// The end of every stage: strides 1, 2, 4, … with the stage widths.
+    fn levels(&self) -> Vec<crate::Level> {
+        let mut stride = 1;
+        let mut out: Vec<crate::Level> = Vec::new();
+        for ((conv, _), &s) in self.stages.iter().zip(&self.strides) {
+            if s > 1 || out.is_empty() {
+                stride *= s;
+                out.push(crate::Level { stride, channels: 0 });
+            }
+            if let Some(last) = out.last_mut() {
+                last.channels = conv.ws.size()[0];
+            }
+        }
+        out
+    }
+
+    fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        let mut out = Vec::new();
+        let mut x = xs.shallow_clone();
+        for (i, (conv, bn)) in self.stages.iter().enumerate() {
+            x = x.apply(conv).apply_t(bn, train).relu();
+            let next_downsamples = self.strides.get(i + 1).is_none_or(|&s| s > 1);
+            if next_downsamples {
+                out.push(x.shallow_clone());
+            }
+        }
+        out
     }
 }
 
@@ -92,6 +125,8 @@ impl CompactConfig {
 #[derive(Debug)]
 pub struct CompactNet {
     stages: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    /// The stride of each convolution of `stages`.
+    strides: Vec<i64>,
     head: nn::Conv2D,
 }
 

@@ -176,7 +176,39 @@ pub struct EfficientNetLite {
     classifier: nn::Linear,
 }
 
+impl crate::Backbone for EfficientNetLite {
+    /// The last block of each resolution at strides 4, 8, 16, 32.
+    fn levels(&self) -> Vec<crate::Level> {
+        self.stage_ends()
+            .into_iter()
+            .map(|(i, stride)| crate::Level { stride, channels: self.blocks[i].project.0.conv.ws.size()[0] })
+            .collect()
+    }
+    fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        crate::backbone::tap_tensors(self.taps_t(xs, train))
+    }
+}
+
 impl EfficientNetLite {
+    /// (block index, stride) of the blocks that end a resolution at strides 4, 8, 16 and 32.
+    fn stage_ends(&self) -> Vec<(usize, i64)> {
+        // Block i ends a stage of stride s when the next block downsamples, or it is the last block.
+        let mut stride = 2i64;
+        let strides: Vec<i64> = self
+            .blocks
+            .iter()
+            .map(|b| {
+                stride *= b.dw.0.stride;
+                stride
+            })
+            .collect();
+        (0..strides.len())
+            .filter(|&i| i + 1 == strides.len() || strides[i + 1] != strides[i])
+            .map(|i| (i, strides[i]))
+            .filter(|(_, s)| [4, 8, 16, 32].contains(s))
+            .collect()
+    }
+
     fn run(
         &self,
         xs: &Tensor,
@@ -200,23 +232,10 @@ impl EfficientNetLite {
     /// Feature maps at strides 4, 8, 16 and 32 (the ends of the stages of those strides), named
     /// `stride4` … `stride32`, for detection, segmentation and anomaly models.
     pub fn taps_t(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
-        // Block i ends a stage of stride s when the next block downsamples, or it is the last block.
-        let mut stride = 2i64;
-        let strides: Vec<i64> = self
-            .blocks
-            .iter()
-            .map(|b| {
-                stride *= b.dw.0.stride;
-                stride
-            })
-            .collect();
-        let ends: Vec<(usize, i64)> = (0..strides.len())
-            .filter(|&i| i + 1 == strides.len() || strides[i + 1] != strides[i])
-            .map(|i| (i, strides[i]))
-            .collect();
+        let ends = self.stage_ends();
         let mut out = Vec::with_capacity(4);
         let _ = self.run(xs, train, None, |i, x| {
-            if let Some(&(_, s)) = ends.iter().find(|(e, s)| *e == i && [4, 8, 16, 32].contains(s)) {
+            if let Some(&(_, s)) = ends.iter().find(|(e, _)| *e == i) {
                 out.push((format!("stride{s}"), x.shallow_clone()));
             }
         });

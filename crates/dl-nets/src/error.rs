@@ -45,6 +45,9 @@ pub enum Error {
     /// A weight in the file that the architecture does not have.
     #[error("weight `{0}` in the file does not belong to this architecture")]
     UnexpectedWeight(String),
+    /// Targets or outputs of another method than the network's, or of the wrong size.
+    #[error("{0}")]
+    Targets(String),
     /// An error raised by libtorch.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -1,13 +1,19 @@
 //! dlkit network architectures on libtorch (tch).
 //!
-//! Now: the device choice ([`device::select_device`]); classifiers as serde configs — `compact`
-//! ([`CompactConfig`], all-convolutional, no fully connected layer), ResNet-18/50 ([`ResNetConfig`])
-//! and MobileNetV2 ([`MobileNetV2Config`]) with torchvision's layer names (checked against torchvision's
-//! logits); weights as safetensors with shape-checked import ([`weights`]). Still to come: `enhanced`,
-//! detection, segmentation and anomaly architectures, inference post-processing.
+//! - [`Network`] ([`network`]): what training, evaluation and inference see of a model of any method —
+//!   forward pass to [`Outputs`], named [`Losses`], post-processing to DLResults in original image
+//!   coordinates. [`ClassificationNet`] is the classification network on any [`Classifier`].
+//! - [`Backbone`] ([`backbone`]): feature maps at strides 2^k of every family, for detection,
+//!   segmentation and anomaly models.
+//! - Families as serde configs: `compact` / `enhanced` ([`CompactConfig`]), ResNet-18/50
+//!   ([`ResNetConfig`]) and MobileNetV2 ([`MobileNetV2Config`]) with torchvision's layer names,
+//!   EfficientNet-Lite0/1/2, MobileNetV1, SqueezeNet 1.1; the device choice ([`device::select_device`]);
+//!   weights as safetensors with shape-checked import ([`weights`]).
 
 #![warn(missing_docs)]
 
+pub mod backbone;
+pub mod classification;
 pub mod compact;
 pub mod device;
 pub mod efficientnet;
@@ -15,12 +21,16 @@ mod error;
 pub mod guided;
 pub mod mobilenet;
 pub mod mobilenet_v1;
+pub mod network;
 pub mod resnet;
 mod same;
 pub mod squeezenet;
 pub mod weights;
 
+pub use backbone::{Backbone, Level};
+pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
+pub use network::{Classes, Losses, Network, Outputs, Targets, upload};
 
 use guided::GuidedRecorder;
 use tch::Tensor;

@@ -117,6 +117,16 @@ enum Layer {
     Inverted { convs: Vec<ConvBn>, residual: bool },
 }
 
+impl crate::Backbone for MobileNetV2 {
+    /// `features.3`, `.6`, `.13`, `.18`: strides 4, 8, 16, 32.
+    fn levels(&self) -> Vec<crate::Level> {
+        crate::backbone::fixed(&[(4, 24), (8, 32), (16, 96), (32, 1280)])
+    }
+    fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        crate::backbone::tap_tensors(self.taps_t(xs, train))
+    }
+}
+
 /// A built MobileNetV2; see [`MobileNetV2Config`].
 #[derive(Debug)]
 pub struct MobileNetV2 {

@@ -98,6 +98,16 @@ pub struct MobileNetV1 {
     classifier: nn::Linear,
 }
 
+impl crate::Backbone for MobileNetV1 {
+    /// The ends of blocks 3, 5, 11, 13: strides 4, 8, 16, 32.
+    fn levels(&self) -> Vec<crate::Level> {
+        crate::backbone::fixed(&[(4, 128), (8, 256), (16, 512), (32, 1024)])
+    }
+    fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        crate::backbone::tap_tensors(self.taps_t(xs, train))
+    }
+}
+
 impl MobileNetV1 {
     fn run(
         &self,

@@ -146,6 +146,34 @@ pub struct ResNet {
     fc: nn::Linear,
 }
 
+impl crate::Backbone for ResNet {
+    /// `layer1` … `layer4`: strides 4, 8, 16, 32.
+    fn levels(&self) -> Vec<crate::Level> {
+        self.stages
+            .iter()
+            .enumerate()
+            .map(|(k, stage)| {
+                let last = stage.last().expect("stages are not empty");
+                let channels = last.convs.last().expect("blocks have convolutions").0.ws.size()[0];
+                crate::Level { stride: 4 << k, channels }
+            })
+            .collect()
+    }
+
+    fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        let stem = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
+        let mut x = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut out = Vec::with_capacity(4);
+        for stage in &self.stages {
+            for block in stage {
+                x = block.forward_t(&x, train, None);
+            }
+            out.push(x.shallow_clone());
+        }
+        out
+    }
+}
+
 impl ResNet {
     /// The feature map of the last stage, `[N, C, H/32, W/32]` (Grad-CAM's default layer).
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {

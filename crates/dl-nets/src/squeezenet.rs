@@ -84,6 +84,16 @@ pub struct SqueezeNet {
     conv10: nn::Conv2D,
 }
 
+impl crate::Backbone for SqueezeNet {
+    /// fire3, fire5, fire9: strides 4, 8, 16.
+    fn levels(&self) -> Vec<crate::Level> {
+        crate::backbone::fixed(&[(4, 128), (8, 256), (16, 512)])
+    }
+    fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
+        crate::backbone::tap_tensors(self.taps_t(xs, train))
+    }
+}
+
 impl SqueezeNet {
     fn run(&self, xs: &Tensor, rec: Option<&GuidedRecorder>, mut tap: impl FnMut(usize, &Tensor)) -> Tensor {
         // TensorFlow "SAME" padding of the stride-2 stem: the odd pixel at the bottom and right.

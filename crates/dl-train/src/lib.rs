@@ -2,15 +2,17 @@
 //!
 //! - [`SolverParam`] and [`Optimizer`]: SGD with momentum and Adam (PyTorch's update rules, `weight_prior`
 //!   as L2), with their state as named tensors so runs can be resumed.
-//! - [`TrainableModel`]: what training needs of a model; `dlkit::Model` implements it.
-//! - [`train_dl_model_batch`]: one step on a batch, `batch_size_multiplier` as gradient accumulation.
+//! - [`TrainableModel`]: what training needs of a model (its `dl_nets::Network`, typed
+//!   [`ModelParams`]); `dlkit::Model` implements it.
+//! - [`train_dl_model_batch`]: one step on a batch of any method (upload → forward → loss → backward),
+//!   `batch_size_multiplier` as gradient accumulation.
 //! - [`train_dl_model`] with [`TrainParam`] (`create_dl_train_param`): seeded epochs, change and
 //!   serialization strategies, augmentation, evaluation, the best model, resume, NaN stop, progress bar,
 //!   JSON log and training curves.
-//! - [`evaluate_dl_model`]: measures of dl-eval on the samples of a dataset.
+//! - [`evaluate_dl_model`]: dl-eval's one `Evaluator` on the samples of a dataset.
 //! - [`pipeline`]: background batch preparation with a bounded queue.
 //!
-//! Classification now; detection, segmentation and anomaly detection plug into the same loop.
+//! The loop is method-generic: a model type plugs in through its network's loss and post-processing.
 
 #![warn(missing_docs)]
 
@@ -23,11 +25,12 @@ mod progress;
 mod solver;
 mod train;
 
+pub use dl_eval::{Evaluation, EvaluatorParams};
 pub use error::{Error, Result};
-pub use evaluate::{EvalParams, Evaluation, Prediction, evaluate_dl_model};
+pub use evaluate::{EvalParams, evaluate_dl_model};
 pub use model::{
-    ModelError, TrainBatchResult, TrainableModel, batch_sizes, model_optimizer, solver_param,
-    train_dl_model_batch,
+    ModelError, ModelParams, SolverType, TrainBatchResult, TrainableModel, batch_sizes, model_optimizer,
+    solver_param, train_dl_model_batch,
 };
 pub use param::{ChangeStrategy, SerializationStrategy, TrainParam};
 pub use solver::{Optimizer, SolverParam, build_optimizer};

@@ -7,7 +7,7 @@ use dl_data::preprocess::{
     AugmentParams, DLPreprocessParam, HostBatch, augment_dl_samples, collate, preprocess_dl_samples,
     read_dl_samples,
 };
-use dl_data::{DLDataset, DLSample, gen_dl_samples};
+use dl_data::{DLDataset, DLSample, ModelType, gen_dl_samples};
 use rayon::prelude::*;
 use std::path::Path;
 use std::sync::mpsc::{Receiver, sync_channel};
@@ -88,26 +88,51 @@ impl<'a> SampleSource<'a> {
     }
 }
 
+/// How [`spawn_batches`] prepares each batch.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPlan<'a> {
+    /// Augment with these parameters (training).
+    pub augment: Option<&'a AugmentParams>,
+    /// The epoch (augmentation is a function of seed, epoch and image id).
+    pub epoch: u64,
+    /// The model's class order.
+    pub class_ids: &'a [ClassId],
+    /// Which ground truth to collate (`None`: images only).
+    pub targets: Option<ModelType>,
+    /// Also hand over the preprocessed samples (evaluation: the ground truth the results are measured
+    /// against).
+    pub keep_samples: bool,
+    /// At most this many batches wait in the queue.
+    pub prefetch: usize,
+}
+
+/// A prepared batch, and its samples when [`BatchPlan::keep_samples`].
+#[derive(Debug)]
+pub struct Loaded {
+    /// The collated batch.
+    pub batch: HostBatch,
+    /// The samples it was collated from.
+    pub samples: Option<Vec<DLSample>>,
+}
+
 /// Batches of `order` (lists of sample indices), produced in order by a background thread with at most
-/// `prefetch` batches waiting. Each batch is loaded, augmented (when `augment` is given, with `epoch`)
-/// and collated with `class_ids`. The thread stops early when the receiver is dropped.
+/// `plan.prefetch` batches waiting. Each batch is loaded, augmented (when `plan.augment` is given) and
+/// collated for `plan.targets`. The thread stops early when the receiver is dropped.
 pub fn spawn_batches<'scope, 'env: 'scope>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     source: &'env SampleSource<'env>,
     order: Vec<Vec<usize>>,
-    augment: Option<&'env AugmentParams>,
-    epoch: u64,
-    class_ids: &'env [ClassId],
-    prefetch: usize,
-) -> Receiver<Result<HostBatch>> {
-    let (tx, rx) = sync_channel(prefetch.max(1));
+    plan: BatchPlan<'env>,
+) -> Receiver<Result<Loaded>> {
+    let (tx, rx) = sync_channel(plan.prefetch.max(1));
     scope.spawn(move || {
         for indices in order {
             let batch = source.load(&indices).and_then(|mut samples| {
-                if let Some(params) = augment {
-                    augment_dl_samples(&mut samples, params, epoch)?;
+                if let Some(params) = plan.augment {
+                    augment_dl_samples(&mut samples, params, plan.epoch)?;
                 }
-                Ok(collate(&samples, class_ids)?)
+                let batch = collate(&samples, plan.class_ids, plan.targets)?;
+                Ok(Loaded { batch, samples: plan.keep_samples.then_some(samples) })
             });
             let failed = batch.is_err();
             if tx.send(batch).is_err() || failed {

@@ -2,16 +2,17 @@
 //! evaluation on the validation split, the best model, serialization strategies, resume, and a stop
 //! on a non-finite loss that keeps the last good files.
 
-use crate::evaluate::{EvalParams, Evaluation, evaluate_indices};
+use crate::evaluate::{EvalParams, evaluate_indices};
 use crate::model::{
     TrainableModel, batch_sizes, model_err, model_optimizer, solver_param, train_dl_model_batch,
 };
 use crate::param::{SerializationStrategy, TrainParam};
-use crate::pipeline::{SampleSource, spawn_batches};
+use crate::pipeline::{BatchPlan, SampleSource, spawn_batches};
 use crate::solver::Optimizer;
 use crate::{Error, Result};
 use dl_core::{Rng, Split};
-use dl_data::{DLDataset, ModelType};
+use dl_data::DLDataset;
+use dl_eval::Evaluation;
 use dl_eval::plots::{CurvePanel, training_curves_png};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -265,12 +266,6 @@ pub fn train_dl_model<M: TrainableModel>(
     start: StartEpoch,
 ) -> Result<TrainingLog> {
     param.validate()?;
-    if model.model_type() != ModelType::Classification {
-        return Err(Error::Unsupported(format!(
-            "training {} models is not implemented yet (classification only)",
-            model.model_type().as_str()
-        )));
-    }
     let train: Vec<usize> =
         (0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(Split::Train)).collect();
     let validation: Vec<usize> =
@@ -309,6 +304,8 @@ pub fn train_dl_model<M: TrainableModel>(
     let files = TrainFiles::new(&param.output_dir);
     std::fs::create_dir_all(&param.output_dir).map_err(|e| io_err(&param.output_dir, e))?;
     let source = SampleSource::new(dataset, &model.preprocess_param())?;
+    let model_type = model.model_type();
+    let (measure, lower_is_better) = dl_eval::comparison_measure(model_type);
 
     // The resolved parameters: initial values of the change strategies taken from the model.
     let mut param = param.clone();
@@ -323,8 +320,8 @@ pub fn train_dl_model<M: TrainableModel>(
             let optimizer = model_optimizer(model)?;
             let log = TrainingLog {
                 status: "running".into(),
-                measure: "top1_error".into(),
-                lower_is_better: true,
+                measure: measure.into(),
+                lower_is_better,
                 num_train_samples: train.len(),
                 num_validation_samples: validation.len(),
                 iterations_per_epoch,
@@ -393,7 +390,7 @@ pub fn train_dl_model<M: TrainableModel>(
     let augment =
         param.augmentation.clone().map(|a| dl_data::preprocess::AugmentParams { seed: param.seed, ..a });
     let window = (iterations_per_epoch / 25).max(1);
-    let eval_params = EvalParams { top_k: param.evaluation_top_k, display: false, keep_predictions: false };
+    let eval_params = EvalParams::top_k(param.evaluation_top_k);
     let best_text = |log: &TrainingLog| {
         log.best.as_ref().map_or(String::new(), |b| format!(" best {} {:.2}%", log.measure, 100.0 * b.value))
     };
@@ -407,21 +404,21 @@ pub fn train_dl_model<M: TrainableModel>(
         let mut epoch_loss = 0.0;
         let mut window_loss = (0.0, 0u64);
         let outcome = std::thread::scope(|scope| -> Result<()> {
-            let rx = spawn_batches(
-                scope,
-                &source,
-                steps,
-                augment.as_ref(),
-                epoch as u64,
-                &class_ids,
-                param.prefetch_batches,
-            );
+            let plan = BatchPlan {
+                augment: augment.as_ref(),
+                epoch: epoch as u64,
+                class_ids: &class_ids,
+                targets: Some(model_type),
+                keep_samples: false,
+                prefetch: param.prefetch_batches,
+            };
+            let rx = spawn_batches(scope, &source, steps, plan);
             for it in 0..iterations_per_epoch {
                 let epoch_f = epoch as f64 + it as f64 / iterations_per_epoch as f64;
                 if apply_strategies(model, &param, epoch_f)? {
                     optimizer.set_param(solver_param(model)?)?;
                 }
-                let batch = rx.recv().map_err(|_| Error::Model("the data pipeline stopped".into()))??;
+                let batch = rx.recv().map_err(|_| Error::Model("the data pipeline stopped".into()))??.batch;
                 let result = train_dl_model_batch(model, &mut optimizer, &batch).map_err(|e| match e {
                     Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss { loss, epoch: Some(epoch_f) },
                     other => other,

@@ -90,7 +90,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(Split::Train)).collect();
     let batches: Vec<HostBatch> = train
         .chunks_exact(64)
-        .map(|chunk| Ok(collate(&source.load(chunk)?, &dataset.class_ids)?))
+        .map(|chunk| {
+            Ok(collate(
+                &source.load(chunk)?,
+                &dataset.class_ids,
+                Some(dlkit::data::ModelType::Classification),
+            )?)
+        })
         .collect::<Result<_, dlkit::train::Error>>()?;
     let mut optimizer = Optimizer::new(model.var_store(), solver_param(&model)?)?;
     for b in batches.iter().take(5) {

@@ -111,8 +111,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let log = train_dl_model(&ds, &mut model, &param, StartEpoch::Fresh)?;
         let best = Model::read(&out.join("model_best.dlm"))?;
-        let Evaluation::Classification { measures, .. } =
-            evaluate_dl_model(&best, &ds, &SampleSelector::Split(Split::Test), &EvalParams::default())?;
+        let Evaluation::Classification(measures) =
+            evaluate_dl_model(&best, &ds, &SampleSelector::Split(Split::Test), &EvalParams::default())?
+        else {
+            return Err("not a classification evaluation".into());
+        };
         let _ = std::fs::remove_dir_all(&out);
         println!(
             "{}",

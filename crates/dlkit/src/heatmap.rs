@@ -60,7 +60,9 @@ impl Model {
         class_id: Option<i64>,
     ) -> Result<Heatmap> {
         let d = self.description();
-        let sample =
+        let net = self.classifier()?;
+        let cl = |x: &Tensor| dl_nets::device::channels_last(x);
+        let (sample, _) =
             preprocess_sample(DLSample::from_image(dl_core::ImageId(0), image.clone()), &d.preprocess)?;
         let (c, h, w) = (sample.image.channels as i64, sample.image.height as i64, sample.image.width as i64);
         let device = self.var_store().device();
@@ -72,31 +74,32 @@ impl Model {
             })?,
             None => {
                 let _g = tch::no_grad_guard();
-                self.module_forward(&x).argmax(-1, false).int64_value(&[0]) as usize
+                net.logits_t(&cl(&x), false).argmax(-1, false).int64_value(&[0]) as usize
             }
         };
         let (map, mh, mw) = match method {
             HeatmapMethod::GradCam => {
-                let cam = self.grad_cam(&x, target as i64)?;
+                let cam = grad_cam(net, &x, target as i64)?;
                 let (fh, fw) = (cam.size()[0] as usize, cam.size()[1] as usize);
                 (to_vec(&cam), fh, fw)
             }
             HeatmapMethod::GuidedGradCam => {
-                let cam = self.grad_cam(&x, target as i64)?.unsqueeze(0).unsqueeze(0).upsample_bilinear2d(
+                let cam = grad_cam(net, &x, target as i64)?.unsqueeze(0).unsqueeze(0).upsample_bilinear2d(
                     [h, w],
                     false,
                     None,
                     None,
                 );
                 let guided = dl_nets::guided::guided_backprop(&x, |x, rec| {
-                    self.forward_guided(x, rec).get(0).get(target as i64)
+                    net.forward_guided(&cl(x), rec).get(0).get(target as i64)
                 })?;
                 let map = (guided * cam).abs().sum_dim_intlist([1i64].as_slice(), false, Kind::Float).get(0);
                 (to_vec(&map), h as usize, w as usize)
             }
             HeatmapMethod::Occlusion => {
                 let _g = tch::no_grad_guard();
-                let base = self.module_forward(&x).softmax(-1, Kind::Float).double_value(&[0, target as i64]);
+                let base =
+                    net.logits_t(&cl(&x), false).softmax(-1, Kind::Float).double_value(&[0, target as i64]);
                 let mean = x.mean(Kind::Float).double_value(&[]);
                 let (patch, step) = (30i64.min(h).min(w), 10i64);
                 let positions: Vec<(i64, i64)> = (0..=(h - patch).max(0))
@@ -117,7 +120,7 @@ impl Model {
                             .collect::<Vec<_>>(),
                         0,
                     );
-                    let probs = self.module_forward(&batch).softmax(-1, Kind::Float);
+                    let probs = net.logits_t(&cl(&batch), false).softmax(-1, Kind::Float);
                     for (i, &(r, q)) in chunk.iter().enumerate() {
                         let drop = (base - probs.double_value(&[i as i64, target as i64])) as f32;
                         for rr in r..r + patch {
@@ -143,16 +146,14 @@ impl Model {
     }
 }
 
-impl Model {
-    /// The Grad-CAM map `[fh, fw]` of the last feature map for class index `target`.
-    fn grad_cam(&self, x: &Tensor, target: i64) -> Result<Tensor> {
-        let features = self.features(x).detach().set_requires_grad(true);
-        let logits = self.head(&features);
-        logits.get(0).get(target).f_backward()?;
-        let grad = features.grad();
-        let weights = grad.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
-        Ok((features.detach() * weights).sum_dim_intlist([1i64].as_slice(), false, Kind::Float).relu().get(0))
-    }
+/// The Grad-CAM map `[fh, fw]` of the last feature map (eval mode) for class index `target`.
+fn grad_cam(net: &dyn dl_nets::Classifier, x: &Tensor, target: i64) -> Result<Tensor> {
+    let features = net.features_t(&dl_nets::device::channels_last(x), false).detach().set_requires_grad(true);
+    let logits = net.head_t(&features, false);
+    logits.get(0).get(target).f_backward()?;
+    let grad = features.grad();
+    let weights = grad.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
+    Ok((features.detach() * weights).sum_dim_intlist([1i64].as_slice(), false, Kind::Float).relu().get(0))
 }
 
 fn to_vec(t: &Tensor) -> Vec<f32> {
@@ -190,6 +191,7 @@ pub fn heatmap_overlay(image: &HostImage, heatmap: &Heatmap) -> image::RgbImage 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dl_data::ModelType;
     use dl_data::preprocess::DLPreprocessParam;
     use dl_train::{SolverParam, build_optimizer, train_dl_model_batch};
 
@@ -232,10 +234,11 @@ mod tests {
                     let spot = (i % 2 == 1).then(|| (rng.below(38) as usize, rng.below(38) as usize));
                     let mut s = DLSample::from_image(dl_core::ImageId(i), image(spot, step * 100 + i));
                     s.image_label_id = Some(vec![class_ids[usize::from(spot.is_some())]]);
-                    preprocess_sample(s, &param).unwrap()
+                    preprocess_sample(s, &param).unwrap().0
                 })
                 .collect();
-            let batch = dl_data::preprocess::collate(&samples, &class_ids).unwrap();
+            let batch =
+                dl_data::preprocess::collate(&samples, &class_ids, Some(ModelType::Classification)).unwrap();
             train_dl_model_batch(&model, &mut opt, &batch).unwrap();
         }
         let test = image(Some((30, 8)), 12345);

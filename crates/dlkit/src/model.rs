@@ -1,18 +1,22 @@
-//! `dlkit::Model`: a classifier with its classes, preprocessing and parameters — create, get/set
-//! parameters, apply to images, write / read / serialize / deserialize (SPEC §5).
+//! `dlkit::Model`: a network of one method with its classes, preprocessing and parameters — create,
+//! get/set parameters, apply to images, write / read / serialize / deserialize (SPEC §5).
+//!
+//! The model file's description is format version 2: `method` (a [`MethodConfig`] tagged by `type`),
+//! classes, preprocessing, parameters. Version-1 files (`type` and `architecture` at the top level,
+//! classification only) are read and converted.
 
 use crate::{Error, Result};
 use dl_data::preprocess::{DLPreprocessParam, NormalizationType, collate, preprocess_sample};
 use dl_data::{DLResult, DLSample, HostImage, ModelType};
 use dl_nets::{
-    CompactConfig, EfficientNetLiteConfig, MobileNetV1Config, MobileNetV2Config, ResNetConfig,
-    SqueezeNetConfig,
+    Classes, ClassificationNet, Classifier, CompactConfig, EfficientNetLiteConfig, MobileNetV1Config,
+    MobileNetV2Config, Network, Outputs, ResNetConfig, SqueezeNetConfig,
 };
+pub use dl_train::{ModelParams, SolverType};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::path::Path;
-use tch::{Device, Kind, Tensor, nn, nn::ModuleT};
+use tch::{Device, Tensor, nn, nn::ModuleT};
 
 /// The network of a model, as a serde config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,88 +74,36 @@ impl Architecture {
     }
 }
 
-/// The network: any dl-nets classifier.
-type Net = Box<dyn dl_nets::Classifier>;
-
 impl ModuleT for Model {
-    /// Class logits, inputs converted to the weights' channels-last layout.
+    /// Class logits of a classification model, inputs converted to the weights' channels-last layout.
+    ///
+    /// # Panics
+    /// For a model of another method (only classifiers are modules).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        logits(&self.net, xs, train)
+        match self.net.forward_t(xs, train) {
+            Outputs::Classification { logits } => logits,
+            _ => panic!("ModuleT is implemented for classification models only"),
+        }
     }
 }
 
-/// The forward pass of the facade: inputs in the channels-last layout, as the weights.
-fn logits(net: &Net, xs: &Tensor, train: bool) -> Tensor {
-    net.logits_t(&dl_nets::device::channels_last(xs), train)
-}
-
-/// The solver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum SolverType {
-    /// SGD with momentum.
-    #[default]
-    Sgd,
-    /// Adam.
-    Adam,
-}
-
-/// HALCON's general model parameters that do not fix the architecture (SPEC §5.1).
+/// The method of a model and its network configuration; serialised tagged by `type` (HALCON's model
+/// type).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelParams {
-    /// Images per batch.
-    pub batch_size: usize,
-    /// Batches accumulated per optimiser step.
-    pub batch_size_multiplier: usize,
-    /// Step size.
-    pub learning_rate: f64,
-    /// SGD momentum.
-    pub momentum: f64,
-    /// L2 regularisation.
-    pub weight_prior: f64,
-    /// sgd or adam.
-    pub solver_type: SolverType,
-    /// Adam β1.
-    pub adam_beta1: f64,
-    /// Adam β2.
-    pub adam_beta2: f64,
-    /// Adam ε.
-    pub adam_epsilon: f64,
-    /// float32 (float16 / bfloat16 only on a GPU).
-    pub precision: String,
-    /// Free strings stored with the model.
-    pub meta_data: BTreeMap<String, String>,
-    /// Fine-tuning: train only the classification head; the backbone's weights and batch-norm
-    /// statistics stay as they are (it runs in inference mode, without gradients).
-    #[serde(default)]
-    pub freeze_backbone: bool,
-    /// Fine-tuning: the backbone learns with `learning_rate` × this factor (in [0, 1]; the head with
-    /// the full rate).
-    #[serde(default = "one")]
-    pub backbone_learning_rate_factor: f64,
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MethodConfig {
+    /// A classifier.
+    Classification {
+        /// Its network.
+        network: Architecture,
+    },
 }
 
-fn one() -> f64 {
-    1.0
-}
-
-impl Default for ModelParams {
-    fn default() -> Self {
-        Self {
-            batch_size: 16,
-            batch_size_multiplier: 1,
-            learning_rate: 0.001,
-            momentum: 0.9,
-            weight_prior: 0.0,
-            solver_type: SolverType::Sgd,
-            adam_beta1: 0.9,
-            adam_beta2: 0.999,
-            adam_epsilon: 1e-8,
-            precision: "float32".into(),
-            meta_data: BTreeMap::new(),
-            freeze_backbone: false,
-            backbone_learning_rate_factor: 1.0,
+impl MethodConfig {
+    /// The model type.
+    pub fn model_type(&self) -> ModelType {
+        match self {
+            Self::Classification { .. } => ModelType::Classification,
         }
     }
 }
@@ -160,11 +112,8 @@ impl Default for ModelParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelDescription {
-    /// The method.
-    #[serde(rename = "type")]
-    pub model_type: ModelType,
-    /// The network.
-    pub architecture: Architecture,
+    /// The method and its network.
+    pub method: MethodConfig,
     /// Class ids, parallel to `class_names`.
     pub class_ids: Vec<i64>,
     /// Class names.
@@ -176,6 +125,34 @@ pub struct ModelDescription {
 }
 
 impl ModelDescription {
+    /// The model type.
+    pub fn model_type(&self) -> ModelType {
+        self.method.model_type()
+    }
+
+    /// The classifier architecture of a classification model.
+    pub fn architecture(&self) -> &Architecture {
+        match &self.method {
+            MethodConfig::Classification { network } => network,
+        }
+    }
+
+    /// A description from model-file JSON of format `version`: version 1 had `type` and `architecture`
+    /// at the top level (classification only); version 2 has `method`.
+    ///
+    /// # Errors
+    /// The serde error of a description that does not parse.
+    pub fn from_file_json(mut value: Value, version: u32) -> std::result::Result<Self, serde_json::Error> {
+        if version < 2
+            && let Some(obj) = value.as_object_mut()
+        {
+            let model_type = obj.remove("type").unwrap_or(Value::Null);
+            let architecture = obj.remove("architecture").unwrap_or(Value::Null);
+            obj.insert("method".into(), json!({"type": model_type, "network": architecture}));
+        }
+        serde_json::from_value(value)
+    }
+
     /// Checks that the parts agree: valid, distinct class ids, one name per id, as many network outputs
     /// as classes, and the network's input channels equal to the preprocessing's.
     ///
@@ -199,7 +176,7 @@ impl ModelDescription {
                 ),
             ));
         }
-        let (classes, channels) = match &self.architecture {
+        let (classes, channels) = match self.architecture() {
             Architecture::Compact(c) => (c.num_classes, c.in_channels),
             Architecture::Resnet(c) => (c.num_classes, c.in_channels),
             Architecture::MobilenetV2(c) => (c.num_classes, c.in_channels),
@@ -222,8 +199,15 @@ impl ModelDescription {
                 ),
             ));
         }
-        if self.model_type != ModelType::Classification || self.preprocess.model_type != self.model_type {
-            return Err(param_error("type", "only classification models exist so far"));
+        if self.preprocess.model_type != self.model_type() {
+            return Err(param_error(
+                "type",
+                format!(
+                    "a {} model with {} preprocessing",
+                    self.model_type().as_str(),
+                    self.preprocess.model_type.as_str()
+                ),
+            ));
         }
         Ok(())
     }
@@ -234,7 +218,7 @@ impl ModelDescription {
 pub struct Model {
     description: ModelDescription,
     vs: nn::VarStore,
-    net: Net,
+    net: Box<dyn Network>,
 }
 
 /// Parameter names [`Model::get_param`] knows.
@@ -299,8 +283,7 @@ impl Model {
             preprocess.normalization_type = NormalizationType::ConstantValues;
         }
         let description = ModelDescription {
-            model_type: ModelType::Classification,
-            architecture: arch,
+            method: MethodConfig::Classification { network: arch },
             class_ids: class_ids.to_vec(),
             class_names: class_names.to_vec(),
             preprocess,
@@ -313,43 +296,69 @@ impl Model {
         description.validate()?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
-        let net: Net = match &description.architecture {
-            Architecture::Compact(c) => Box::new(c.build(&root)?),
-            Architecture::Resnet(c) => Box::new(c.build(&root)?),
-            Architecture::MobilenetV2(c) => Box::new(c.build(&root)?),
-            Architecture::EfficientnetLite(c) => Box::new(c.build(&root)?),
-            Architecture::Squeezenet(c) => Box::new(c.build(&root)?),
-            Architecture::MobilenetV1(c) => Box::new(c.build(&root)?),
+        let net: Box<dyn Network> = match &description.method {
+            MethodConfig::Classification { network } => {
+                let classifier: Box<dyn Classifier> = match network {
+                    Architecture::Compact(c) => Box::new(c.build(&root)?),
+                    Architecture::Resnet(c) => Box::new(c.build(&root)?),
+                    Architecture::MobilenetV2(c) => Box::new(c.build(&root)?),
+                    Architecture::EfficientnetLite(c) => Box::new(c.build(&root)?),
+                    Architecture::Squeezenet(c) => Box::new(c.build(&root)?),
+                    Architecture::MobilenetV1(c) => Box::new(c.build(&root)?),
+                };
+                Box::new(ClassificationNet::new(classifier, head_prefix(network)))
+            }
         };
         // Convolutions run on the channels-last layout (inputs are converted in the forward pass).
         dl_nets::device::vars_to_channels_last(&vs);
-        let model = Self { description, vs, net };
+        let mut model = Self { description, vs, net };
         model.apply_freeze();
         Ok(model)
     }
 
     /// The name prefix of the classification head's variables.
     pub(crate) fn head_prefix(&self) -> &'static str {
-        match &self.description.architecture {
-            Architecture::Compact(_) => "head.",
-            Architecture::Resnet(_) => "fc.",
-            Architecture::MobilenetV2(_)
-            | Architecture::EfficientnetLite(_)
-            | Architecture::MobilenetV1(_) => "classifier.",
-            Architecture::Squeezenet(_) => "conv10.",
+        head_prefix(self.description.architecture())
+    }
+
+    /// The network.
+    pub fn network(&self) -> &dyn Network {
+        &*self.net
+    }
+
+    /// The classifier of a classification model (Grad-CAM, guided backpropagation).
+    ///
+    /// # Errors
+    /// [`Error::Param`] for a model of another method.
+    pub(crate) fn classifier(&self) -> Result<&dyn Classifier> {
+        self.net.as_classifier().ok_or_else(|| {
+            param_error(
+                "type",
+                format!("a {} model has no classifier", self.description.model_type().as_str()),
+            )
+        })
+    }
+
+    /// The classes as dl-nets takes them.
+    pub fn classes(&self) -> Classes {
+        let d = &self.description;
+        // Ids were validated when the model was created or read.
+        Classes {
+            ids: d.class_ids.iter().filter_map(|&i| dl_core::ClassId::new(i).ok()).collect(),
+            names: d.class_names.clone(),
         }
     }
 
     /// Sets `requires_grad` of the backbone's variables from `freeze_backbone` (batch-norm statistics
-    /// never require gradients).
-    fn apply_freeze(&self) {
+    /// never require gradients), and the network's inference-mode backbone.
+    fn apply_freeze(&mut self) {
         let frozen = self.description.params.freeze_backbone;
-        let head = self.head_prefix();
+        self.net.freeze_backbone(frozen);
         for (name, var) in self.vs.variables() {
             if name.ends_with("running_mean") || name.ends_with("running_var") {
                 continue;
             }
-            let _ = var.set_requires_grad(!frozen || name.starts_with(head));
+            let _ = var.set_requires_grad(!frozen || self.net.is_head_var(&name));
         }
     }
 
@@ -392,35 +401,6 @@ impl Model {
         self
     }
 
-    pub(crate) fn module_forward(&self, x: &Tensor) -> Tensor {
-        logits(&self.net, x, false)
-    }
-
-    /// The last convolutional feature map (eval mode).
-    pub(crate) fn features(&self, x: &Tensor) -> Tensor {
-        self.net.features_t(&dl_nets::device::channels_last(x), false)
-    }
-
-    /// Logits (eval mode) with every activation recorded for guided backpropagation.
-    pub(crate) fn forward_guided(&self, x: &Tensor, rec: &dl_nets::guided::GuidedRecorder) -> Tensor {
-        self.net.forward_guided(&dl_nets::device::channels_last(x), rec)
-    }
-
-    /// Class logits from a feature map of [`Model::features`] (eval mode).
-    pub(crate) fn head(&self, f: &Tensor) -> Tensor {
-        self.net.head_t(f, false)
-    }
-
-    /// Class logits; with `freeze_backbone`, the backbone runs in inference mode without gradients
-    /// and only the head trains.
-    fn forward_train(&self, x: &Tensor, train: bool) -> Tensor {
-        if !(train && self.description.params.freeze_backbone) {
-            return logits(&self.net, x, train);
-        }
-        let f = tch::no_grad(|| self.features(x));
-        self.net.head_t(&f, true)
-    }
-
     /// Number of trainable values.
     pub fn num_trainable_params(&self) -> i64 {
         self.vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum()
@@ -434,8 +414,8 @@ impl Model {
         let d = &self.description;
         let p = &d.params;
         Ok(match name {
-            "type" => json!(d.model_type.as_str()),
-            "architecture" => serde_json::to_value(&d.architecture).expect("serialisable"),
+            "type" => json!(d.model_type().as_str()),
+            "architecture" => serde_json::to_value(d.architecture()).expect("serialisable"),
             "batch_size" => json!(p.batch_size),
             "batch_size_multiplier" => json!(p.batch_size_multiplier),
             "image_width" => json!(d.preprocess.image_width),
@@ -607,47 +587,30 @@ impl Model {
     }
 
     /// Applies the model to raw images (`apply_dl_model`): preprocessing from the model's parameters,
-    /// batches of `batch_size`, softmax; each result lists every class by descending confidence.
+    /// batches of `batch_size`, the network's post-processing; results refer to the original images
+    /// (CL: every class by descending confidence).
     ///
     /// # Errors
     /// Preprocessing errors naming the image (index as image id); libtorch errors.
     pub fn apply(&self, images: Vec<HostImage>) -> Result<Vec<DLResult>> {
         let d = &self.description;
-        let samples: Vec<DLSample> = images
+        let (samples, maps): (Vec<DLSample>, Vec<_>) = images
             .into_iter()
             .enumerate()
             .map(|(i, img)| {
                 preprocess_sample(DLSample::from_image(dl_core::ImageId(i as u64), img), &d.preprocess)
             })
-            .collect::<dl_data::Result<_>>()?;
+            .collect::<dl_data::Result<Vec<_>>>()?
+            .into_iter()
+            .unzip();
+        let classes = self.classes();
         let mut results = Vec::with_capacity(samples.len());
         let _guard = tch::no_grad_guard();
-        for chunk in samples.chunks(d.params.batch_size.max(1)) {
-            let batch = collate(chunk, &[])?;
-            let [n, c, h, w] = batch.shape.map(|v| v as i64);
-            let x = Tensor::from_slice(&batch.images).reshape([n, c, h, w]).to_device(self.vs.device());
-            let probs = logits(&self.net, &x, false).softmax(-1, Kind::Float).to_device(Device::Cpu);
-            let k = d.class_ids.len();
-            let mut values = vec![0f32; (n as usize) * k];
-            let len = values.len();
-            probs.f_copy_data(&mut values, len)?;
-            for row in values.chunks(k) {
-                let mut order: Vec<usize> = (0..k).collect();
-                order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
-                results.push(DLResult {
-                    classification_class_ids: Some(
-                        order
-                            .iter()
-                            .map(|&i| dl_core::ClassId::new(d.class_ids[i]))
-                            .collect::<dl_core::Result<_>>()?,
-                    ),
-                    classification_class_names: Some(
-                        order.iter().map(|&i| d.class_names[i].clone()).collect(),
-                    ),
-                    classification_confidences: Some(order.iter().map(|&i| f64::from(row[i])).collect()),
-                    ..Default::default()
-                });
-            }
+        let step = d.params.batch_size.max(1);
+        for (chunk, chunk_maps) in samples.chunks(step).zip(maps.chunks(step)) {
+            let batch = collate(chunk, &classes.ids, None)?;
+            let (x, _) = dl_nets::upload(&batch, self.vs.device())?;
+            results.extend(self.net.postprocess(&self.net.forward_t(&x, false), chunk_maps, &classes)?);
         }
         Ok(results)
     }
@@ -686,8 +649,8 @@ impl Model {
     /// Format errors (magic, version, truncation, checksum), a description that does not parse, weights
     /// that do not fit the architecture (naming the tensor).
     pub fn deserialize(bytes: &[u8], what: &str) -> Result<Self> {
-        let file = dl_io::ModelFile::from_bytes(bytes, what)?;
-        let description: ModelDescription = serde_json::from_value(file.description).map_err(|e| {
+        let (version, file) = dl_io::ModelFile::from_bytes_with_version(bytes, what)?;
+        let description = ModelDescription::from_file_json(file.description, version).map_err(|e| {
             Error::Io(dl_io::Error::Corrupt {
                 what: what.to_owned(),
                 message: format!("model description: {e}"),
@@ -722,25 +685,33 @@ impl Model {
     }
 }
 
+/// The name prefix of a classifier's head variables.
+fn head_prefix(architecture: &Architecture) -> &'static str {
+    match architecture {
+        Architecture::Compact(_) => "head.",
+        Architecture::Resnet(_) => "fc.",
+        Architecture::MobilenetV2(_) | Architecture::EfficientnetLite(_) | Architecture::MobilenetV1(_) => {
+            "classifier."
+        }
+        Architecture::Squeezenet(_) => "conv10.",
+    }
+}
+
 impl dl_train::TrainableModel for Model {
     fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
-    fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        self.forward_train(images, train)
+    fn network(&self) -> &dyn Network {
+        &*self.net
     }
-    fn model_type(&self) -> ModelType {
-        self.description.model_type
-    }
-    fn class_ids(&self) -> Vec<dl_core::ClassId> {
-        // Ids were validated when the model was created or read.
-        self.description.class_ids.iter().filter_map(|&i| dl_core::ClassId::new(i).ok()).collect()
-    }
-    fn class_names(&self) -> Vec<String> {
-        self.description.class_names.clone()
+    fn classes(&self) -> Classes {
+        Model::classes(self)
     }
     fn preprocess_param(&self) -> DLPreprocessParam {
         self.description.preprocess.clone()
+    }
+    fn params(&self) -> &ModelParams {
+        &self.description.params
     }
     fn get_param(&self, name: &str) -> std::result::Result<Value, dl_train::ModelError> {
         Ok(Model::get_param(self, name)?)
@@ -750,13 +721,6 @@ impl dl_train::TrainableModel for Model {
     }
     fn write(&self, path: &Path) -> std::result::Result<(), dl_train::ModelError> {
         Ok(Model::write(self, path)?)
-    }
-    fn learning_rate_factor(&self, name: &str) -> f64 {
-        if name.starts_with(self.head_prefix()) {
-            1.0
-        } else {
-            self.description.params.backbone_learning_rate_factor
-        }
     }
 }
 
@@ -829,7 +793,9 @@ mod tests {
     fn tiny() -> Model {
         let (n, ids) = names(2);
         let mut d = Model::create_classifier("compact", &n, &ids, 16, 16, 1).unwrap().description().clone();
-        d.architecture = Architecture::Compact(CompactConfig { widths: vec![4], ..CompactConfig::new(2, 1) });
+        d.method = MethodConfig::Classification {
+            network: Architecture::Compact(CompactConfig { widths: vec![4], ..CompactConfig::new(2, 1) }),
+        };
         Model::from_description(d, Device::Cpu).unwrap()
     }
 

@@ -1,7 +1,7 @@
 //! Pretrained classifiers by the names HALCON users know (`pretrained_dl_classifier_…`): genuine
 //! ImageNet weights converted by `cargo xtask weights`, each with its own input size and normalisation.
 
-use crate::model::{Architecture, Model, ModelDescription, ModelParams};
+use crate::model::{Architecture, MethodConfig, Model, ModelDescription, ModelParams};
 use crate::{Error, Result};
 use dl_data::ModelType;
 use dl_data::preprocess::{DLPreprocessParam, NormalizationType};
@@ -174,8 +174,9 @@ impl Model {
         preprocess.deviation_values_normalization = Some(spec.std.to_vec());
         preprocess.validate()?;
         let description = ModelDescription {
-            model_type: ModelType::Classification,
-            architecture: Architecture::by_name(spec.architecture, names.len() as i64, 3)?,
+            method: MethodConfig::Classification {
+                network: Architecture::by_name(spec.architecture, names.len() as i64, 3)?,
+            },
             class_ids: ids.to_vec(),
             class_names: names.to_vec(),
             preprocess,

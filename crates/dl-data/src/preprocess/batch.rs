@@ -1,10 +1,10 @@
 //! Host batches: preprocessed samples collated into contiguous buffers, ready for upload by dl-nets.
 
-use crate::{Boxes, DLSample, Error, Result};
+use crate::{Boxes, DLSample, Error, ModelType, Result};
 use dl_core::{ClassId, ImageId};
 
-/// A batch in host memory: images as contiguous f32 NCHW, plus per-sample targets. Class ids are
-/// mapped to class indices (positions in the model's `class_ids`).
+/// A batch in host memory: images as contiguous f32 NCHW, plus the targets of the model's method.
+/// Class ids are mapped to class indices (positions in the model's `class_ids`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostBatch {
     /// Pixels, N × C × H × W.
@@ -13,24 +13,70 @@ pub struct HostBatch {
     pub shape: [usize; 4],
     /// Image id of each sample.
     pub image_ids: Vec<ImageId>,
-    /// CL: the class index of each sample (its first label).
-    pub class_indices: Option<Vec<i64>>,
-    /// OD: per sample, class indices and boxes.
-    pub boxes: Option<Vec<(Vec<i64>, Boxes)>>,
-    /// SE: class index per pixel, N × H × W (classes not in `class_ids` → −1, to be ignored).
-    pub segmentation: Option<Vec<i64>>,
-    /// SE: pixel weights, N × H × W (1 where a sample has no weight image).
-    pub weights: Option<Vec<f32>>,
-    /// AD: 0 ok / 1 nok per sample.
-    pub anomaly_label_ids: Option<Vec<u8>>,
+    /// The ground truth, chosen by the model type given to [`collate`].
+    pub targets: HostTargets,
 }
 
-/// Collates preprocessed samples into a [`HostBatch`]; `class_ids` gives the class order of the model.
+/// One image's boxes in a detection batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageBoxes {
+    /// Class index of each box.
+    pub class_indices: Vec<i64>,
+    /// The boxes (network coordinates).
+    pub boxes: Boxes,
+    /// Per box: crowd / ignored ground truth (neither positive nor negative in training).
+    pub ignore: Vec<bool>,
+}
+
+/// The ground truth of a host batch, by method.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostTargets {
+    /// Images only (inference).
+    None,
+    /// CL: the class index of each sample (its first label).
+    Classification(Vec<i64>),
+    /// OD: per sample, its boxes.
+    Detection(Vec<ImageBoxes>),
+    /// SE: class index per pixel, N × H × W (classes not in `class_ids` → −1, to be ignored), and
+    /// pixel weights N × H × W (1 where a sample has no weight image).
+    Segmentation {
+        /// Class index per pixel.
+        labels: Vec<i64>,
+        /// Weight per pixel.
+        weights: Vec<f32>,
+    },
+    /// AD: 0 ok / 1 nok per sample, and the anomaly masks (N × H × W, 0 or 1; all 0 where a sample has
+    /// no mask).
+    Anomaly {
+        /// 0 ok / 1 nok.
+        labels: Vec<u8>,
+        /// Mask values per pixel.
+        masks: Vec<u8>,
+    },
+}
+
+impl HostTargets {
+    /// The class indices of a classification batch.
+    pub fn classification(&self) -> Option<&[i64]> {
+        match self {
+            Self::Classification(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Collates preprocessed samples into a [`HostBatch`]; `class_ids` gives the class order of the model
+/// and `model_type` which ground truth the batch carries (`None`: images only, for inference). The
+/// targets never depend on which keys the first sample happens to have.
 ///
 /// # Errors
-/// [`Error::Sample`] naming a sample whose size or channels differ from the first one, or whose label
-/// is not in `class_ids`; [`Error::Param`] for an empty batch.
-pub fn collate(samples: &[DLSample], class_ids: &[ClassId]) -> Result<HostBatch> {
+/// [`Error::Sample`] naming a sample whose size or channels differ from the first one, that lacks the
+/// method's ground truth, or whose label is not in `class_ids`; [`Error::Param`] for an empty batch.
+pub fn collate(
+    samples: &[DLSample],
+    class_ids: &[ClassId],
+    model_type: Option<ModelType>,
+) -> Result<HostBatch> {
     let first = samples.first().ok_or_else(|| Error::Param { key: "batch", message: "no samples".into() })?;
     let (c, h, w) = (first.image.channels, first.image.height, first.image.width);
     let index = |id: &ClassId, image_id: ImageId| -> Result<i64> {
@@ -39,13 +85,11 @@ pub fn collate(samples: &[DLSample], class_ids: &[ClassId]) -> Result<HostBatch>
             message: format!("class id {id} is not one of the model's classes"),
         })
     };
+    let missing = |s: &DLSample, what: &str| Error::Sample {
+        image_id: s.image_id,
+        message: format!("no {what} in a {} batch", model_type.map_or("", ModelType::as_str)),
+    };
     let mut images = Vec::with_capacity(samples.len() * c * h * w);
-    let mut class_indices = first.image_label_id.as_ref().map(|_| Vec::new());
-    let mut boxes = first.boxes.as_ref().map(|_| Vec::new());
-    let mut segmentation = first.segmentation_image.as_ref().map(|_| Vec::new());
-    let mut weights = first.segmentation_image.as_ref().map(|_| Vec::new());
-    let mut anomaly = first.anomaly_label_id.map(|_| Vec::new());
-    let table = segmentation.as_ref().map(|_| crate::class_index_table(class_ids));
     for s in samples {
         if (s.image.channels, s.image.height, s.image.width) != (c, h, w) {
             return Err(Error::Sample {
@@ -57,54 +101,96 @@ pub fn collate(samples: &[DLSample], class_ids: &[ClassId]) -> Result<HostBatch>
             });
         }
         images.extend_from_slice(&s.image.data);
-        if let Some(v) = &mut class_indices {
-            let id = s.image_label_id.as_ref().and_then(|l| l.first()).ok_or_else(|| Error::Sample {
-                image_id: s.image_id,
-                message: "no image_label_id in a classification batch".into(),
-            })?;
-            v.push(index(id, s.image_id)?);
-        }
-        if let Some(v) = &mut boxes {
-            let labels = s
-                .bbox_label_id
-                .iter()
-                .flatten()
-                .map(|id| index(id, s.image_id))
-                .collect::<Result<Vec<_>>>()?;
-            let b = s.boxes.clone().unwrap_or(Boxes::Rectangle1(Vec::new()));
-            v.push((labels, b));
-        }
-        if let Some(v) = &mut segmentation {
-            let l = s.segmentation_image.as_ref().ok_or_else(|| Error::Sample {
-                image_id: s.image_id,
-                message: "no segmentation_image in a segmentation batch".into(),
-            })?;
-            if (l.width, l.height) != (w, h) {
-                return Err(Error::Sample {
-                    image_id: s.image_id,
-                    message: "segmentation_image size differs from the image".into(),
-                });
-            }
-            v.extend(l.class_indices(table.as_deref().expect("built for segmentation batches")));
-            let wv = weights.as_mut().expect("set with segmentation");
-            match &s.weight_image {
-                Some(wi) => wv.extend_from_slice(&wi.data),
-                None => wv.extend(std::iter::repeat_n(1.0, w * h)),
-            }
-        }
-        if let Some(v) = &mut anomaly {
-            v.push(s.anomaly_label_id.unwrap_or(0));
-        }
     }
+    let same_size = |s: &DLSample, what: &str, size: (usize, usize)| -> Result<()> {
+        if size == (w, h) {
+            Ok(())
+        } else {
+            Err(Error::Sample {
+                image_id: s.image_id,
+                message: format!("{what} is {}×{}, the image {w}×{h}", size.0, size.1),
+            })
+        }
+    };
+    let targets = match model_type {
+        None => HostTargets::None,
+        Some(ModelType::Classification) => HostTargets::Classification(
+            samples
+                .iter()
+                .map(|s| {
+                    let id = s
+                        .image_label_id
+                        .as_ref()
+                        .and_then(|l| l.first())
+                        .ok_or_else(|| missing(s, "image_label_id"))?;
+                    index(id, s.image_id)
+                })
+                .collect::<Result<_>>()?,
+        ),
+        Some(ModelType::Detection) => HostTargets::Detection(
+            samples
+                .iter()
+                .map(|s| {
+                    let boxes = s.boxes.clone().ok_or_else(|| missing(s, "boxes"))?;
+                    let class_indices = s
+                        .bbox_label_id
+                        .iter()
+                        .flatten()
+                        .map(|id| index(id, s.image_id))
+                        .collect::<Result<Vec<_>>>()?;
+                    if class_indices.len() != boxes.len() {
+                        return Err(Error::Sample {
+                            image_id: s.image_id,
+                            message: format!(
+                                "{} bbox_label_id for {} boxes",
+                                class_indices.len(),
+                                boxes.len()
+                            ),
+                        });
+                    }
+                    let mut ignore = s.bbox_iscrowd.clone().unwrap_or_default();
+                    ignore.resize(boxes.len(), false);
+                    Ok(ImageBoxes { class_indices, boxes, ignore })
+                })
+                .collect::<Result<_>>()?,
+        ),
+        Some(ModelType::Segmentation) => {
+            let table = crate::class_index_table(class_ids);
+            let (mut labels, mut weights) = (Vec::with_capacity(samples.len() * w * h), Vec::new());
+            for s in samples {
+                let l = s.segmentation_image.as_ref().ok_or_else(|| missing(s, "segmentation_image"))?;
+                same_size(s, "segmentation_image", (l.width, l.height))?;
+                labels.extend(l.class_indices(&table));
+                match &s.weight_image {
+                    Some(wi) => {
+                        same_size(s, "weight_image", (wi.width, wi.height))?;
+                        weights.extend_from_slice(&wi.data);
+                    }
+                    None => weights.extend(std::iter::repeat_n(1.0, w * h)),
+                }
+            }
+            HostTargets::Segmentation { labels, weights }
+        }
+        Some(ModelType::AnomalyDetection) => {
+            let (mut labels, mut masks) = (Vec::with_capacity(samples.len()), Vec::new());
+            for s in samples {
+                labels.push(s.anomaly_label_id.ok_or_else(|| missing(s, "anomaly_label_id"))?);
+                match &s.anomaly_ground_truth {
+                    Some(m) => {
+                        same_size(s, "anomaly_ground_truth", (m.width, m.height))?;
+                        masks.extend(m.data.iter().map(|&v| u8::from(v > 0)));
+                    }
+                    None => masks.extend(std::iter::repeat_n(0, w * h)),
+                }
+            }
+            HostTargets::Anomaly { labels, masks }
+        }
+    };
     Ok(HostBatch {
         images,
         shape: [samples.len(), c, h, w],
         image_ids: samples.iter().map(|s| s.image_id).collect(),
-        class_indices,
-        boxes,
-        segmentation,
-        weights,
-        anomaly_label_ids: anomaly,
+        targets,
     })
 }
 
@@ -121,18 +207,24 @@ mod tests {
             s.image_label_id = Some(vec![ClassId::new(label).unwrap()]);
             s
         };
-        let b = collate(&[mk(0, 1.0, 9), mk(1, 2.0, 4)], &ids).unwrap();
+        let cl = Some(ModelType::Classification);
+        let b = collate(&[mk(0, 1.0, 9), mk(1, 2.0, 4)], &ids, cl).unwrap();
         assert_eq!(b.shape, [2, 2, 1, 2]);
         assert_eq!(b.images, vec![1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]);
-        assert_eq!(b.class_indices, Some(vec![1, 0]));
-        let err = collate(&[mk(0, 1.0, 9), mk(7, 2.0, 5)], &ids).unwrap_err().to_string();
+        assert_eq!(b.targets, HostTargets::Classification(vec![1, 0]));
+        // Images only: labels are not looked at.
+        assert_eq!(collate(&[mk(0, 1.0, 9), mk(7, 2.0, 5)], &ids, None).unwrap().targets, HostTargets::None);
+        let err = collate(&[mk(0, 1.0, 9), mk(7, 2.0, 5)], &ids, cl).unwrap_err().to_string();
         assert!(err.contains("sample 7") && err.contains("class id 5"), "{err}");
         let mut seg = DLSample::from_image(ImageId(8), HostImage::filled(2, 1, 1, 0.0));
         seg.segmentation_image = Some(crate::LabelImage { width: 2, height: 1, data: vec![9, 5] });
-        let b = collate(&[seg], &ids).unwrap();
-        assert_eq!((b.segmentation, b.weights), (Some(vec![1, -1]), Some(vec![1.0, 1.0])));
+        let b = collate(&[seg.clone()], &ids, Some(ModelType::Segmentation)).unwrap();
+        assert_eq!(b.targets, HostTargets::Segmentation { labels: vec![1, -1], weights: vec![1.0, 1.0] });
+        // The model type decides, not the first sample's keys.
+        let err = collate(&[seg], &ids, cl).unwrap_err().to_string();
+        assert!(err.contains("sample 8") && err.contains("image_label_id"), "{err}");
         let mut odd = mk(3, 0.0, 4);
         odd.image = HostImage::filled(3, 1, 2, 0.0);
-        assert!(collate(&[mk(0, 1.0, 9), odd], &ids).unwrap_err().to_string().contains("sample 3"));
+        assert!(collate(&[mk(0, 1.0, 9), odd], &ids, cl).unwrap_err().to_string().contains("sample 3"));
     }
 }

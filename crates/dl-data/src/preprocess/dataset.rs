@@ -74,7 +74,7 @@ pub fn preprocess_dl_dataset(
             return Ok(());
         }
         let sample = gen_dl_samples(dataset, &[i])?.pop().expect("one sample per index");
-        let sample = preprocess_sample(sample, param)?;
+        let (sample, _) = preprocess_sample(sample, param)?;
         write_dl_samples(&path, std::slice::from_ref(&sample))?;
         progress.inc(1);
         Ok::<(), Error>(())

@@ -10,7 +10,7 @@ mod sample_file;
 mod weights;
 
 pub use augment::{AugmentParams, Mirror, augment_dl_samples};
-pub use batch::{HostBatch, collate};
+pub use batch::{HostBatch, HostTargets, ImageBoxes, collate};
 pub use dataset::{PreprocessOptions, preprocess_dl_dataset};
 pub use geometry::ImageMap;
 pub use param::{DLPreprocessParam, DomainHandling, IMAGENET_MEAN, IMAGENET_STD, NormalizationType};
@@ -39,16 +39,17 @@ pub fn preprocess_dl_samples(samples: &mut [DLSample], param: &DLPreprocessParam
     param.validate()?;
     samples.par_iter_mut().try_for_each(|s| {
         let taken = std::mem::replace(s, DLSample::from_image(s.image_id, HostImage::filled(0, 0, 0, 0.0)));
-        *s = preprocess_sample(taken, param)?;
+        *s = preprocess_sample(taken, param)?.0;
         Ok(())
     })
 }
 
-/// Preprocesses one sample; see [`preprocess_dl_samples`].
+/// Preprocesses one sample; see [`preprocess_dl_samples`]. Returns the sample and the [`ImageMap`] from
+/// the original image to the preprocessed one, with which results are mapped back.
 ///
 /// # Errors
 /// As [`preprocess_dl_samples`].
-pub fn preprocess_sample(mut s: DLSample, param: &DLPreprocessParam) -> Result<DLSample> {
+pub fn preprocess_sample(mut s: DLSample, param: &DLPreprocessParam) -> Result<(DLSample, ImageMap)> {
     let bad = |message: String| Error::Sample { image_id: s.image_id, message };
     let (w, h) = (s.image.width, s.image.height);
     if w == 0 || h == 0 {
@@ -164,7 +165,7 @@ pub fn preprocess_sample(mut s: DLSample, param: &DLPreprocessParam) -> Result<D
         _ => None,
     };
     s.image = out;
-    Ok(s)
+    Ok((s, map))
 }
 
 /// Gray from three planes: 0.299 R + 0.587 G + 0.114 B.
@@ -323,20 +324,23 @@ mod tests {
     #[test]
     fn normalisation_hand_values() {
         let s = gray(2, 1, vec![0.0, 255.0]);
-        let out = preprocess_sample(s.clone(), &param(NormalizationType::None, 2, 1, 1)).unwrap();
+        let out = preprocess_sample(s.clone(), &param(NormalizationType::None, 2, 1, 1)).unwrap().0;
         assert_eq!(out.image.data, vec![-127.0, 128.0]);
         let out =
             preprocess_sample(gray(2, 1, vec![10.0, 20.0]), &param(NormalizationType::AllChannels, 2, 1, 1))
-                .unwrap();
+                .unwrap()
+                .0;
         assert_eq!(out.image.data, vec![-127.0, 128.0]);
         // A constant channel is mapped as by `none`.
         let out =
             preprocess_sample(gray(2, 1, vec![51.0, 51.0]), &param(NormalizationType::AllChannels, 2, 1, 1))
-                .unwrap();
+                .unwrap()
+                .0;
         assert_eq!(out.image.data, vec![-76.0, -76.0]);
         let out =
             preprocess_sample(gray(1, 1, vec![123.675]), &param(NormalizationType::ConstantValues, 1, 1, 3))
-                .unwrap();
+                .unwrap()
+                .0;
         assert_eq!(out.image.data[0], 0.0);
         assert!((out.image.data[1] - (123.675 - 116.28) / 57.12).abs() < 1e-6);
         // first_channel: the first channel's range for all.
@@ -353,14 +357,14 @@ mod tests {
         let mut p = param(NormalizationType::FirstChannel, 2, 1, 3);
         p.image_range_min = 0.0;
         p.image_range_max = 1.0;
-        let out = preprocess_sample(rgb, &p).unwrap();
+        let out = preprocess_sample(rgb, &p).unwrap().0;
         assert_eq!(out.image.data, vec![0.0, 1.0, 0.5, 2.0, 0.0, 0.0]);
     }
 
     #[test]
     fn channel_conversion_and_errors() {
         let out =
-            preprocess_sample(gray(1, 1, vec![255.0]), &param(NormalizationType::None, 1, 1, 3)).unwrap();
+            preprocess_sample(gray(1, 1, vec![255.0]), &param(NormalizationType::None, 1, 1, 3)).unwrap().0;
         assert_eq!(out.image.data, vec![128.0; 3]);
         let two = DLSample::from_image(
             ImageId(5),
@@ -381,7 +385,7 @@ mod tests {
         ]));
         let mut p = DLPreprocessParam::new(ModelType::Detection, 10, 10, 1).unwrap();
         p.domain_handling = DomainHandling::CropDomain;
-        let out = preprocess_sample(s.clone(), &p).unwrap();
+        let out = preprocess_sample(s.clone(), &p).unwrap().0;
         let Some(Boxes::Rectangle1(b)) = &out.boxes else { panic!() };
         // Crop 5×5 at (2, 4), resize ×2: r' = (r − 2 + 0.5)·2 − 0.5.
         assert_eq!(b.len(), 1, "the box outside the domain is dropped");
@@ -404,7 +408,7 @@ mod tests {
         let mut p = DLPreprocessParam::new(ModelType::Segmentation, 4, 4, 1).unwrap();
         p.set_background_id = vec![ClassId::new(0).unwrap()];
         p.class_ids_background = vec![ClassId::new(5).unwrap()];
-        let out = preprocess_sample(s, &p).unwrap();
+        let out = preprocess_sample(s, &p).unwrap().0;
         assert_eq!(
             out.segmentation_image.unwrap().data,
             vec![0, 0, 3, 3, 0, 0, 3, 3, 0, 0, 1, 1, 0, 0, 1, 1]

@@ -57,7 +57,7 @@ fn elpv_preprocessed_samples_round_trip_through_files() {
     let seq: Vec<DLSample> = gen_dl_samples(&ds, &[0, 1500])
         .unwrap()
         .into_iter()
-        .map(|s| preprocess::preprocess_sample(s, &param).unwrap())
+        .map(|s| preprocess::preprocess_sample(s, &param).unwrap().0)
         .collect();
     assert_eq!(seq, samples);
     assert!(samples.iter().all(|s| (s.image.width, s.image.height, s.image.channels) == (224, 224, 3)));

@@ -3,12 +3,13 @@
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use dlkit::core::{ImageId, Rect1, Rect2, Split};
-use dlkit::data::{DLDataset, LabelImage};
+use dlkit::data::{DLDataset, DLResult, DLSample, HostImage, LabelImage, ModelType};
 use dlkit::eval::anomaly;
-use dlkit::eval::coco_files::{FromCocoBox, load_coco_detections};
-use dlkit::eval::detailed::{DetailedEvaluation, evaluate_detailed};
-use dlkit::eval::detection::{DetectionEvalParams, DetectionEvaluation, evaluate_detections};
-use dlkit::eval::{ClassificationAccumulator, SegmentationAccumulator, plots};
+use dlkit::eval::coco_files::load_coco_detections;
+use dlkit::eval::detection::DetectionEvalParams;
+use dlkit::eval::{
+    AnomalyMeasures, DetectionMeasures, Evaluation, Evaluator, EvaluatorParams, SegmentationEvaluation, plots,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -180,13 +181,179 @@ fn results_by_id(path: &Path) -> Result<HashMap<u64, Value>> {
     Ok(out)
 }
 
-type DetectionOutcome = (DetectionEvaluation, Vec<(u32, String)>, Option<DetailedEvaluation>);
+/// Prints detection measures (table or JSON, COCO's 12 numbers with `coco`) and writes the PR curves.
+fn report_detection(
+    measures: &DetectionMeasures,
+    categories: &[(u32, String)],
+    coco: bool,
+    plot_dir: Option<&Path>,
+    json_out: bool,
+) -> Result<()> {
+    let eval = &measures.evaluation;
+    let mut out = measures.to_json();
+    if coco {
+        out["coco_stats"] = json!(eval.coco_summary()?);
+    }
+    let name_of = |id: u32| categories.iter().find(|c| c.0 == id).map_or(id.to_string(), |c| c.1.clone());
+    if let Some(dir) = plot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let m = eval.max_num_detections.len() - 1;
+        let (nk, na, nm) = (eval.class_ids.len(), eval.area_ranges.len(), eval.max_num_detections.len());
+        let curves: Vec<(String, Vec<(f64, f64)>)> = (0..nk)
+            .filter(|&k| eval.precision[k * na * nm + m] > -1.0)
+            .map(|k| {
+                let pts = (0..101)
+                    .map(|r| (r as f64 / 100.0, eval.precision[((r * nk + k) * na) * nm + m].max(0.0)))
+                    .collect();
+                (name_of(eval.class_ids[k]), pts)
+            })
+            .collect();
+        plots::curves_png(
+            &dir.join("pr_curves_iou_05.png"),
+            "precision–recall (IoU 0.5)",
+            "recall",
+            "precision",
+            &curves,
+        )?;
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if let Some(stats) = out.get("coco_stats").and_then(Value::as_array) {
+        let names = [
+            "AP @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+            "AP @[ IoU=0.50      | area=   all | maxDets=100 ]",
+            "AP @[ IoU=0.75      | area=   all | maxDets=100 ]",
+            "AP @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+            "AP @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+            "AP @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+            "AR @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
+            "AR @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
+            "AR @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
+            "AR @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
+            "AR @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
+            "AR @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
+        ];
+        for (n, v) in names.iter().zip(stats) {
+            println!(" Average {n} = {:.3}", v.as_f64().unwrap_or(-1.0));
+        }
+    }
+    println!(
+        "mean_ap {:.4}   ap_iou_05 {:.4}   ap_iou_075 {:.4}",
+        out["mean_ap"].as_f64().unwrap_or(-1.0),
+        out["ap_iou_05"].as_f64().unwrap_or(-1.0),
+        out["ap_iou_075"].as_f64().unwrap_or(-1.0)
+    );
+    if measures.rotated {
+        println!("soap {:.4}", out["soap"].as_f64().unwrap_or(-1.0));
+    }
+    if let Some(d) = &measures.detailed {
+        println!(
+            "detailed (IoU 0.5): TP {}  FN {}  FP: background {}, class confusion {}, localization {}, duplicate {}, multiple {}",
+            d.num_tp,
+            d.num_fn,
+            d.num_fp_background,
+            d.num_fp_class_confusion,
+            d.num_fp_localization,
+            d.num_fp_duplicate,
+            d.num_fp_multiple
+        );
+    }
+    for (k, id) in eval.class_ids.iter().enumerate() {
+        println!(
+            "  class {id:>5} {:<20} AP {:.4}",
+            name_of(*id),
+            out["class_ap"][k].as_f64().unwrap_or(-1.0)
+        );
+    }
+    Ok(())
+}
 
-fn detections<B: FromCocoBox>(gt: &Path, dt: &Path, coco: bool, detailed: bool) -> Result<DetectionOutcome> {
-    let (images, categories) = load_coco_detections::<B>(gt, dt)?;
-    let params = if coco { DetectionEvalParams::coco() } else { DetectionEvalParams::default() };
-    let details = if detailed { Some(evaluate_detailed(&images, 0.5, 0.0)?) } else { None };
-    Ok((evaluate_detections(&images, &params)?, categories, details))
+/// Prints segmentation measures (table or JSON).
+fn report_segmentation(e: &SegmentationEvaluation, class_names: &[String], json_out: bool) -> Result<()> {
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(e)?);
+        return Ok(());
+    }
+    println!(
+        "pixel_accuracy {:.4}  mean_accuracy {:.4}  mean_iou {:.4}  frequency_weighted_iou {:.4}",
+        e.pixel_accuracy, e.mean_accuracy, e.mean_iou, e.frequency_weighted_iou
+    );
+    for (c, name) in class_names.iter().enumerate() {
+        println!(
+            "  {name:<24} IoU {:>7.4}  pixel accuracy {:>7.4}",
+            e.class_iou[c], e.class_pixel_accuracy[c]
+        );
+    }
+    Ok(())
+}
+
+/// Prints anomaly measures (table or JSON) and writes the score histogram and ROC curve.
+fn report_anomaly(a: &AnomalyMeasures, plot_dir: Option<&Path>, json_out: bool) -> Result<()> {
+    if let Some(dir) = plot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        plots::score_histogram_png(
+            &dir.join("anomaly_score_histogram.png"),
+            &a.ok_scores,
+            &a.nok_scores,
+            40,
+            &a.classification_thresholds[2..],
+        )?;
+        let scores: Vec<f64> = a.ok_scores.iter().chain(&a.nok_scores).copied().collect();
+        let nok: Vec<bool> =
+            a.ok_scores.iter().map(|_| false).chain(a.nok_scores.iter().map(|_| true)).collect();
+        let (fpr, tpr) = anomaly::roc_curve(&scores, &nok)?;
+        plots::curves_png(
+            &dir.join("roc_curve.png"),
+            &format!("ROC (AUROC {:.4})", a.image_auroc),
+            "false-positive rate",
+            "true-positive rate",
+            &[("images".into(), fpr.into_iter().zip(tpr).collect())],
+        )?;
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(a)?);
+        return Ok(());
+    }
+    println!("image AUROC {:.4}", a.image_auroc);
+    if let (Some(p), Some(pro)) = (a.pixel_auroc, a.pro) {
+        println!("pixel AUROC {p:.4}   PRO (FPR ≤ 0.3) {pro:.4}");
+    }
+    for t in &a.at_thresholds {
+        println!(
+            "  threshold {:.6}: precision {:.4} recall {:.4} confusion (rows predicted ok/nok) {:?}",
+            t.threshold, t.precision, t.recall, t.confusion_matrix
+        );
+    }
+    Ok(())
+}
+
+/// Prints any evaluation of [`Evaluator`] in its method's form.
+fn report(e: &Evaluation, class_names: &[String], plot_dir: Option<&Path>, json_out: bool) -> Result<()> {
+    match e {
+        Evaluation::Classification(c) => report_classification(c, class_names, plot_dir, json_out),
+        Evaluation::Detection(d) => {
+            let categories: Vec<(u32, String)> =
+                d.evaluation.class_ids.iter().map(|&id| (id, id.to_string())).collect();
+            report_detection(d, &categories, false, plot_dir, json_out)
+        }
+        Evaluation::Segmentation(s) => report_segmentation(s, class_names, json_out),
+        Evaluation::Anomaly(a) => report_anomaly(a, plot_dir, json_out),
+    }
+}
+
+/// A ground-truth sample of a dataset entry without pixels (for results-file evaluations).
+fn bare_sample(s: &dlkit::data::SampleEntry) -> DLSample {
+    let mut sample = DLSample::from_image(s.image_id, HostImage::filled(0, 0, 0, 0.0));
+    sample.image_label_id = s.image_label_id.clone();
+    sample.anomaly_label = s.anomaly_label;
+    sample
+}
+
+fn result_of(res: &HashMap<u64, Value>, id: ImageId) -> Result<DLResult> {
+    let r = res.get(&id.0).with_context(|| format!("no result for sample {id}"))?;
+    serde_json::from_value(r.clone()).with_context(|| format!("result {id}: not a DLResult"))
 }
 
 pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
@@ -199,97 +366,23 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
             plots: plot_dir,
             detailed,
         } => {
-            let (eval, categories, details) = if *rotated {
-                detections::<Rect2>(ground_truth, dt, *coco, *detailed)?
-            } else {
-                detections::<Rect1>(ground_truth, dt, *coco, *detailed)?
+            let params = EvaluatorParams {
+                detection: if *coco { DetectionEvalParams::coco() } else { DetectionEvalParams::default() },
+                detailed: *detailed,
+                ..Default::default()
             };
-            let mut out = eval.to_halcon_json();
-            if let Some(d) = &details {
-                out["detailed_evaluation"] = serde_json::to_value(d)?;
-            }
-            if *coco {
-                out["coco_stats"] = json!(eval.coco_summary()?);
-            }
-            if let Some(dir) = plot_dir {
-                std::fs::create_dir_all(dir)?;
-                let m = eval.max_num_detections.len() - 1;
-                let (nk, na, nm) =
-                    (eval.class_ids.len(), eval.area_ranges.len(), eval.max_num_detections.len());
-                let curves: Vec<(String, Vec<(f64, f64)>)> = (0..nk)
-                    .filter(|&k| eval.precision[k * na * nm + m] > -1.0)
-                    .map(|k| {
-                        let name = categories
-                            .iter()
-                            .find(|c| c.0 == eval.class_ids[k])
-                            .map_or(eval.class_ids[k].to_string(), |c| c.1.clone());
-                        let pts = (0..101)
-                            .map(|r| {
-                                (r as f64 / 100.0, eval.precision[((r * nk + k) * na) * nm + m].max(0.0))
-                            })
-                            .collect();
-                        (name, pts)
-                    })
-                    .collect();
-                plots::curves_png(
-                    &dir.join("pr_curves_iou_05.png"),
-                    "precision–recall (IoU 0.5)",
-                    "recall",
-                    "precision",
-                    &curves,
-                )?;
-            }
-            if json_out {
-                println!("{}", serde_json::to_string_pretty(&out)?);
+            let mut ev = Evaluator::new(ModelType::Detection, &[], &params);
+            let categories = if *rotated {
+                let (images, categories) = load_coco_detections::<Rect2>(ground_truth, dt)?;
+                images.into_iter().try_for_each(|i| ev.add_rect2_image(i))?;
+                categories
             } else {
-                if let Some(stats) = out.get("coco_stats").and_then(Value::as_array) {
-                    let names = [
-                        "AP @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
-                        "AP @[ IoU=0.50      | area=   all | maxDets=100 ]",
-                        "AP @[ IoU=0.75      | area=   all | maxDets=100 ]",
-                        "AP @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
-                        "AP @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
-                        "AP @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
-                        "AR @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ]",
-                        "AR @[ IoU=0.50:0.95 | area=   all | maxDets= 10 ]",
-                        "AR @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]",
-                        "AR @[ IoU=0.50:0.95 | area= small | maxDets=100 ]",
-                        "AR @[ IoU=0.50:0.95 | area=medium | maxDets=100 ]",
-                        "AR @[ IoU=0.50:0.95 | area= large | maxDets=100 ]",
-                    ];
-                    for (n, v) in names.iter().zip(stats) {
-                        println!(" Average {n} = {:.3}", v.as_f64().unwrap_or(-1.0));
-                    }
-                }
-                println!(
-                    "mean_ap {:.4}   ap_iou_05 {:.4}   ap_iou_075 {:.4}",
-                    out["mean_ap"].as_f64().unwrap_or(-1.0),
-                    out["ap_iou_05"].as_f64().unwrap_or(-1.0),
-                    out["ap_iou_075"].as_f64().unwrap_or(-1.0)
-                );
-                if *rotated {
-                    println!("soap {:.4}", out["soap"].as_f64().unwrap_or(-1.0));
-                }
-                if let Some(d) = &details {
-                    println!(
-                        "detailed (IoU 0.5): TP {}  FN {}  FP: background {}, class confusion {}, localization {}, duplicate {}, multiple {}",
-                        d.num_tp,
-                        d.num_fn,
-                        d.num_fp_background,
-                        d.num_fp_class_confusion,
-                        d.num_fp_localization,
-                        d.num_fp_duplicate,
-                        d.num_fp_multiple
-                    );
-                }
-                for (k, id) in eval.class_ids.iter().enumerate() {
-                    let name = categories.iter().find(|c| c.0 == *id).map_or("", |c| c.1.as_str());
-                    println!(
-                        "  class {id:>5} {name:<20} AP {:.4}",
-                        out["class_ap"][k].as_f64().unwrap_or(-1.0)
-                    );
-                }
-            }
+                let (images, categories) = load_coco_detections::<Rect1>(ground_truth, dt)?;
+                images.into_iter().try_for_each(|i| ev.add_rect1_image(i))?;
+                categories
+            };
+            let Evaluation::Detection(measures) = ev.finish()? else { bail!("not a detection evaluation") };
+            report_detection(&measures, &categories, *coco, plot_dir.as_deref(), json_out)?;
         }
         EvaluateCommand::Model { model, dataset, split, max_k, plots: plot_dir, device } => {
             let mut m = dlkit::Model::read(model)
@@ -300,22 +393,15 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 "all" => dlkit::data::SampleSelector::All,
                 s => dlkit::data::SampleSelector::Split(s.parse()?),
             };
-            let params =
-                dlkit::train::EvalParams { top_k: *max_k, display: !json_out, keep_predictions: false };
+            let params = dlkit::train::EvalParams {
+                measures: EvaluatorParams { top_k: *max_k, ..Default::default() },
+                display: !json_out,
+            };
             let t0 = std::time::Instant::now();
             let e = dlkit::train::evaluate_dl_model(&m, &ds, &selector, &params).with_context(|| {
                 format!("evaluating {} on {} ({split})", model.display(), dataset.display())
             })?;
-            match e {
-                dlkit::train::Evaluation::Classification { measures, .. } => {
-                    report_classification(
-                        &measures,
-                        &m.description().class_names,
-                        plot_dir.as_deref(),
-                        json_out,
-                    )?;
-                }
-            }
+            report(&e, &m.description().class_names, plot_dir.as_deref(), json_out)?;
             if !json_out {
                 println!("evaluated in {:.1} s", t0.elapsed().as_secs_f64());
             }
@@ -323,137 +409,52 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
         EvaluateCommand::Classification { dataset, results, split, max_k, plots: plot_dir } => {
             let ds = DLDataset::load(dataset)?;
             let res = results_by_id(results)?;
-            let mut acc = ClassificationAccumulator::new(ds.class_ids.len(), *max_k);
-            let index = |id: i64| ds.class_ids.iter().position(|c| i64::from(c.get()) == id);
+            let params = EvaluatorParams { top_k: *max_k, ..Default::default() };
+            let mut ev = Evaluator::new(ModelType::Classification, &ds.class_ids, &params);
             for i in selected(&ds, split)? {
                 let s = &ds.samples[i];
-                let gt = s
-                    .image_label_id
-                    .as_ref()
-                    .and_then(|l| l.first())
-                    .with_context(|| format!("sample {}: no image_label_id", s.image_id))?;
-                let r =
-                    res.get(&s.image_id.0).with_context(|| format!("no result for sample {}", s.image_id))?;
-                let ranked: Vec<usize> = r
-                    .get("classification_class_ids")
-                    .and_then(Value::as_array)
-                    .with_context(|| format!("result {}: no classification_class_ids", s.image_id))?
-                    .iter()
-                    .map(|v| {
-                        v.as_i64()
-                            .and_then(index)
-                            .with_context(|| format!("result {}: unknown class id {v}", s.image_id))
-                    })
-                    .collect::<Result<_>>()?;
-                acc.add(&ranked, index(i64::from(gt.get())).context("ground-truth class not in class_ids")?)?;
+                ev.add(&bare_sample(s), &result_of(&res, s.image_id)?)?;
             }
-            report_classification(&acc.compute(), &ds.class_names, plot_dir.as_deref(), json_out)?;
+            report(&ev.finish()?, &ds.class_names, plot_dir.as_deref(), json_out)?;
         }
         EvaluateCommand::Segmentation { dataset, predictions, split, ignore_class_ids } => {
             let ds = DLDataset::load(dataset)?;
             let seg_dir =
                 Path::new(ds.segmentation_dir.as_deref().context("the dataset has no segmentation_dir")?);
-            let table = dlkit::data::class_index_table(&ds.class_ids);
-            let ignore: Vec<i64> = ignore_class_ids
-                .iter()
-                .map(|&c| ds.class_ids.iter().position(|x| i64::from(x.get()) == c).map_or(-2, |i| i as i64))
-                .collect();
-            let mut acc = SegmentationAccumulator::new(ds.class_ids.len());
+            let ignore = ignore_class_ids.iter().filter_map(|&c| dlkit::core::ClassId::new(c).ok()).collect();
+            let params = EvaluatorParams { ignore_class_ids: ignore, ..Default::default() };
+            let mut ev = Evaluator::new(ModelType::Segmentation, &ds.class_ids, &params);
             for i in selected(&ds, split)? {
                 let s = &ds.samples[i];
                 let name = s
                     .segmentation_file_name
                     .as_deref()
                     .with_context(|| format!("sample {}: no segmentation_file_name", s.image_id))?;
-                let gt = LabelImage::read(&seg_dir.join(name))?;
-                let pred = LabelImage::read(&predictions.join(name))?;
-                if (gt.width, gt.height) != (pred.width, pred.height) {
-                    bail!(
-                        "sample {}: prediction {}×{} vs ground truth {}×{}",
-                        s.image_id,
-                        pred.width,
-                        pred.height,
-                        gt.width,
-                        gt.height
-                    );
-                }
-                let p = pred.class_indices(&table);
-                if let Some(bad) = p.iter().position(|&v| v < 0) {
-                    bail!("sample {}: predicted value {} is not a class id", s.image_id, pred.data[bad]);
-                }
-                let g = gt.class_indices(&table);
-                acc.add(&p, &g, &ignore)?;
+                let mut sample = bare_sample(s);
+                sample.segmentation_image = Some(LabelImage::read(&seg_dir.join(name))?);
+                let result = DLResult {
+                    segmentation_image: Some(LabelImage::read(&predictions.join(name))?),
+                    ..Default::default()
+                };
+                ev.add(&sample, &result)?;
             }
-            let e = acc.compute();
-            if json_out {
-                println!("{}", serde_json::to_string_pretty(&e)?);
-            } else {
-                println!(
-                    "pixel_accuracy {:.4}  mean_accuracy {:.4}  mean_iou {:.4}  frequency_weighted_iou {:.4}",
-                    e.pixel_accuracy, e.mean_accuracy, e.mean_iou, e.frequency_weighted_iou
-                );
-                for (c, name) in ds.class_names.iter().enumerate() {
-                    println!(
-                        "  {name:<24} IoU {:>7.4}  pixel accuracy {:>7.4}",
-                        e.class_iou[c], e.class_pixel_accuracy[c]
-                    );
-                }
-            }
+            report(&ev.finish()?, &ds.class_names, None, json_out)?;
         }
         EvaluateCommand::Anomaly { dataset, results, split, plots: plot_dir } => {
             let ds = DLDataset::load(dataset)?;
             let res = results_by_id(results)?;
-            let (mut scores, mut nok) = (Vec::new(), Vec::new());
+            let mut ev =
+                Evaluator::new(ModelType::AnomalyDetection, &ds.class_ids, &EvaluatorParams::default());
             for i in selected(&ds, split)? {
                 let s = &ds.samples[i];
-                let label =
-                    s.anomaly_label.with_context(|| format!("sample {}: no anomaly_label", s.image_id))?;
-                let r = res
-                    .get(&s.image_id.0)
-                    .with_context(|| format!("no result for sample {}", ImageId(s.image_id.0)))?;
-                let score = r
-                    .get("anomaly_score")
-                    .and_then(Value::as_f64)
-                    .with_context(|| format!("result {}: no anomaly_score", s.image_id))?;
-                scores.push(score);
-                nok.push(label == dlkit::data::AnomalyLabel::Nok);
-            }
-            let auroc = anomaly::auroc(&scores, &nok)?;
-            let ok_scores: Vec<f64> = scores.iter().zip(&nok).filter(|p| !*p.1).map(|p| *p.0).collect();
-            let nok_scores: Vec<f64> = scores.iter().zip(&nok).filter(|p| *p.1).map(|p| *p.0).collect();
-            let thresholds = anomaly::classification_thresholds(&ok_scores, &nok_scores)?;
-            let at = anomaly::classify_at(&scores, &nok, &thresholds);
-            if let Some(dir) = plot_dir {
-                std::fs::create_dir_all(dir)?;
-                plots::score_histogram_png(
-                    &dir.join("anomaly_score_histogram.png"),
-                    &ok_scores,
-                    &nok_scores,
-                    40,
-                    &thresholds[2..],
-                )?;
-                let (fpr, tpr) = anomaly::roc_curve(&scores, &nok)?;
-                plots::curves_png(
-                    &dir.join("roc_curve.png"),
-                    &format!("ROC (AUROC {auroc:.4})"),
-                    "false-positive rate",
-                    "true-positive rate",
-                    &[("images".into(), fpr.into_iter().zip(tpr).collect())],
-                )?;
-            }
-            let out =
-                json!({"image_auroc": auroc, "classification_thresholds": thresholds, "at_thresholds": at});
-            if json_out {
-                println!("{}", serde_json::to_string_pretty(&out)?);
-            } else {
-                println!("image AUROC {auroc:.4}");
-                for a in &at {
-                    println!(
-                        "  threshold {:.6}: precision {:.4} recall {:.4} confusion (rows predicted ok/nok) {:?}",
-                        a.threshold, a.precision, a.recall, a.confusion_matrix
-                    );
+                if s.anomaly_label.is_none() {
+                    bail!("sample {}: no anomaly_label", s.image_id);
                 }
+                // Scores only: anomaly images in a results file are not read.
+                let r = result_of(&res, s.image_id)?;
+                ev.add(&bare_sample(s), &DLResult { anomaly_score: r.anomaly_score, ..Default::default() })?;
             }
+            report(&ev.finish()?, &ds.class_names, plot_dir.as_deref(), json_out)?;
         }
     }
     Ok(0)

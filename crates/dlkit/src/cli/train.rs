@@ -207,7 +207,7 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     if !json_out {
         println!(
             "training {} ({} parameters) on {} for {} epochs → {}",
-            serde_json::to_value(&model.description().architecture)?["architecture"]
+            serde_json::to_value(model.description().architecture())?["architecture"]
                 .as_str()
                 .unwrap_or("model"),
             model.num_trainable_params(),

@@ -163,7 +163,7 @@ fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
     let y = Tensor::from_slice(&[0i64, 1, 0, 1]);
     for _ in 0..2 {
         opt.zero_grad();
-        dlkit::train::TrainableModel::forward_t(&m, &x, true).cross_entropy_for_logits(&y).backward();
+        m.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
         opt.step();
     }
     let after = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
@@ -181,7 +181,7 @@ fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
     let mut opt = dlkit::train::model_optimizer(&m).unwrap();
     for _ in 0..2 {
         opt.zero_grad();
-        dlkit::train::TrainableModel::forward_t(&m, &x, true).cross_entropy_for_logits(&y).backward();
+        m.forward_t(&x, true).cross_entropy_for_logits(&y).backward();
         opt.step();
     }
     let after = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
@@ -275,8 +275,11 @@ fn a_pretrained_backbone_beats_training_from_scratch_on_elpv() {
             ..Default::default()
         };
         train_dl_model(&ds, &mut m, &param, StartEpoch::Fresh).unwrap();
-        let Evaluation::Classification { measures, .. } =
-            evaluate_dl_model(&m, &ds, &SampleSelector::Split(Split::Test), &EvalParams::default()).unwrap();
+        let Evaluation::Classification(measures) =
+            evaluate_dl_model(&m, &ds, &SampleSelector::Split(Split::Test), &EvalParams::default()).unwrap()
+        else {
+            panic!("a classification evaluation")
+        };
         assert_eq!(measures.num_samples, 100);
         errors.push(measures.top1_error);
     }

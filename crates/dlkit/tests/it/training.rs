@@ -39,7 +39,7 @@ fn param(dir: &Path, epochs: usize) -> TrainParam {
 fn top1(m: &Model, ds: &DLDataset, split: &str) -> f64 {
     let e = evaluate_dl_model(m, ds, &SampleSelector::Split(split.parse().unwrap()), &EvalParams::default())
         .unwrap();
-    let Evaluation::Classification { measures, .. } = e;
+    let Evaluation::Classification(measures) = e else { panic!("a classification evaluation") };
     measures.top1_error
 }
 
