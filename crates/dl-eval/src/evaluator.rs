@@ -504,3 +504,184 @@ impl Evaluator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dl_core::ImageId;
+    use dl_data::{HostImage, LabelImage};
+
+    fn ids(v: &[u16]) -> Vec<ClassId> {
+        v.iter().map(|&i| ClassId::new(i64::from(i)).unwrap()).collect()
+    }
+
+    fn sample(id: u64) -> DLSample {
+        DLSample::from_image(ImageId(id), HostImage::filled(2, 2, 1, 0.0))
+    }
+
+    #[test]
+    fn classification_counts_every_pair_and_names_bad_samples() {
+        let classes = ids(&[3, 5]);
+        let mut ev = Evaluator::new(ModelType::Classification, &classes, &EvaluatorParams::default());
+        for (i, (truth, first)) in [(3u16, 3u16), (5, 3), (5, 5)].into_iter().enumerate() {
+            let mut s = sample(i as u64);
+            s.image_label_id = Some(ids(&[truth]));
+            let other = if first == 3 { 5 } else { 3 };
+            let r = DLResult { classification_class_ids: Some(ids(&[first, other])), ..Default::default() };
+            ev.add(&s, &r).unwrap();
+        }
+        let mut bad = sample(9);
+        bad.image_label_id = Some(ids(&[4]));
+        let err = ev.add(&bad, &DLResult::default()).unwrap_err().to_string();
+        assert!(err.contains("sample 9") && err.contains("class id 4"), "{err}");
+        assert_eq!(ev.len(), 3);
+        let e = ev.finish().unwrap();
+        let Evaluation::Classification(c) = &e else { panic!("{e:?}") };
+        assert!((c.top1_error - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(c.absolute_confusion_matrix, vec![1, 1, 0, 1]);
+        assert_eq!(e.comparison_key(), ("top1_error", c.top1_error, true));
+        assert!(
+            Evaluator::new(ModelType::Classification, &classes, &EvaluatorParams::default())
+                .finish()
+                .is_err()
+        );
+    }
+
+    /// DLSample / DLResult pairs give exactly the numbers of `evaluate_detections` on the same boxes.
+    #[test]
+    fn detection_pairs_equal_the_coco_evaluation() {
+        let classes = ids(&[1, 2]);
+        let gt = [Rect1::new(0.0, 0.0, 10.0, 10.0).unwrap(), Rect1::new(20.0, 20.0, 40.0, 30.0).unwrap()];
+        let dt = [
+            (1u16, 0.9, Rect1::new(1.0, 0.0, 10.0, 11.0).unwrap()),
+            (2, 0.8, Rect1::new(20.0, 21.0, 39.0, 30.0).unwrap()),
+            (2, 0.7, Rect1::new(0.0, 0.0, 10.0, 10.0).unwrap()),
+        ];
+        let mut s = sample(4);
+        s.boxes = Some(Boxes::Rectangle1(gt.to_vec()));
+        s.bbox_label_id = Some(ids(&[1, 2]));
+        let r = DLResult {
+            bbox_class_id: Some(dt.iter().map(|d| ids(&[d.0])[0]).collect()),
+            bbox_confidence: Some(dt.iter().map(|d| d.1).collect()),
+            bbox_row1: Some(dt.iter().map(|d| d.2.row1()).collect()),
+            bbox_col1: Some(dt.iter().map(|d| d.2.col1()).collect()),
+            bbox_row2: Some(dt.iter().map(|d| d.2.row2()).collect()),
+            bbox_col2: Some(dt.iter().map(|d| d.2.col2()).collect()),
+            ..Default::default()
+        };
+        let params = EvaluatorParams { detailed: true, ..Default::default() };
+        let mut ev = Evaluator::new(ModelType::Detection, &classes, &params);
+        ev.add(&s, &r).unwrap();
+        let Evaluation::Detection(d) = ev.finish().unwrap() else { panic!() };
+        let direct = ImageDetections {
+            image_id: 4,
+            ground_truth: gt
+                .iter()
+                .zip([1, 2])
+                .map(|(b, c)| GroundTruth { class: c, bbox: *b, area: b.area(), iscrowd: false })
+                .collect(),
+            detections: dt
+                .iter()
+                .map(|d| Detection { class: u32::from(d.0), bbox: d.2, score: d.1, area: d.2.area() })
+                .collect(),
+        };
+        assert_eq!(
+            d.evaluation,
+            evaluate_detections(&[direct.clone()], &DetectionEvalParams::default()).unwrap()
+        );
+        assert_eq!(d.detailed, Some(evaluate_detailed(&[direct], 0.5, 0.0).unwrap()));
+        assert!(!d.rotated && d.evaluation.mean_ap() > 0.0);
+        // A result with a rectangle2 key is refused in a rectangle1 evaluation, and lists must agree.
+        let mut ev = Evaluator::new(ModelType::Detection, &classes, &params);
+        let err = ev.add(&s, &DLResult { bbox_phi: Some(vec![]), ..r.clone() }).unwrap_err().to_string();
+        assert!(err.contains("sample 4") && err.contains("mixed"), "{err}");
+        let err = ev.add(&s, &DLResult { bbox_row2: Some(vec![1.0]), ..r }).unwrap_err().to_string();
+        assert!(err.contains("bbox_row2"), "{err}");
+    }
+
+    #[test]
+    fn rotated_pairs_give_soap() {
+        let classes = ids(&[0]);
+        let gt = Rect2::new(10.0, 10.0, 0.3, 6.0, 3.0).unwrap();
+        let mut s = sample(1);
+        s.boxes = Some(Boxes::Rectangle2(vec![gt]));
+        s.bbox_label_id = Some(ids(&[0]));
+        let r = DLResult {
+            bbox_class_id: Some(ids(&[0])),
+            bbox_confidence: Some(vec![0.9]),
+            bbox_row: Some(vec![10.0]),
+            bbox_col: Some(vec![10.0]),
+            bbox_phi: Some(vec![0.3 + 0.05]),
+            bbox_length1: Some(vec![6.0]),
+            bbox_length2: Some(vec![3.0]),
+            ..Default::default()
+        };
+        let mut ev = Evaluator::new(ModelType::Detection, &classes, &EvaluatorParams::default());
+        ev.add(&s, &r).unwrap();
+        let Evaluation::Detection(d) = ev.finish().unwrap() else { panic!() };
+        assert!(d.rotated);
+        // IoU of a 0.05 rad turn is above 0.9: a true positive at every threshold up to 0.9.
+        assert!(
+            (d.evaluation.soap[0] - (1.0 - 0.05 / std::f64::consts::PI)).abs() < 1e-9,
+            "{:?}",
+            d.evaluation.soap
+        );
+    }
+
+    #[test]
+    fn segmentation_measures_leave_out_ignored_classes() {
+        let classes = ids(&[0, 1, 255]);
+        let params = EvaluatorParams { ignore_class_ids: ids(&[255]), ..Default::default() };
+        let mut ev = Evaluator::new(ModelType::Segmentation, &classes, &params);
+        let mut s = sample(0);
+        s.segmentation_image = Some(LabelImage { width: 2, height: 2, data: vec![0, 1, 1, 255] });
+        let pred = |d: Vec<u16>| DLResult {
+            segmentation_image: Some(LabelImage { width: 2, height: 2, data: d }),
+            ..Default::default()
+        };
+        ev.add(&s, &pred(vec![0, 1, 0, 0])).unwrap();
+        // The ignored pixel's prediction does not matter.
+        let mut other = Evaluator::new(ModelType::Segmentation, &classes, &params);
+        other.add(&s, &pred(vec![0, 1, 0, 1])).unwrap();
+        let (a, b) = (ev.finish().unwrap(), other.finish().unwrap());
+        assert_eq!(a, b);
+        let Evaluation::Segmentation(e) = a else { panic!() };
+        // class 0: TP 1, FP 1 → IoU 1/2; class 1: TP 1, FN 1 → 1/2.
+        assert!((e.mean_iou - 0.5).abs() < 1e-12 && (e.pixel_accuracy - 2.0 / 3.0).abs() < 1e-12, "{e:?}");
+        let mut ev = Evaluator::new(ModelType::Segmentation, &classes, &params);
+        let err = ev.add(&s, &pred(vec![0, 7, 0, 0])).unwrap_err().to_string();
+        assert!(err.contains("sample 0") && err.contains("7"), "{err}");
+    }
+
+    #[test]
+    fn anomaly_scores_and_maps() {
+        let mut ev = Evaluator::new(ModelType::AnomalyDetection, &ids(&[0, 1]), &EvaluatorParams::default());
+        for (i, (label, score)) in [(0u8, 0.1), (0, 0.4), (1, 0.3), (1, 0.9)].into_iter().enumerate() {
+            let mut s = sample(i as u64);
+            s.anomaly_label_id = Some(label);
+            s.anomaly_ground_truth =
+                Some(LabelImage { width: 2, height: 2, data: vec![0, 0, 0, u16::from(label)] });
+            let map = HostImage {
+                width: 2,
+                height: 2,
+                channels: 1,
+                bit_depth: 32,
+                data: vec![0.0, 0.1, 0.0, score as f32],
+            };
+            ev.add(
+                &s,
+                &DLResult { anomaly_score: Some(score), anomaly_image: Some(map), ..Default::default() },
+            )
+            .unwrap();
+        }
+        let e = ev.finish().unwrap();
+        let Evaluation::Anomaly(a) = &e else { panic!() };
+        assert!((a.image_auroc - 0.75).abs() < 1e-12);
+        assert_eq!(a.classification_thresholds[..2], [0.4, 0.3]);
+        // Pixels: the two defect pixels (0.3, 0.9) against 14 ok pixels (max 0.4): 0.9 beats all 14,
+        // 0.3 beats 13 of them (all but 0.4) → (14 + 13) / 28.
+        assert!((a.pixel_auroc.unwrap() - 27.0 / 28.0).abs() < 1e-12, "{a:?}");
+        assert!(a.pro.is_some());
+        assert_eq!(e.comparison_key(), ("image_auroc", 0.75, false));
+    }
+}

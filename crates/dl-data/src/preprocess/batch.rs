@@ -227,4 +227,33 @@ mod tests {
         odd.image = HostImage::filled(3, 1, 2, 0.0);
         assert!(collate(&[mk(0, 1.0, 9), odd], &ids, cl).unwrap_err().to_string().contains("sample 3"));
     }
+
+    #[test]
+    fn detection_and_anomaly_targets() {
+        let ids = [ClassId::new(4).unwrap(), ClassId::new(9).unwrap()];
+        let mut s = DLSample::from_image(ImageId(2), HostImage::filled(2, 2, 1, 0.0));
+        let b = dl_core::Rect1::new(0.0, 0.0, 1.0, 1.0).unwrap();
+        s.boxes = Some(Boxes::Rectangle1(vec![b, b]));
+        s.bbox_label_id = Some(vec![ids[1], ids[0]]);
+        s.bbox_iscrowd = Some(vec![false, true]);
+        let t = collate(std::slice::from_ref(&s), &ids, Some(ModelType::Detection)).unwrap().targets;
+        assert_eq!(
+            t,
+            HostTargets::Detection(vec![ImageBoxes {
+                class_indices: vec![1, 0],
+                boxes: Boxes::Rectangle1(vec![b, b]),
+                ignore: vec![false, true]
+            }])
+        );
+        s.bbox_label_id = Some(vec![ids[1]]);
+        let err = collate(&[s], &ids, Some(ModelType::Detection)).unwrap_err().to_string();
+        assert!(err.contains("sample 2") && err.contains("1 bbox_label_id for 2 boxes"), "{err}");
+        let mut a = DLSample::from_image(ImageId(3), HostImage::filled(2, 1, 1, 0.0));
+        a.anomaly_label_id = Some(1);
+        a.anomaly_ground_truth = Some(crate::LabelImage { width: 2, height: 1, data: vec![0, 255] });
+        let mut ok = DLSample::from_image(ImageId(4), HostImage::filled(2, 1, 1, 0.0));
+        ok.anomaly_label_id = Some(0);
+        let t = collate(&[a, ok], &ids, Some(ModelType::AnomalyDetection)).unwrap().targets;
+        assert_eq!(t, HostTargets::Anomaly { labels: vec![1, 0], masks: vec![0, 1, 0, 0] });
+    }
 }
