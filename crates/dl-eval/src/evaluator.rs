@@ -587,7 +587,7 @@ mod tests {
         };
         assert_eq!(
             d.evaluation,
-            evaluate_detections(&[direct.clone()], &DetectionEvalParams::default()).unwrap()
+            evaluate_detections(std::slice::from_ref(&direct), &DetectionEvalParams::default()).unwrap()
         );
         assert_eq!(d.detailed, Some(evaluate_detailed(&[direct], 0.5, 0.0).unwrap()));
         assert!(!d.rotated && d.evaluation.mean_ap() > 0.0);

@@ -42,7 +42,9 @@ impl Network for ClassificationNet {
 
     /// `loss_cross_entropy`: the mean cross-entropy.
     fn loss(&self, outputs: &Outputs, targets: &Targets) -> Result<Losses> {
-        let Outputs::Classification { logits } = outputs;
+        let Outputs::Classification { logits } = outputs else {
+            return Err(wrong_targets("classification loss", "classification outputs"));
+        };
         let Targets::Classification(labels) = targets else {
             return Err(wrong_targets("classification loss", "class indices"));
         };
@@ -52,7 +54,9 @@ impl Network for ClassificationNet {
 
     /// Softmax; each result lists every class by descending confidence (ties in index order).
     fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
-        let Outputs::Classification { logits } = outputs;
+        let Outputs::Classification { logits } = outputs else {
+            return Err(wrong_targets("classification post-processing", "classification outputs"));
+        };
         let probs = logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?;
         let k = classes.ids.len();
         let n = probs.size().first().copied().unwrap_or(0) as usize;

@@ -15,6 +15,7 @@
 pub mod backbone;
 pub mod classification;
 pub mod compact;
+pub mod detection;
 pub mod device;
 pub mod efficientnet;
 mod error;
@@ -30,6 +31,7 @@ pub mod weights;
 pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
+pub use detection::{Capacity, DetectionConfig, DetectionNet, DetectionParams};
 pub use network::{Classes, Losses, Network, Outputs, Targets, upload};
 
 use guided::GuidedRecorder;

@@ -21,6 +21,18 @@ pub enum Outputs {
         /// The logits.
         logits: Tensor,
     },
+    /// OD: per anchor (levels finest first, positions row by row, anchors innermost) class logits
+    /// `[N, M, classes]` and box deltas `[N, M, 4 | 6]`.
+    Detection {
+        /// Class logits (sigmoid scores).
+        class_logits: Tensor,
+        /// Box deltas.
+        box_deltas: Tensor,
+        /// (height, width) of each pyramid level.
+        level_shapes: Vec<(i64, i64)>,
+        /// (height, width) of the network input.
+        image_size: (i64, i64),
+    },
 }
 
 /// The ground truth of a batch on the network's device (or, for boxes, on the host: target assignment
@@ -117,6 +129,10 @@ pub trait Network: std::fmt::Debug + Send {
     /// Fine-tuning: with `frozen`, the backbone runs in inference mode without gradients while
     /// training (its weights and batch-norm statistics stay), and only the head learns.
     fn freeze_backbone(&mut self, frozen: bool);
+    /// The detector behind a detection network (its post-processing parameters are set through it).
+    fn as_detector_mut(&mut self) -> Option<&mut crate::detection::DetectionNet> {
+        None
+    }
     /// The classifier behind a classification network (Grad-CAM, guided backpropagation).
     fn as_classifier(&self) -> Option<&dyn Classifier> {
         None

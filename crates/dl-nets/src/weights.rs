@@ -115,7 +115,7 @@ fn to_f32(name: &str, view: &TensorView) -> Result<Vec<f32>> {
 /// and found shapes; [`Error::MissingWeight`] / [`Error::UnexpectedWeight`] naming the tensor. Nothing
 /// is changed in `vs` unless every tensor fits.
 pub fn import_safetensors(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool) -> Result<()> {
-    import_filtered(vs, bytes, allow_extra, None)
+    import_filtered(vs, bytes, allow_extra, &[])
 }
 
 /// Loads a pretrained backbone: like [`import_safetensors`] (no extra tensors allowed), except that
@@ -125,13 +125,22 @@ pub fn import_safetensors(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool) ->
 /// # Errors
 /// As [`import_safetensors`].
 pub fn import_backbone(vs: &nn::VarStore, bytes: &[u8], head_prefix: &str) -> Result<()> {
-    import_filtered(vs, bytes, false, Some(head_prefix))
+    import_filtered(vs, bytes, false, &[head_prefix])
 }
 
-fn import_filtered(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool, skip: Option<&str>) -> Result<()> {
+/// As [`import_backbone`], leaving out every variable (and file tensor) whose name starts with one of
+/// `prefixes` (a classifier's head, a detector's neck and heads).
+///
+/// # Errors
+/// As [`import_backbone`].
+pub fn import_except(vs: &nn::VarStore, bytes: &[u8], prefixes: &[&str]) -> Result<()> {
+    import_filtered(vs, bytes, false, prefixes)
+}
+
+fn import_filtered(vs: &nn::VarStore, bytes: &[u8], allow_extra: bool, skip: &[&str]) -> Result<()> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| Error::Weights(format!("not a safetensors buffer: {e}")))?;
-    let skipped = |name: &str| skip.is_some_and(|p| name.starts_with(p));
+    let skipped = |name: &str| skip.iter().any(|p| name.starts_with(p));
     let vars: std::collections::HashMap<String, Tensor> =
         vs.variables().into_iter().filter(|(n, _)| !skipped(n)).collect();
     let mut loaded = Vec::with_capacity(vars.len());

@@ -2,8 +2,9 @@
 //!
 //! This facade re-exports the layered crates — [`core`] (ids, boxes, geometry), [`data`] (datasets),
 //! [`eval`] (measures), [`io`] (file formats), [`nets`] (architectures) and [`train`] (training) — and
-//! wraps their errors in one [`Error`]. [`Model`] is a classifier with its classes, preprocessing and
-//! parameters: create, get/set parameters, apply, write/read. Training lands with its issue.
+//! wraps their errors in one [`Error`]. [`Model`] is a network of one method (classification, detection)
+//! with its classes, preprocessing and parameters: create, get/set parameters, apply, write/read, train
+//! through [`train`].
 
 #![warn(missing_docs)]
 
@@ -14,11 +15,13 @@ pub use dl_io as io;
 pub use dl_nets as nets;
 pub use dl_train as train;
 
+mod detection;
 mod heatmap;
 mod model;
 mod pretrained;
+pub use detection::{DETECTION_PARAM_NAMES, DetectorOptions};
 pub use heatmap::{Heatmap, HeatmapMethod, heatmap_overlay};
-pub use model::{Architecture, Model, ModelDescription, ModelParams, PARAM_NAMES, SolverType};
+pub use model::{Architecture, MethodConfig, Model, ModelDescription, ModelParams, PARAM_NAMES, SolverType};
 pub use pretrained::{imagenet_class_names, pretrained_names, weights_path};
 
 /// Any dlkit error.

@@ -97,6 +97,18 @@ pub enum MethodConfig {
         /// Its network.
         network: Architecture,
     },
+    /// An object detector (RetinaNet family) on a backbone.
+    Detection {
+        /// The backbone family (its classification head is not used).
+        backbone: Architecture,
+        /// The pretrained weights the backbone started from (`pretrained_dl_classifier_…`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pretrained: Option<String>,
+        /// Pyramid, anchors and heads.
+        detector: dl_nets::DetectionConfig,
+        /// Post-processing and loss weights.
+        params: dl_nets::DetectionParams,
+    },
 }
 
 impl MethodConfig {
@@ -104,6 +116,15 @@ impl MethodConfig {
     pub fn model_type(&self) -> ModelType {
         match self {
             Self::Classification { .. } => ModelType::Classification,
+            Self::Detection { .. } => ModelType::Detection,
+        }
+    }
+
+    /// The classifier or backbone architecture.
+    pub fn architecture(&self) -> &Architecture {
+        match self {
+            Self::Classification { network } => network,
+            Self::Detection { backbone, .. } => backbone,
         }
     }
 }
@@ -130,11 +151,9 @@ impl ModelDescription {
         self.method.model_type()
     }
 
-    /// The classifier architecture of a classification model.
+    /// The classifier architecture of a classification model, the backbone of the others.
     pub fn architecture(&self) -> &Architecture {
-        match &self.method {
-            MethodConfig::Classification { network } => network,
-        }
+        self.method.architecture()
     }
 
     /// A description from model-file JSON of format `version`: version 1 had `type` and `architecture`
@@ -183,6 +202,31 @@ impl ModelDescription {
             Architecture::EfficientnetLite(c) => (c.num_classes, c.in_channels),
             Architecture::Squeezenet(c) => (c.num_classes, c.in_channels),
             Architecture::MobilenetV1(c) => (c.num_classes, c.in_channels),
+        };
+        let classes = match &self.method {
+            MethodConfig::Classification { .. } => classes,
+            MethodConfig::Detection { detector, .. } => {
+                let p = &self.preprocess;
+                if p.instance_type.unwrap_or_default() != detector.instance_type
+                    || p.ignore_direction.unwrap_or(false) != detector.ignore_direction
+                {
+                    return Err(param_error(
+                        "instance_type",
+                        "the preprocessing's instance_type / ignore_direction differ from the detector's",
+                    ));
+                }
+                let coarsest = 1usize << detector.max_level.clamp(0, 20);
+                if p.image_width < coarsest || p.image_height < coarsest {
+                    return Err(param_error(
+                        "image_dimensions",
+                        format!(
+                            "{}×{} is smaller than the coarsest level's stride {coarsest} (max_level {})",
+                            p.image_width, p.image_height, detector.max_level
+                        ),
+                    ));
+                }
+                detector.num_classes
+            }
         };
         if classes != self.class_ids.len() as i64 {
             return Err(param_error(
@@ -297,6 +341,17 @@ impl Model {
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let net: Box<dyn Network> = match &description.method {
+            MethodConfig::Detection { backbone, detector, params, .. } => {
+                let b: Box<dyn dl_nets::Backbone> = match backbone {
+                    Architecture::Compact(c) => Box::new(c.build(&root)?),
+                    Architecture::Resnet(c) => Box::new(c.build(&root)?),
+                    Architecture::MobilenetV2(c) => Box::new(c.build(&root)?),
+                    Architecture::EfficientnetLite(c) => Box::new(c.build(&root)?),
+                    Architecture::Squeezenet(c) => Box::new(c.build(&root)?),
+                    Architecture::MobilenetV1(c) => Box::new(c.build(&root)?),
+                };
+                Box::new(dl_nets::DetectionNet::new(b, &root, detector.clone(), params.clone())?)
+            }
             MethodConfig::Classification { network } => {
                 let classifier: Box<dyn Classifier> = match network {
                     Architecture::Compact(c) => Box::new(c.build(&root)?),
@@ -324,6 +379,14 @@ impl Model {
     /// The network.
     pub fn network(&self) -> &dyn Network {
         &*self.net
+    }
+
+    pub(crate) fn network_mut(&mut self) -> &mut dyn Network {
+        &mut *self.net
+    }
+
+    pub(crate) fn description_mut(&mut self) -> &mut ModelDescription {
+        &mut self.description
     }
 
     /// The classifier of a classification model (Grad-CAM, guided backpropagation).
@@ -445,10 +508,17 @@ impl Model {
             "preprocess_param" => serde_json::to_value(&d.preprocess).expect("serialisable"),
             "freeze_backbone" => json!(p.freeze_backbone),
             "backbone_learning_rate_factor" => json!(p.backbone_learning_rate_factor),
+            other if crate::detection::DETECTION_PARAM_NAMES.contains(&other) => {
+                return self.get_detection_param(other).unwrap_or_else(|| Err(param_error(other, "unknown")));
+            }
             other => {
                 return Err(param_error(
                     other,
-                    format!("unknown parameter; valid names: {}", PARAM_NAMES.join(", ")),
+                    format!(
+                        "unknown parameter; valid names: {}, and for detection models {}",
+                        PARAM_NAMES.join(", "),
+                        crate::detection::DETECTION_PARAM_NAMES.join(", ")
+                    ),
                 ));
             }
         })
@@ -474,6 +544,9 @@ impl Model {
                 .map(|v| v as usize)
                 .ok_or_else(|| param_error(name, format!("{value}: expected an integer ≥ 1")))
         };
+        if let Some(r) = self.set_detection_param(name, value) {
+            return r;
+        }
         let d = &mut self.description;
         match name {
             "type" | "architecture" | "image_num_channels" | "class_ids" | "image_dimensions" => {
@@ -579,7 +652,11 @@ impl Model {
             other => {
                 return Err(param_error(
                     other,
-                    format!("unknown parameter; valid names: {}", PARAM_NAMES.join(", ")),
+                    format!(
+                        "unknown parameter; valid names: {}, and for detection models {}",
+                        PARAM_NAMES.join(", "),
+                        crate::detection::DETECTION_PARAM_NAMES.join(", ")
+                    ),
                 ));
             }
         }
@@ -686,7 +763,7 @@ impl Model {
 }
 
 /// The name prefix of a classifier's head variables.
-fn head_prefix(architecture: &Architecture) -> &'static str {
+pub(crate) fn head_prefix(architecture: &Architecture) -> &'static str {
     match architecture {
         Architecture::Compact(_) => "head.",
         Architecture::Resnet(_) => "fc.",

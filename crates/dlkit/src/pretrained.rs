@@ -107,6 +107,50 @@ fn spec(name: &str) -> Result<&'static Spec> {
     })
 }
 
+/// The weight bytes at `path`, checked against the pinned sha256.
+fn checked_weights(spec: &Spec, path: &std::path::Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        param_error(format!(
+            "cannot read the weights {} ({e}): run `cargo xtask weights {}`",
+            path.display(),
+            spec.weights
+        ))
+    })?;
+    let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    if sha != spec.sha256 {
+        return Err(param_error(format!(
+            "{} has sha256 {sha}, expected {} (a damaged or altered file): run `cargo xtask weights {}` again",
+            path.display(),
+            spec.sha256,
+            spec.weights
+        )));
+    }
+    Ok(bytes)
+}
+
+/// A pretrained backbone for the models of other methods: its architecture name, checked weight bytes,
+/// normalisation means and deviations.
+pub(crate) struct PretrainedBackbone {
+    pub(crate) architecture: &'static str,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) mean: [f64; 3],
+    pub(crate) std: [f64; 3],
+}
+
+/// The pretrained backbone `name` (`pretrained_dl_classifier_…`), its weights read from `path` (default:
+/// where `cargo xtask weights` puts them).
+pub(crate) fn pretrained_backbone(name: &str, path: Option<&std::path::Path>) -> Result<PretrainedBackbone> {
+    let spec = spec(name)?;
+    let default = weights_path(spec.weights);
+    let bytes = checked_weights(spec, path.unwrap_or(&default))?;
+    Ok(PretrainedBackbone { architecture: spec.architecture, bytes, mean: spec.mean, std: spec.std })
+}
+
+/// Whether `name` is a pretrained model's name.
+pub(crate) fn is_pretrained(name: &str) -> bool {
+    name.starts_with("pretrained_dl_classifier_")
+}
+
 fn param_error(message: String) -> Error {
     Error::Param { name: "pretrained".into(), message }
 }
@@ -136,22 +180,7 @@ impl Model {
         classes: Option<(&[String], &[i64])>,
     ) -> Result<Self> {
         let spec = spec(name)?;
-        let bytes = std::fs::read(path).map_err(|e| {
-            param_error(format!(
-                "cannot read the weights {} ({e}): run `cargo xtask weights {}`",
-                path.display(),
-                spec.weights
-            ))
-        })?;
-        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        if sha != spec.sha256 {
-            return Err(param_error(format!(
-                "{} has sha256 {sha}, expected {} (a damaged or altered file): run `cargo xtask weights {}` again",
-                path.display(),
-                spec.sha256,
-                spec.weights
-            )));
-        }
+        let bytes = checked_weights(spec, path)?;
         let imagenet: (Vec<String>, Vec<i64>);
         let (names, ids) = match classes {
             Some((n, i)) => (n, i),

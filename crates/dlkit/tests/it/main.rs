@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod dataset_cli;
+mod detection;
 mod evaluate_cli;
 mod model_cli;
 mod model_v1;

@@ -1,0 +1,688 @@
+//! Object detection (`type = detection`), RetinaNet family: any [`Backbone`] → feature pyramid over
+//! `min_level … max_level` (stride 2^level; levels finer than the backbone's coarsest map come from it
+//! through 1×1 laterals and a top-down path, coarser ones from stride-2 convolutions) → class and box
+//! heads shared over the levels. Anchors per position: every combination of `anchor_aspect_ratios`,
+//! `anchor_num_subscales` sizes and, for rectangle2, `anchor_angles`. Training: sigmoid focal loss over
+//! the non-ignored anchors and L1 on the box deltas of the positives, both divided by the number of
+//! positives (as torchvision's RetinaNet); rectangle2 adds the angle term on (sin kΔ, cos kΔ) (see
+//! [`box_coder`]). Inference: sigmoid scores above `min_confidence`, at most 1000 candidates per level,
+//! decoded, NMS per class (`max_overlap`; exact rotated IoU for rectangle2) and class-agnostic
+//! (`max_overlap_class_agnostic`), `max_num_detections`, boxes mapped back to the original image.
+
+pub mod anchors;
+pub mod assign;
+pub mod box_coder;
+
+use crate::backbone::{Backbone, Level};
+use crate::network::{Classes, Losses, Network, Outputs, Targets, wrong_targets};
+use crate::{Error, Result};
+use dl_core::{Rect1, Rect2};
+use dl_data::preprocess::{ImageBoxes, ImageMap};
+use dl_data::{Boxes, DLResult, InstanceType, ModelType};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tch::{Device, Kind, Tensor, nn};
+
+/// Width and depth of the pyramid and heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Capacity {
+    /// 128 channels, four convolutions per head.
+    #[default]
+    High,
+    /// 64 channels, two convolutions per head.
+    Medium,
+}
+
+impl Capacity {
+    /// (channels, convolutions per head).
+    pub fn size(self) -> (i64, usize) {
+        match self {
+            Self::High => (128, 4),
+            Self::Medium => (64, 2),
+        }
+    }
+}
+
+/// The architecture of a detector: fixed at creation (SPEC §5.2 OD).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionConfig {
+    /// Number of classes.
+    pub num_classes: i64,
+    /// rectangle1 (axis-aligned) or rectangle2 (rotated) boxes.
+    pub instance_type: InstanceType,
+    /// Finest pyramid level (stride 2^min_level).
+    pub min_level: i64,
+    /// Coarsest pyramid level.
+    pub max_level: i64,
+    /// Anchor sizes per level: 4 · 2^level · 2^(i / n), i < n.
+    pub anchor_num_subscales: usize,
+    /// Anchor aspect ratios (height / width).
+    pub anchor_aspect_ratios: Vec<f64>,
+    /// rectangle2: anchor angles (radians).
+    pub anchor_angles: Vec<f64>,
+    /// Width and depth of the heads.
+    pub capacity: Capacity,
+    /// rectangle2: boxes have no front (φ modulo π).
+    pub ignore_direction: bool,
+    /// rectangle2: class indices whose boxes are axis-parallel (no angle loss; results axis-parallel).
+    pub class_indices_no_orientation: Vec<i64>,
+}
+
+impl DetectionConfig {
+    /// HALCON's defaults for `num_classes` classes: levels 2 … 4, 3 subscales, aspect ratios 1, 2, 0.5,
+    /// angle 0, capacity high.
+    pub fn new(num_classes: i64, instance_type: InstanceType) -> Self {
+        Self {
+            num_classes,
+            instance_type,
+            min_level: 2,
+            max_level: 4,
+            anchor_num_subscales: 3,
+            anchor_aspect_ratios: vec![1.0, 2.0, 0.5],
+            anchor_angles: vec![0.0],
+            capacity: Capacity::High,
+            ignore_direction: false,
+            class_indices_no_orientation: Vec::new(),
+        }
+    }
+
+    /// Anchors per position.
+    pub fn anchors_per_position(&self) -> i64 {
+        let angles =
+            if self.instance_type == InstanceType::Rectangle2 { self.anchor_angles.len() } else { 1 };
+        (self.anchor_num_subscales * self.anchor_aspect_ratios.len() * angles) as i64
+    }
+
+    /// Box deltas per anchor: 4 (rectangle1) or 6 (rectangle2: and sin, cos of the angle).
+    pub fn box_dims(&self) -> i64 {
+        if self.instance_type == InstanceType::Rectangle2 { 6 } else { 4 }
+    }
+
+    /// Checks the values against each other and against the backbone's levels.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the key.
+    pub fn validate(&self, levels: &[Level]) -> Result<()> {
+        let bad =
+            |key, value: String, expected| Error::InvalidConfig { config: "detection", key, value, expected };
+        if self.num_classes < 1 {
+            return Err(bad("num_classes", self.num_classes.to_string(), "at least 1"));
+        }
+        let finest = levels.first().map_or(1, |l| l.stride);
+        if self.min_level < 0 || (1i64 << self.min_level.clamp(0, 30)) < finest {
+            return Err(bad(
+                "min_level",
+                self.min_level.to_string(),
+                "a level the backbone has: 2^min_level at least its finest stride",
+            ));
+        }
+        if self.max_level < self.min_level || self.max_level > 10 {
+            return Err(bad("max_level", self.max_level.to_string(), "in min_level … 10"));
+        }
+        if self.anchor_num_subscales == 0 || self.anchor_num_subscales > 8 {
+            return Err(bad("anchor_num_subscales", self.anchor_num_subscales.to_string(), "in 1 … 8"));
+        }
+        if self.anchor_aspect_ratios.is_empty()
+            || self.anchor_aspect_ratios.iter().any(|&r| !(r > 0.0 && r.is_finite()))
+        {
+            return Err(bad(
+                "anchor_aspect_ratios",
+                format!("{:?}", self.anchor_aspect_ratios),
+                "a non-empty list of positive numbers",
+            ));
+        }
+        if self.anchor_angles.is_empty() || self.anchor_angles.iter().any(|a| !a.is_finite()) {
+            return Err(bad(
+                "anchor_angles",
+                format!("{:?}", self.anchor_angles),
+                "a non-empty list of angles",
+            ));
+        }
+        if let Some(c) = self.class_indices_no_orientation.iter().find(|&&c| c < 0 || c >= self.num_classes) {
+            return Err(bad("class_ids_no_orientation", c.to_string(), "classes of the model"));
+        }
+        Ok(())
+    }
+}
+
+/// Post-processing and loss weights: settable after creation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionParams {
+    /// Detections per image kept (default 100).
+    pub max_num_detections: usize,
+    /// NMS IoU within a class (default 0.5).
+    pub max_overlap: f64,
+    /// NMS IoU across classes (default 1.0 = off).
+    pub max_overlap_class_agnostic: f64,
+    /// Lowest confidence kept (default 0.5).
+    pub min_confidence: f64,
+    /// Weight of the box (and angle) loss (default 1).
+    pub bbox_heads_weight: f64,
+    /// Weight of the classification loss (default 1).
+    pub class_heads_weight: f64,
+}
+
+impl Default for DetectionParams {
+    fn default() -> Self {
+        Self {
+            max_num_detections: 100,
+            max_overlap: 0.5,
+            max_overlap_class_agnostic: 1.0,
+            min_confidence: 0.5,
+            bbox_heads_weight: 1.0,
+            class_heads_weight: 1.0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Head {
+    convs: Vec<nn::Conv2D>,
+    out: nn::Conv2D,
+}
+
+impl Head {
+    fn new(p: &nn::Path, channels: i64, depth: usize, outputs: i64, bias: f64) -> Self {
+        let cfg = |b: f64| nn::ConvConfig {
+            padding: 1,
+            ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+            bs_init: nn::Init::Const(b),
+            ..Default::default()
+        };
+        Self {
+            convs: (0..depth)
+                .map(|i| nn::conv2d(p / format!("conv{i}"), channels, channels, 3, cfg(0.0)))
+                .collect(),
+            out: nn::conv2d(p / "out", channels, outputs, 3, cfg(bias)),
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = x.shallow_clone();
+        for c in &self.convs {
+            y = y.apply(c).relu();
+        }
+        y.apply(&self.out)
+    }
+}
+
+/// A built detector; see the module documentation.
+#[derive(Debug)]
+pub struct DetectionNet {
+    backbone: Box<dyn Backbone>,
+    config: DetectionConfig,
+    /// Post-processing and loss weights.
+    pub params: DetectionParams,
+    /// Index into the backbone's levels for each pyramid level it provides.
+    taps: Vec<(i64, usize)>,
+    laterals: Vec<nn::Conv2D>,
+    outputs: Vec<nn::Conv2D>,
+    extras: Vec<nn::Conv2D>,
+    class_head: Head,
+    box_head: Head,
+    frozen: bool,
+    anchor_cache: Mutex<AnchorCache>,
+}
+
+/// Anchors by the pyramid's level shapes.
+type AnchorCache = HashMap<Vec<(i64, i64)>, std::sync::Arc<Anchors>>;
+
+/// The anchors of one input size, pixel-edge.
+#[derive(Debug)]
+struct Anchors {
+    r1: Vec<[f32; 4]>,
+    r2: Vec<anchors::RotatedAnchor>,
+    /// Anchors per level.
+    counts: Vec<usize>,
+}
+
+impl DetectionNet {
+    /// Builds the pyramid and heads under `path` (`neck.…`, `det_head.…`) on `backbone`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a configuration that does not fit the backbone.
+    pub fn new(
+        backbone: Box<dyn Backbone>,
+        path: &nn::Path,
+        config: DetectionConfig,
+        params: DetectionParams,
+    ) -> Result<Self> {
+        let levels = backbone.levels();
+        config.validate(&levels)?;
+        let (channels, depth) = config.capacity.size();
+        let neck = path / "neck";
+        let mut taps = Vec::new();
+        let mut laterals = Vec::new();
+        let mut outputs = Vec::new();
+        let mut extras = Vec::new();
+        let coarsest = levels.last().map_or(1, |l| l.stride);
+        for level in config.min_level..=config.max_level {
+            let stride = 1i64 << level;
+            if stride <= coarsest {
+                let (i, l) =
+                    levels.iter().enumerate().find(|(_, l)| l.stride == stride).ok_or_else(|| {
+                        Error::InvalidConfig {
+                            config: "detection",
+                            key: "min_level",
+                            value: level.to_string(),
+                            expected: "levels the backbone has",
+                        }
+                    })?;
+                taps.push((level, i));
+                laterals.push(nn::conv2d(
+                    &neck / format!("lateral{level}"),
+                    l.channels,
+                    channels,
+                    1,
+                    Default::default(),
+                ));
+                outputs.push(nn::conv2d(
+                    &neck / format!("output{level}"),
+                    channels,
+                    channels,
+                    3,
+                    nn::ConvConfig { padding: 1, ..Default::default() },
+                ));
+            } else {
+                // From the coarsest backbone map (the first extra level) or the previous extra level.
+                let cin = if extras.is_empty() && taps.is_empty() {
+                    levels.last().map_or(channels, |l| l.channels)
+                } else {
+                    channels
+                };
+                extras.push(nn::conv2d(
+                    &neck / format!("extra{level}"),
+                    cin,
+                    channels,
+                    3,
+                    nn::ConvConfig { stride: 2, padding: 1, ..Default::default() },
+                ));
+            }
+        }
+        let a = config.anchors_per_position();
+        let head = path / "det_head";
+        let prior = -((1.0 - 0.01f64) / 0.01).ln();
+        let class_head = Head::new(&(&head / "class"), channels, depth, a * config.num_classes, prior);
+        let box_head = Head::new(&(&head / "box"), channels, depth, a * config.box_dims(), 0.0);
+        Ok(Self {
+            backbone,
+            config,
+            params,
+            taps,
+            laterals,
+            outputs,
+            extras,
+            class_head,
+            box_head,
+            frozen: false,
+            anchor_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &DetectionConfig {
+        &self.config
+    }
+
+    /// The pyramid maps, finest first.
+    fn pyramid(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        let feats = if train && self.frozen {
+            tch::no_grad(|| self.backbone.forward_levels(x, false))
+        } else {
+            self.backbone.forward_levels(x, train)
+        };
+        // Top-down over the tapped levels.
+        let mut out: Vec<Tensor> = Vec::with_capacity(self.taps.len() + self.extras.len());
+        let mut top: Option<Tensor> = None;
+        for (j, &(_, i)) in self.taps.iter().enumerate().rev() {
+            let lat = feats[i].apply(&self.laterals[j]);
+            let merged = match &top {
+                Some(t) => {
+                    let s = lat.size();
+                    lat + t.upsample_nearest2d([s[2], s[3]], None, None)
+                }
+                None => lat,
+            };
+            out.push(merged.apply(&self.outputs[j]));
+            top = Some(merged);
+        }
+        out.reverse();
+        let mut prev = match out.last() {
+            Some(p) => p.shallow_clone(),
+            None => feats.last().map_or_else(|| x.shallow_clone(), Tensor::shallow_clone),
+        };
+        for (k, e) in self.extras.iter().enumerate() {
+            let input = if k == 0 { prev } else { prev.relu() };
+            prev = input.apply(e);
+            out.push(prev.shallow_clone());
+        }
+        out
+    }
+
+    fn anchors(&self, shapes: &[(i64, i64)]) -> std::sync::Arc<Anchors> {
+        let mut cache = self.anchor_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache
+            .entry(shapes.to_vec())
+            .or_insert_with(|| {
+                let c = &self.config;
+                let mut r1 = Vec::new();
+                let mut r2 = Vec::new();
+                let mut counts = Vec::new();
+                for (level, &(h, w)) in (c.min_level..=c.max_level).zip(shapes) {
+                    let base = anchors::base_anchors(
+                        &anchors::level_sizes(level, c.anchor_num_subscales),
+                        &c.anchor_aspect_ratios,
+                    );
+                    let grid = anchors::grid_anchors(&base, h, w, 1 << level);
+                    if c.instance_type == InstanceType::Rectangle2 {
+                        let rot = anchors::rotated(&grid, &c.anchor_angles);
+                        counts.push(rot.len());
+                        // Matching uses the rotated anchors' enclosing axis-parallel boxes.
+                        r1.extend(rot.iter().map(|a| enclosing(&a.map(f64::from))));
+                        r2.extend(rot);
+                    } else {
+                        counts.push(grid.len());
+                        r1.extend(grid);
+                    }
+                }
+                std::sync::Arc::new(Anchors { r1, r2, counts })
+            })
+            .clone()
+    }
+
+    /// Per image: anchor labels (class index, [`assign::BACKGROUND`], [`assign::IGNORE`]), box targets
+    /// (box_dims per anchor, zero for non-positives) and angle weights.
+    fn assign(&self, anchors: &Anchors, image: &ImageBoxes) -> Result<(Vec<i64>, Vec<f32>, Vec<f32>)> {
+        let c = &self.config;
+        let d = c.box_dims() as usize;
+        let m = anchors.r1.len();
+        let (edge_r1, edge_r2): (Vec<[f32; 4]>, Vec<box_coder::RotatedBox>) =
+            match (&image.boxes, c.instance_type) {
+                (Boxes::Rectangle1(b), InstanceType::Rectangle1) => (
+                    b.iter()
+                        .map(|r| {
+                            [r.col1() + 0.5, r.row1() + 0.5, r.col2() + 0.5, r.row2() + 0.5].map(|v| v as f32)
+                        })
+                        .collect(),
+                    Vec::new(),
+                ),
+                (Boxes::Rectangle2(b), InstanceType::Rectangle2) => {
+                    let rot: Vec<box_coder::RotatedBox> = b
+                        .iter()
+                        .map(|r| {
+                            [r.col() + 0.5, r.row() + 0.5, 2.0 * r.length1(), 2.0 * r.length2(), r.phi()]
+                        })
+                        .collect();
+                    (rot.iter().map(enclosing).collect(), rot)
+                }
+                (b, t) => {
+                    return Err(Error::Targets(format!(
+                        "{} boxes for a {} detector",
+                        match b {
+                            Boxes::Rectangle1(_) => "rectangle1",
+                            Boxes::Rectangle2(_) => "rectangle2",
+                        },
+                        match t {
+                            InstanceType::Rectangle1 => "rectangle1",
+                            InstanceType::Rectangle2 => "rectangle2",
+                        }
+                    )));
+                }
+            };
+        let matches = assign::match_anchors(&anchors.r1, &edge_r1, &image.ignore, 0.5, 0.4);
+        let mut labels = vec![assign::BACKGROUND; m];
+        let mut targets = vec![0f32; m * d];
+        let mut angle_weights = vec![0f32; m];
+        for (i, &g) in matches.iter().enumerate() {
+            if g < 0 {
+                labels[i] = g;
+                continue;
+            }
+            let g = g as usize;
+            let class = image.class_indices[g];
+            labels[i] = class;
+            let t = &mut targets[i * d..(i + 1) * d];
+            if c.instance_type == InstanceType::Rectangle2 {
+                t.copy_from_slice(&box_coder::encode_rotated(
+                    &edge_r2[g],
+                    &anchors.r2[i],
+                    c.ignore_direction,
+                ));
+                angle_weights[i] = if c.class_indices_no_orientation.contains(&class) { 0.0 } else { 1.0 };
+            } else {
+                t.copy_from_slice(&box_coder::encode(&edge_r1[g], &anchors.r1[i]));
+            }
+        }
+        Ok((labels, targets, angle_weights))
+    }
+}
+
+/// The enclosing axis-parallel pixel-edge box of a rotated box `(cx, cy, w, h, θ)`.
+fn enclosing(b: &box_coder::RotatedBox) -> [f32; 4] {
+    let (s, c) = b[4].sin_cos();
+    let hw = 0.5 * (b[2] * c.abs() + b[3] * s.abs());
+    let hh = 0.5 * (b[2] * s.abs() + b[3] * c.abs());
+    [b[0] - hw, b[1] - hh, b[0] + hw, b[1] + hh].map(|v| v as f32)
+}
+
+/// torchvision's `sigmoid_focal_loss` with reduction "none".
+pub fn sigmoid_focal_loss(inputs: &Tensor, targets: &Tensor, alpha: f64, gamma: f64) -> Tensor {
+    let p = inputs.sigmoid();
+    let ce = inputs.binary_cross_entropy_with_logits::<Tensor>(targets, None, None, tch::Reduction::None);
+    let p_t: Tensor = &p * targets + (1.0 - &p) * (1.0 - targets);
+    let modulating: Tensor = (1f64 - &p_t).pow_tensor_scalar(gamma);
+    let loss = ce * modulating;
+    if alpha >= 0.0 {
+        let alpha_t: Tensor = alpha * targets + (1.0 - alpha) * (1.0 - targets);
+        alpha_t * loss
+    } else {
+        loss
+    }
+}
+
+impl Network for DetectionNet {
+    fn model_type(&self) -> ModelType {
+        ModelType::Detection
+    }
+
+    fn forward_t(&self, images: &Tensor, train: bool) -> Outputs {
+        let x = crate::device::channels_last(images);
+        let size = images.size();
+        let maps = self.pyramid(&x, train);
+        let n = size[0];
+        let (k, d) = (self.config.num_classes, self.config.box_dims());
+        let mut classes = Vec::with_capacity(maps.len());
+        let mut boxes = Vec::with_capacity(maps.len());
+        let mut shapes = Vec::with_capacity(maps.len());
+        for m in &maps {
+            let s = m.size();
+            shapes.push((s[2], s[3]));
+            classes.push(self.class_head.forward(m).permute([0, 2, 3, 1]).reshape([n, -1, k]));
+            boxes.push(self.box_head.forward(m).permute([0, 2, 3, 1]).reshape([n, -1, d]));
+        }
+        Outputs::Detection {
+            class_logits: Tensor::cat(&classes, 1),
+            box_deltas: Tensor::cat(&boxes, 1),
+            level_shapes: shapes,
+            image_size: (size[2], size[3]),
+        }
+    }
+
+    /// `loss_class` (focal, × class_heads_weight), `loss_box` (L1 on the deltas, × bbox_heads_weight)
+    /// and for rectangle2 `loss_angle` (L1 on sin kΔ, cos kΔ, × bbox_heads_weight), each summed and
+    /// divided by the number of positive anchors in the batch (at least 1).
+    fn loss(&self, outputs: &Outputs, targets: &Targets) -> Result<Losses> {
+        let Outputs::Detection { class_logits, box_deltas, level_shapes, .. } = outputs else {
+            return Err(wrong_targets("detection loss", "detection outputs"));
+        };
+        let Targets::Detection(images) = targets else {
+            return Err(wrong_targets("detection loss", "boxes per image"));
+        };
+        let anchors = self.anchors(level_shapes);
+        let device = class_logits.device();
+        let d = self.config.box_dims() as usize;
+        let (mut labels, mut box_t, mut angle_w) = (Vec::new(), Vec::new(), Vec::new());
+        for image in images {
+            let (l, t, a) = self.assign(&anchors, image)?;
+            labels.extend(l);
+            box_t.extend(t);
+            angle_w.extend(a);
+        }
+        let n = images.len() as i64;
+        let m = anchors.r1.len() as i64;
+        if class_logits.size()[..2] != [n, m] {
+            return Err(Error::Targets(format!(
+                "{:?} outputs for {n} images and {m} anchors",
+                class_logits.size()
+            )));
+        }
+        let labels = Tensor::f_from_slice(&labels)?.f_reshape([n, m])?.f_to_device(device)?;
+        let positive = labels.ge(0);
+        let valid = labels.ne(assign::IGNORE);
+        let num_pos = positive.sum(Kind::Float).clamp_min(1.0);
+        let k = self.config.num_classes;
+        let onehot =
+            labels.clamp_min(0).one_hot(k).to_kind(Kind::Float) * positive.unsqueeze(-1).to_kind(Kind::Float);
+        let focal = sigmoid_focal_loss(class_logits, &onehot, 0.25, 2.0);
+        let loss_class = (focal * valid.unsqueeze(-1).to_kind(Kind::Float)).sum(Kind::Float) / &num_pos;
+        let box_t = Tensor::f_from_slice(&box_t)?.f_reshape([n, m, d as i64])?.f_to_device(device)?;
+        let pos = positive.unsqueeze(-1).to_kind(Kind::Float);
+        let err = (box_deltas - box_t).abs() * &pos;
+        let p = &self.params;
+        let mut components = vec![("loss_class", loss_class * p.class_heads_weight)];
+        let loss_box = err.narrow(2, 0, 4).sum(Kind::Float) / &num_pos;
+        components.push(("loss_box", loss_box * p.bbox_heads_weight));
+        if d == 6 {
+            let w = Tensor::f_from_slice(&angle_w)?.f_reshape([n, m, 1])?.f_to_device(device)?;
+            let loss_angle = (err.narrow(2, 4, 2) * w).sum(Kind::Float) / &num_pos;
+            components.push(("loss_angle", loss_angle * p.bbox_heads_weight));
+        }
+        Ok(Losses { components })
+    }
+
+    fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
+        let Outputs::Detection { class_logits, box_deltas, level_shapes, image_size } = outputs else {
+            return Err(wrong_targets("detection post-processing", "detection outputs"));
+        };
+        let anchors = self.anchors(level_shapes);
+        let size = class_logits.size();
+        let (n, m, k) = (size[0] as usize, size[1] as usize, size[2] as usize);
+        if n != maps.len() || k != classes.ids.len() || m != anchors.r1.len() {
+            return Err(Error::Targets(format!(
+                "{size:?} outputs for {} images, {} classes and {} anchors",
+                maps.len(),
+                classes.ids.len(),
+                anchors.r1.len()
+            )));
+        }
+        let scores: Vec<f32> = Vec::try_from(class_logits.sigmoid().to_device(Device::Cpu).reshape([-1]))?;
+        let deltas: Vec<f32> =
+            Vec::try_from(box_deltas.to_kind(Kind::Float).to_device(Device::Cpu).reshape([-1]))?;
+        let d = self.config.box_dims() as usize;
+        let p = &self.params;
+        let (h, w) = (image_size.0 as f64, image_size.1 as f64);
+        let rotated = self.config.instance_type == InstanceType::Rectangle2;
+        let mut results = Vec::with_capacity(n);
+        for (img, map) in maps.iter().enumerate() {
+            let s = &scores[img * m * k..(img + 1) * m * k];
+            // Candidates per level: score ≥ min_confidence, the 1000 best.
+            let mut candidates: Vec<(usize, usize, f32)> = Vec::new();
+            let mut start = 0;
+            for &count in &anchors.counts {
+                let mut level: Vec<(usize, usize, f32)> = (start * k..(start + count) * k)
+                    .filter(|&j| f64::from(s[j]) >= p.min_confidence)
+                    .map(|j| (j / k, j % k, s[j]))
+                    .collect();
+                level.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+                level.truncate(1000);
+                candidates.extend(level);
+                start += count;
+            }
+            let delta = |a: usize| &deltas[(img * m + a) * d..(img * m + a + 1) * d];
+            let mut r = DLResult::default();
+            let (mut ids, mut names, mut conf) = (Vec::new(), Vec::new(), Vec::new());
+            if rotated {
+                let dets: Vec<dl_core::Detection<Rect2>> = candidates
+                    .iter()
+                    .filter_map(|&(a, c, score)| {
+                        let dd: [f32; 6] = delta(a).try_into().ok()?;
+                        let b = box_coder::decode_rotated(&dd, &anchors.r2[a], self.config.ignore_direction);
+                        let phi = if self.config.ignore_direction {
+                            dl_core::rect2::normalize_phi_no_direction(b[4])
+                        } else {
+                            dl_core::rect2::normalize_phi(b[4])
+                        };
+                        let mut bbox =
+                            Rect2::new(b[1] - 0.5, b[0] - 0.5, phi, b[2] / 2.0, b[3] / 2.0).ok()?;
+                        if self.config.class_indices_no_orientation.contains(&(c as i64)) {
+                            bbox = bbox.axis_parallel();
+                        }
+                        Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
+                    })
+                    .collect();
+                let kept =
+                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
+                let mut cols: [Vec<f64>; 5] = Default::default();
+                for i in kept {
+                    let b = map.rect2_backward(&dets[i].bbox);
+                    for (col, v) in cols.iter_mut().zip([b.row(), b.col(), b.phi(), b.length1(), b.length2()])
+                    {
+                        col.push(v);
+                    }
+                    ids.push(classes.ids[dets[i].class as usize]);
+                    names.push(classes.names[dets[i].class as usize].clone());
+                    conf.push(dets[i].score);
+                }
+                let [a, b, c, e, f] = cols;
+                (r.bbox_row, r.bbox_col, r.bbox_phi, r.bbox_length1, r.bbox_length2) =
+                    (Some(a), Some(b), Some(c), Some(e), Some(f));
+            } else {
+                let dets: Vec<dl_core::Detection<Rect1>> = candidates
+                    .iter()
+                    .filter_map(|&(a, c, score)| {
+                        let dd: [f32; 4] = delta(a).try_into().ok()?;
+                        let b = box_coder::decode(&dd, &anchors.r1[a]).map(f64::from);
+                        // Pixel-edge → pixel-centre, clipped to the network input.
+                        let (c1, r1) = ((b[0] - 0.5).max(-0.5), (b[1] - 0.5).max(-0.5));
+                        let (c2, r2) = ((b[2] - 0.5).min(w - 0.5), (b[3] - 0.5).min(h - 0.5));
+                        let bbox = Rect1::new(r1, c1, r2, c2).ok()?;
+                        Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
+                    })
+                    .collect();
+                let kept =
+                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
+                let mut cols: [Vec<f64>; 4] = Default::default();
+                for i in kept {
+                    let b = map.rect1_backward(&dets[i].bbox);
+                    for (col, v) in cols.iter_mut().zip([b.row1(), b.col1(), b.row2(), b.col2()]) {
+                        col.push(v);
+                    }
+                    ids.push(classes.ids[dets[i].class as usize]);
+                    names.push(classes.names[dets[i].class as usize].clone());
+                    conf.push(dets[i].score);
+                }
+                let [a, b, c, e] = cols;
+                (r.bbox_row1, r.bbox_col1, r.bbox_row2, r.bbox_col2) = (Some(a), Some(b), Some(c), Some(e));
+            }
+            (r.bbox_class_id, r.bbox_class_name, r.bbox_confidence) = (Some(ids), Some(names), Some(conf));
+            results.push(r);
+        }
+        Ok(results)
+    }
+
+    fn is_head_var(&self, name: &str) -> bool {
+        name.starts_with("neck.") || name.starts_with("det_head.")
+    }
+
+    fn freeze_backbone(&mut self, frozen: bool) {
+        self.frozen = frozen;
+    }
+
+    fn as_detector_mut(&mut self) -> Option<&mut DetectionNet> {
+        Some(self)
+    }
+}

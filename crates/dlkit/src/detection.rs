@@ -1,0 +1,313 @@
+//! Detection models (`type = detection`): creation on any backbone — from scratch or pretrained — and
+//! HALCON's OD parameters (SPEC §5.2): the architecture ones readable, the post-processing ones and the
+//! loss weights also settable.
+
+use crate::model::{Architecture, MethodConfig, Model, ModelDescription, ModelParams};
+use crate::{Error, Result};
+use dl_data::preprocess::{DLPreprocessParam, NormalizationType};
+use dl_data::{InstanceType, ModelType};
+use dl_nets::{Capacity, DetectionConfig, DetectionParams};
+use serde_json::{Value, json};
+use std::path::Path;
+use tch::Device;
+
+/// The OD parameters of a detection model (HALCON's names).
+pub const DETECTION_PARAM_NAMES: &[&str] = &[
+    "backbone",
+    "instance_type",
+    "min_level",
+    "max_level",
+    "anchor_num_subscales",
+    "anchor_aspect_ratios",
+    "anchor_angles",
+    "capacity",
+    "ignore_direction",
+    "class_ids_no_orientation",
+    "max_num_detections",
+    "max_overlap",
+    "max_overlap_class_agnostic",
+    "min_confidence",
+    "bbox_heads_weight",
+    "class_heads_weight",
+];
+
+/// The OD parameters that fix the architecture (set at creation only).
+const ARCHITECTURE_PARAMS: &[&str] = &[
+    "backbone",
+    "instance_type",
+    "min_level",
+    "max_level",
+    "anchor_num_subscales",
+    "anchor_aspect_ratios",
+    "anchor_angles",
+    "capacity",
+    "ignore_direction",
+    "class_ids_no_orientation",
+];
+
+/// How to build a detector (HALCON's defaults: rectangle1, levels 2 … 4, 3 subscales, aspect ratios
+/// 1, 2, 0.5, angle 0, capacity high, and the default post-processing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectorOptions {
+    /// rectangle1 or rectangle2.
+    pub instance_type: InstanceType,
+    /// Finest level.
+    pub min_level: i64,
+    /// Coarsest level.
+    pub max_level: i64,
+    /// Anchor sizes per level.
+    pub anchor_num_subscales: usize,
+    /// Anchor aspect ratios (height / width).
+    pub anchor_aspect_ratios: Vec<f64>,
+    /// rectangle2: anchor angles (radians).
+    pub anchor_angles: Vec<f64>,
+    /// Head width and depth.
+    pub capacity: Capacity,
+    /// rectangle2: boxes without a front.
+    pub ignore_direction: bool,
+    /// rectangle2: classes whose boxes are axis-parallel.
+    pub class_ids_no_orientation: Vec<i64>,
+    /// Post-processing and loss weights.
+    pub params: DetectionParams,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        let c = DetectionConfig::new(1, InstanceType::Rectangle1);
+        Self {
+            instance_type: c.instance_type,
+            min_level: c.min_level,
+            max_level: c.max_level,
+            anchor_num_subscales: c.anchor_num_subscales,
+            anchor_aspect_ratios: c.anchor_aspect_ratios,
+            anchor_angles: c.anchor_angles,
+            capacity: c.capacity,
+            ignore_direction: c.ignore_direction,
+            class_ids_no_orientation: Vec::new(),
+            params: DetectionParams::default(),
+        }
+    }
+}
+
+fn param_error(name: &str, message: impl Into<String>) -> Error {
+    Error::Param { name: name.into(), message: message.into() }
+}
+
+impl Model {
+    /// A detector on `backbone` — an architecture name (`compact`, `enhanced`, `resnet18`, …, trained
+    /// from scratch) or a pretrained model (`pretrained_dl_classifier_…`, its ImageNet weights loaded into
+    /// the backbone) — for the classes, at the network input size. Preprocessing: the pretrained
+    /// model's normalisation, `constant_values` (ImageNet) for 3 channels from scratch, else `none`.
+    ///
+    /// # Errors
+    /// [`Error::Param`] naming the key: unknown backbone, classes, a configuration that does not fit the
+    /// backbone, an input smaller than the coarsest level, a pretrained backbone with other than 3
+    /// channels, missing or altered pretrained weights.
+    pub fn create_detector(
+        backbone: &str,
+        class_names: &[String],
+        class_ids: &[i64],
+        (width, height, channels): (usize, usize, usize),
+        options: &DetectorOptions,
+    ) -> Result<Self> {
+        Self::create_detector_from(backbone, None, class_names, class_ids, (width, height, channels), options)
+    }
+
+    /// As [`Model::create_detector`], with a pretrained backbone's converted weights read from
+    /// `weights` instead of the cache.
+    ///
+    /// # Errors
+    /// As [`Model::create_detector`].
+    pub fn create_detector_from(
+        backbone: &str,
+        weights: Option<&Path>,
+        class_names: &[String],
+        class_ids: &[i64],
+        (width, height, channels): (usize, usize, usize),
+        options: &DetectorOptions,
+    ) -> Result<Self> {
+        if class_names.is_empty() || class_names.len() != class_ids.len() {
+            return Err(param_error(
+                "class_names",
+                format!("{} names for {} ids (at least one class)", class_names.len(), class_ids.len()),
+            ));
+        }
+        let mut preprocess = DLPreprocessParam::new(ModelType::Detection, width, height, channels)?;
+        let pretrained = crate::pretrained::is_pretrained(backbone)
+            .then(|| crate::pretrained::pretrained_backbone(backbone, weights))
+            .transpose()?;
+        let arch_name = match &pretrained {
+            Some(p) => {
+                if channels != 3 {
+                    return Err(param_error(
+                        "image_num_channels",
+                        format!("{backbone} takes 3 channels, not {channels}"),
+                    ));
+                }
+                preprocess.normalization_type = NormalizationType::ConstantValues;
+                preprocess.mean_values_normalization = Some(p.mean.to_vec());
+                preprocess.deviation_values_normalization = Some(p.std.to_vec());
+                p.architecture
+            }
+            None => {
+                if channels == 3 {
+                    preprocess.normalization_type = NormalizationType::ConstantValues;
+                }
+                backbone
+            }
+        };
+        let architecture = Architecture::by_name(arch_name, 1, channels as i64).map_err(|_| {
+            param_error(
+                "backbone",
+                format!(
+                    "`{backbone}`: expected compact, enhanced, resnet18, resnet50, mobilenet_v2, \
+                     efficientnet_lite0/1/2, squeezenet, mobilenet_v1 or one of {}",
+                    crate::pretrained_names().join(", ")
+                ),
+            )
+        })?;
+        let no_orientation = options
+            .class_ids_no_orientation
+            .iter()
+            .map(|id| {
+                class_ids.iter().position(|c| c == id).map(|i| i as i64).ok_or_else(|| {
+                    param_error(
+                        "class_ids_no_orientation",
+                        format!("{id} is not one of the classes {class_ids:?}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        preprocess.instance_type = Some(options.instance_type);
+        if options.instance_type == InstanceType::Rectangle2 {
+            preprocess.ignore_direction = Some(options.ignore_direction);
+            preprocess.class_ids_no_orientation = options
+                .class_ids_no_orientation
+                .iter()
+                .map(|&c| dl_core::ClassId::new(c))
+                .collect::<dl_core::Result<_>>()?;
+        } else if options.ignore_direction || !no_orientation.is_empty() {
+            return Err(param_error(
+                "instance_type",
+                "ignore_direction and class_ids_no_orientation are rectangle2 parameters",
+            ));
+        }
+        preprocess.validate()?;
+        let detector = DetectionConfig {
+            num_classes: class_ids.len() as i64,
+            instance_type: options.instance_type,
+            min_level: options.min_level,
+            max_level: options.max_level,
+            anchor_num_subscales: options.anchor_num_subscales,
+            anchor_aspect_ratios: options.anchor_aspect_ratios.clone(),
+            anchor_angles: options.anchor_angles.clone(),
+            capacity: options.capacity,
+            ignore_direction: options.ignore_direction,
+            class_indices_no_orientation: no_orientation,
+        };
+        let head = crate::model::head_prefix(&architecture);
+        let description = ModelDescription {
+            method: MethodConfig::Detection {
+                backbone: architecture,
+                pretrained: pretrained.as_ref().map(|_| backbone.to_owned()),
+                detector,
+                params: options.params.clone(),
+            },
+            class_ids: class_ids.to_vec(),
+            class_names: class_names.to_vec(),
+            preprocess,
+            params: ModelParams::default(),
+        };
+        let model = Model::from_description(description, Device::Cpu)?;
+        if let Some(p) = pretrained {
+            dl_nets::weights::import_except(model.var_store(), &p.bytes, &[head, "neck.", "det_head."])
+                .map_err(|e| param_error("backbone", format!("{backbone}: {e}")))?;
+        }
+        Ok(model)
+    }
+
+    /// An OD parameter; `None` for a name that is not one.
+    pub(crate) fn get_detection_param(&self, name: &str) -> Option<Result<Value>> {
+        if !DETECTION_PARAM_NAMES.contains(&name) {
+            return None;
+        }
+        let d = self.description();
+        let MethodConfig::Detection { backbone, pretrained, detector: c, params: p } = &d.method else {
+            return Some(Err(param_error(
+                name,
+                format!("is a detection parameter; this is a {} model", d.model_type().as_str()),
+            )));
+        };
+        let ids: Vec<i64> = c.class_indices_no_orientation.iter().map(|&i| d.class_ids[i as usize]).collect();
+        Some(Ok(match name {
+            "backbone" => match pretrained {
+                Some(p) => json!(p),
+                None => serde_json::to_value(backbone).unwrap_or_default()["architecture"].clone(),
+            },
+            "instance_type" => serde_json::to_value(c.instance_type).unwrap_or_default(),
+            "min_level" => json!(c.min_level),
+            "max_level" => json!(c.max_level),
+            "anchor_num_subscales" => json!(c.anchor_num_subscales),
+            "anchor_aspect_ratios" => json!(c.anchor_aspect_ratios),
+            "anchor_angles" => json!(c.anchor_angles),
+            "capacity" => serde_json::to_value(c.capacity).unwrap_or_default(),
+            "ignore_direction" => json!(c.ignore_direction),
+            "class_ids_no_orientation" => json!(ids),
+            "max_num_detections" => json!(p.max_num_detections),
+            "max_overlap" => json!(p.max_overlap),
+            "max_overlap_class_agnostic" => json!(p.max_overlap_class_agnostic),
+            "min_confidence" => json!(p.min_confidence),
+            "bbox_heads_weight" => json!(p.bbox_heads_weight),
+            _ => json!(p.class_heads_weight),
+        }))
+    }
+
+    /// Sets an OD parameter; `None` for a name that is not one.
+    pub(crate) fn set_detection_param(&mut self, name: &str, value: &Value) -> Option<Result<()>> {
+        if !DETECTION_PARAM_NAMES.contains(&name) {
+            return None;
+        }
+        if ARCHITECTURE_PARAMS.contains(&name) {
+            return Some(Err(param_error(name, "fixes the architecture: set it when creating the model")));
+        }
+        Some(self.set_postprocess_param(name, value))
+    }
+
+    fn set_postprocess_param(&mut self, name: &str, value: &Value) -> Result<()> {
+        let model_type = self.description().model_type();
+        let MethodConfig::Detection { params, .. } = &mut self.description_mut().method else {
+            return Err(param_error(
+                name,
+                format!("is a detection parameter; this is a {} model", model_type.as_str()),
+            ));
+        };
+        let mut p = params.clone();
+        let unit = |v: Option<f64>| {
+            v.filter(|v| (0.0..=1.0).contains(v))
+                .ok_or_else(|| param_error(name, format!("{value}: expected a number in [0, 1]")))
+        };
+        let weight = |v: Option<f64>| {
+            v.filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| param_error(name, format!("{value}: expected a number ≥ 0")))
+        };
+        match name {
+            "max_num_detections" => {
+                p.max_num_detections = value
+                    .as_u64()
+                    .filter(|&v| v >= 1)
+                    .ok_or_else(|| param_error(name, format!("{value}: expected an integer ≥ 1")))?
+                    as usize
+            }
+            "max_overlap" => p.max_overlap = unit(value.as_f64())?,
+            "max_overlap_class_agnostic" => p.max_overlap_class_agnostic = unit(value.as_f64())?,
+            "min_confidence" => p.min_confidence = unit(value.as_f64())?,
+            "bbox_heads_weight" => p.bbox_heads_weight = weight(value.as_f64())?,
+            _ => p.class_heads_weight = weight(value.as_f64())?,
+        }
+        *params = p.clone();
+        if let Some(net) = self.network_mut().as_detector_mut() {
+            net.params = p;
+        }
+        Ok(())
+    }
+}
