@@ -575,6 +575,7 @@ const FIXTURES: &[(&str, &str)] = &[
     ("fixtures/scripts/coco_eval_pycocotools.py", "fixtures/coco"),
     ("fixtures/scripts/classification_sklearn.py", "fixtures/sklearn_measures.json"),
     ("fixtures/scripts/torchvision_logits.py", "fixtures/torchvision_logits.json"),
+    ("fixtures/scripts/detection_torchvision.py", "fixtures/detection_torchvision.json"),
 ];
 
 /// Regenerates the committed reference fixtures with the Python tools of `setup --bench-tools`.

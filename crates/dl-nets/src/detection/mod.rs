@@ -611,6 +611,10 @@ impl Network for DetectionNet {
                     .filter_map(|&(a, c, score)| {
                         let dd: [f32; 6] = delta(a).try_into().ok()?;
                         let b = box_coder::decode_rotated(&dd, &anchors.r2[a], self.config.ignore_direction);
+                        // As in preprocessing, a rotated box whose centre leaves the image is dropped.
+                        if !(b[0] > 0.0 && b[0] < w && b[1] > 0.0 && b[1] < h) {
+                            return None;
+                        }
                         let phi = if self.config.ignore_direction {
                             dl_core::rect2::normalize_phi_no_direction(b[4])
                         } else {
@@ -621,6 +625,9 @@ impl Network for DetectionNet {
                         if self.config.class_indices_no_orientation.contains(&(c as i64)) {
                             bbox = bbox.axis_parallel();
                         }
+                        // NMS runs on the boxes as the user gets them: an anisotropic map back refits
+                        // rotated boxes, which changes their overlaps.
+                        let bbox = map.rect2_backward(&bbox);
                         Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
                     })
                     .collect();
@@ -628,7 +635,7 @@ impl Network for DetectionNet {
                     dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
                 let mut cols: [Vec<f64>; 5] = Default::default();
                 for i in kept {
-                    let b = map.rect2_backward(&dets[i].bbox);
+                    let b = &dets[i].bbox;
                     for (col, v) in cols.iter_mut().zip([b.row(), b.col(), b.phi(), b.length1(), b.length2()])
                     {
                         col.push(v);
@@ -649,7 +656,7 @@ impl Network for DetectionNet {
                         // Pixel-edge → pixel-centre, clipped to the network input.
                         let (c1, r1) = ((b[0] - 0.5).max(-0.5), (b[1] - 0.5).max(-0.5));
                         let (c2, r2) = ((b[2] - 0.5).min(w - 0.5), (b[3] - 0.5).min(h - 0.5));
-                        let bbox = Rect1::new(r1, c1, r2, c2).ok()?;
+                        let bbox = map.rect1_backward(&Rect1::new(r1, c1, r2, c2).ok()?);
                         Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
                     })
                     .collect();
@@ -657,7 +664,7 @@ impl Network for DetectionNet {
                     dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
                 let mut cols: [Vec<f64>; 4] = Default::default();
                 for i in kept {
-                    let b = map.rect1_backward(&dets[i].bbox);
+                    let b = &dets[i].bbox;
                     for (col, v) in cols.iter_mut().zip([b.row1(), b.col1(), b.row2(), b.col2()]) {
                         col.push(v);
                     }

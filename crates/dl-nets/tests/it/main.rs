@@ -2,4 +2,5 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod detection_torchvision;
 mod torchvision;
