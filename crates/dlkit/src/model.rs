@@ -445,7 +445,11 @@ impl Model {
                 ),
             ));
         }
-        self.description.preprocess = param;
+        let old = std::mem::replace(&mut self.description.preprocess, param);
+        if let Err(e) = self.description.validate() {
+            self.description.preprocess = old;
+            return Err(e);
+        }
         Ok(())
     }
 

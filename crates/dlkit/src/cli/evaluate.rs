@@ -330,12 +330,17 @@ fn report_anomaly(a: &AnomalyMeasures, plot_dir: Option<&Path>, json_out: bool) 
 }
 
 /// Prints any evaluation of [`Evaluator`] in its method's form.
-fn report(e: &Evaluation, class_names: &[String], plot_dir: Option<&Path>, json_out: bool) -> Result<()> {
+fn report(
+    e: &Evaluation,
+    (class_names, class_ids): (&[String], &[dlkit::core::ClassId]),
+    plot_dir: Option<&Path>,
+    json_out: bool,
+) -> Result<()> {
     match e {
         Evaluation::Classification(c) => report_classification(c, class_names, plot_dir, json_out),
         Evaluation::Detection(d) => {
             let categories: Vec<(u32, String)> =
-                d.evaluation.class_ids.iter().map(|&id| (id, id.to_string())).collect();
+                class_ids.iter().zip(class_names).map(|(id, n)| (u32::from(id.get()), n.clone())).collect();
             report_detection(d, &categories, false, plot_dir, json_out)
         }
         Evaluation::Segmentation(s) => report_segmentation(s, class_names, json_out),
@@ -394,14 +399,15 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 s => dlkit::data::SampleSelector::Split(s.parse()?),
             };
             let params = dlkit::train::EvalParams {
-                measures: EvaluatorParams { top_k: *max_k, ..Default::default() },
+                measures: EvaluatorParams { top_k: *max_k, detailed: true, ..Default::default() },
                 display: !json_out,
             };
             let t0 = std::time::Instant::now();
             let e = dlkit::train::evaluate_dl_model(&m, &ds, &selector, &params).with_context(|| {
                 format!("evaluating {} on {} ({split})", model.display(), dataset.display())
             })?;
-            report(&e, &m.description().class_names, plot_dir.as_deref(), json_out)?;
+            let classes = m.classes();
+            report(&e, (&classes.names, &classes.ids), plot_dir.as_deref(), json_out)?;
             if !json_out {
                 println!("evaluated in {:.1} s", t0.elapsed().as_secs_f64());
             }
@@ -415,7 +421,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 let s = &ds.samples[i];
                 ev.add(&bare_sample(s), &result_of(&res, s.image_id)?)?;
             }
-            report(&ev.finish()?, &ds.class_names, plot_dir.as_deref(), json_out)?;
+            report(&ev.finish()?, (&ds.class_names, &ds.class_ids), plot_dir.as_deref(), json_out)?;
         }
         EvaluateCommand::Segmentation { dataset, predictions, split, ignore_class_ids } => {
             let ds = DLDataset::load(dataset)?;
@@ -438,7 +444,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 };
                 ev.add(&sample, &result)?;
             }
-            report(&ev.finish()?, &ds.class_names, None, json_out)?;
+            report(&ev.finish()?, (&ds.class_names, &ds.class_ids), None, json_out)?;
         }
         EvaluateCommand::Anomaly { dataset, results, split, plots: plot_dir } => {
             let ds = DLDataset::load(dataset)?;
@@ -454,7 +460,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 let r = result_of(&res, s.image_id)?;
                 ev.add(&bare_sample(s), &DLResult { anomaly_score: r.anomaly_score, ..Default::default() })?;
             }
-            report(&ev.finish()?, &ds.class_names, plot_dir.as_deref(), json_out)?;
+            report(&ev.finish()?, (&ds.class_names, &ds.class_ids), plot_dir.as_deref(), json_out)?;
         }
     }
     Ok(0)

@@ -1,5 +1,6 @@
 //! Subcommands of the `dlkit` tool.
 pub mod dataset;
+pub mod detection;
 pub mod evaluate;
 pub mod model;
 pub mod train;

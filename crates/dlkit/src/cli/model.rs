@@ -9,11 +9,23 @@ use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Create a classifier with fresh weights, or from pretrained ImageNet weights, and write it.
+    /// Create a classifier with fresh weights, or from pretrained ImageNet weights, or a detector on a
+    /// backbone, and write it.
     Create {
-        /// compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2.
+        /// classification | detection.
+        #[arg(long = "type", default_value = "classification")]
+        model_type: String,
+        /// Classifier: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2 |
+        /// squeezenet | mobilenet_v1.
         #[arg(long, default_value = "compact")]
         arch: String,
+        /// Detection: the backbone — an architecture of --arch (from scratch) or a pretrained model
+        /// (pretrained_dl_classifier_…, its ImageNet weights).
+        #[arg(long, default_value = "compact")]
+        backbone: String,
+        /// Detection parameters.
+        #[command(flatten)]
+        detection: Box<super::detection::DetectionArgs>,
         /// Start from pretrained weights (`cargo xtask weights`):
         /// pretrained_dl_classifier_efficientnet_lite0 | …_lite1 | …_lite2 | …_mobilenet_v2. The ImageNet
         /// head is replaced for the given classes (kept when no classes are given); the input size and
@@ -84,7 +96,10 @@ pub enum ModelCommand {
 pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
     match command {
         ModelCommand::Create {
+            model_type,
             arch,
+            backbone,
+            detection,
             pretrained,
             classes,
             dataset,
@@ -104,6 +119,38 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 _ => bail!("give the classes with either --classes or --dataset"),
             };
             tch::manual_seed(*seed);
+            if model_type == "detection" {
+                let (names, ids) = given.context("give the classes with either --classes or --dataset")?;
+                let default = match dataset {
+                    Some(d) => DLDataset::load(d)?
+                        .samples
+                        .iter()
+                        .find_map(dlkit::data::SampleEntry::instance_type)
+                        .unwrap_or_default(),
+                    None => dlkit::data::InstanceType::Rectangle1,
+                };
+                let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
+                let model =
+                    Model::create_detector(backbone, &names, &ids, size, &detection.options(default)?)?;
+                model.write(output)?;
+                if json_out {
+                    println!(
+                        "{}",
+                        json!({"output": output, "num_trainable_params": model.num_trainable_params()})
+                    );
+                } else {
+                    println!(
+                        "{} detector on {backbone}, {} classes, {} parameters → {}",
+                        model.get_param("instance_type")?.as_str().unwrap_or(""),
+                        names.len(),
+                        model.num_trainable_params(),
+                        output.display()
+                    );
+                }
+                return Ok(0);
+            } else if model_type != "classification" {
+                bail!("--type {model_type}: expected classification or detection");
+            }
             let model = match (pretrained, &given) {
                 (Some(name), g) => Model::create_pretrained(name, g.as_ref().map(|(n, i)| (&n[..], &i[..])))?,
                 (None, Some((names, ids))) => Model::create_classifier(
@@ -195,6 +242,18 @@ pub fn run_apply(
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for ((path, image), r) in images.iter().zip(&decoded).zip(&results) {
             let stem = path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+            if r.bbox_class_id.is_some() {
+                let rgb = image.to_rgb8();
+                let boxes = super::detection::drawn_boxes(r, &m.description().class_ids)?;
+                dlkit::eval::plots::detections_png(
+                    &dir.join(format!("{stem}_result.png")),
+                    rgb.as_raw(),
+                    rgb.dimensions(),
+                    &boxes,
+                    512,
+                )?;
+                continue;
+            }
             let names = r.classification_class_names.as_deref().unwrap_or_default();
             let conf = r.classification_confidences.as_deref().unwrap_or_default();
             let lines: Vec<String> =
@@ -222,6 +281,31 @@ pub fn run_apply(
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for (p, r) in images.iter().zip(&results) {
+            if let Some(ids) = &r.bbox_class_id {
+                let names = r.bbox_class_name.as_deref().unwrap_or_default();
+                let conf = r.bbox_confidence.as_deref().unwrap_or_default();
+                let mut counts: Vec<(String, usize)> = Vec::new();
+                for n in names {
+                    match counts.iter_mut().find(|c| &c.0 == n) {
+                        Some(c) => c.1 += 1,
+                        None => counts.push((n.clone(), 1)),
+                    }
+                }
+                let summary: Vec<String> = counts.iter().map(|(n, c)| format!("{c} {n}")).collect();
+                let best = conf.iter().copied().fold(f64::NAN, f64::max);
+                println!(
+                    "{}: {} detections ({}){}",
+                    p.display(),
+                    ids.len(),
+                    summary.join(", "),
+                    if best.is_nan() {
+                        String::new()
+                    } else {
+                        format!(", best confidence {:.1}%", 100.0 * best)
+                    }
+                );
+                continue;
+            }
             let names = r.classification_class_names.as_deref().unwrap_or_default();
             let conf = r.classification_confidences.as_deref().unwrap_or_default();
             let top: Vec<String> =

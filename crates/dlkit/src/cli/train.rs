@@ -17,9 +17,16 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "create")]
     model: Option<PathBuf>,
     /// … or create one: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2
-    /// (classes from the dataset) …
+    /// | squeezenet | mobilenet_v1 (classes from the dataset; for a detection dataset the detector's
+    /// backbone, which may also be a pretrained_dl_classifier_… name) …
     #[arg(long, conflicts_with = "pretrained")]
     create: Option<String>,
+    /// With --create: classification | detection (default: what the dataset's samples hold).
+    #[arg(long = "type")]
+    model_type: Option<String>,
+    /// With --create and a detection dataset: the detector's parameters.
+    #[command(flatten)]
+    detection: super::detection::DetectionArgs,
     /// … or start from pretrained ImageNet weights (`cargo xtask weights`): pretrained_dl_classifier_
     /// efficientnet_lite0 | …_lite1 | …_lite2 | …_mobilenet_v2, with a new head for the dataset's classes.
     #[arg(long, conflicts_with = "model")]
@@ -144,7 +151,23 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
         _ => bail!("give both --width and --height"),
     };
     tch::manual_seed((args.seed & 0x7fff_ffff_ffff_ffff) as i64);
-    let mut model = Model::create_classifier(arch, &names, &ids, w, h, c)?;
+    let model_type = match &args.model_type {
+        Some(t) => t.parse::<dlkit::data::ModelType>().map_err(anyhow::Error::msg)?,
+        None => ds
+            .samples
+            .iter()
+            .find_map(dlkit::data::ModelType::infer)
+            .unwrap_or(dlkit::data::ModelType::Classification),
+    };
+    let mut model = match model_type {
+        dlkit::data::ModelType::Classification => Model::create_classifier(arch, &names, &ids, w, h, c)?,
+        dlkit::data::ModelType::Detection => {
+            let default =
+                ds.samples.iter().find_map(dlkit::data::SampleEntry::instance_type).unwrap_or_default();
+            Model::create_detector(arch, &names, &ids, (w, h, c), &args.detection.options(default)?)?
+        }
+        other => bail!("--create for {} models is not implemented yet", other.as_str()),
+    };
     if let Some(p) = &ds.preprocess_param {
         model.set_preprocess_param(p.clone())?;
     }

@@ -4,6 +4,7 @@
 
 mod dataset_cli;
 mod detection;
+mod detection_real;
 mod evaluate_cli;
 mod model_cli;
 mod model_v1;
