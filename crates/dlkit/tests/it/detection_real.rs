@@ -92,3 +92,132 @@ fn rotated_nuclei_of_stardist() {
     );
     assert!(ap50 >= 0.6, "AP@0.5 {ap50}");
 }
+
+fn dlkit_cli(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_dlkit")).args(args).current_dir(cwd).output().unwrap();
+    assert!(out.status.success(), "dlkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The command-line workflow of a rotated detector: read, split, create, train, evaluate, apply.
+#[test]
+fn detection_through_the_command_line() {
+    let q = dl_testkit::data_dir("stardist").join("quadrants");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (ann, img) = (q.join("rotated_coco.json"), q.join("images"));
+    dlkit_cli(
+        &[
+            "dataset",
+            "read",
+            "--format",
+            "coco-rotated",
+            "--annotations",
+            ann.to_str().unwrap(),
+            "--images",
+            img.to_str().unwrap(),
+            "-o",
+            "d.json",
+        ],
+        dir,
+    );
+    dlkit_cli(&["dataset", "split", "d.json", "--train", "50", "--validation", "25"], dir);
+    let out = dlkit_cli(
+        &[
+            "model",
+            "create",
+            "--type",
+            "detection",
+            "--backbone",
+            "compact",
+            "--dataset",
+            "d.json",
+            "--width",
+            "128",
+            "--height",
+            "128",
+            "--channels",
+            "1",
+            "--ignore-direction",
+            "--capacity",
+            "medium",
+            "--min-confidence",
+            "0.05",
+            "-o",
+            "m.dlm",
+        ],
+        dir,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rectangle2 detector on compact"));
+    let get = |name: &str| {
+        let out = dlkit_cli(&["--json", "model", "get", "m.dlm", name], dir);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(get("instance_type"), "rectangle2");
+    assert_eq!(get("ignore_direction"), true);
+    assert_eq!(get("min_confidence"), 0.05);
+    dlkit_cli(&["model", "set", "m.dlm", "max_num_detections", "50"], dir);
+    dlkit_cli(
+        &[
+            "train",
+            "--dataset",
+            "d.json",
+            "--model",
+            "m.dlm",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "2",
+            "--solver",
+            "adam",
+            "--lr",
+            "0.002",
+            "--out",
+            "t",
+        ],
+        dir,
+    );
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("t/training_log.json")).unwrap()).unwrap();
+    assert_eq!(log["measure"], "mean_ap");
+    assert_eq!(log["lower_is_better"], false);
+    let out = dlkit_cli(
+        &[
+            "--json",
+            "evaluate",
+            "model",
+            "--model",
+            "t/model_final.dlm",
+            "--dataset",
+            "d.json",
+            "--split",
+            "all",
+            "--plots",
+            "p",
+        ],
+        dir,
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        e["mean_ap"].as_f64().unwrap() >= 0.0
+            && e["soap"].is_number()
+            && e["detailed_evaluation"]["num_fn"].is_number(),
+        "{e}"
+    );
+    assert!(dir.join("p/pr_curves_iou_05.png").is_file());
+    let q0 = img.join("q0.png");
+    let out = dlkit_cli(
+        &["--json", "apply", "--model", "t/model_final.dlm", q0.to_str().unwrap(), "--overlay", "shown"],
+        dir,
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = r[0]["bbox_class_id"].as_array().unwrap().len();
+    assert!(n <= 50 && r[0]["bbox_phi"].as_array().unwrap().len() == n, "{r}");
+    assert_eq!(
+        r[0]["bbox_class_name"].as_array().unwrap().first().map_or("nucleus", |v| v.as_str().unwrap()),
+        "nucleus"
+    );
+    let shown = image::open(dir.join("shown/q0_result.png")).unwrap();
+    assert_eq!((shown.width(), shown.height()), (512, 512));
+}
