@@ -311,3 +311,91 @@ impl Model {
         Ok(())
     }
 }
+
+/// What [`determine_dl_model_detection_param`] found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DetectionParamReport {
+    /// The proposed anchor parameters and their coverage.
+    pub proposal: dl_nets::detection::proposal::AnchorProposal,
+    /// Coverage of HALCON's defaults (levels 2 … 4, 3 subscales, ratios 1, 2, 0.5, angle 0).
+    pub default_coverage: f64,
+    /// Boxes analysed.
+    pub num_boxes: usize,
+    /// rectangle2 boxes.
+    pub rotated: bool,
+}
+
+/// `determine_dl_model_detection_param`: from the boxes of `dataset`'s train split (all samples when it
+/// has no split), scaled to a `width` × `height` network input, proposes min/max level, subscales,
+/// aspect ratios (and angles for rectangle2) such that every box has an anchor with IoU ≥ 0.5, and
+/// reports the share of boxes reached by the proposal and by the defaults. `backbone` fixes the finest
+/// usable level (stride 4 for the pretrained families and ResNet).
+///
+/// # Errors
+/// [`Error::Param`] for a dataset without boxes; errors naming an image whose size cannot be read or a
+/// box that is invalid.
+pub fn determine_dl_model_detection_param(
+    dataset: &dl_data::DLDataset,
+    (width, height): (usize, usize),
+    backbone: &str,
+) -> Result<DetectionParamReport> {
+    use dl_nets::detection::proposal::{AnchorProposal, BoxShape, coverage, propose};
+    let train: Vec<&dl_data::SampleEntry> = if dataset.samples.iter().any(|s| s.split.is_some()) {
+        dataset.samples.iter().filter(|s| s.split == Some(dl_core::Split::Train)).collect()
+    } else {
+        dataset.samples.iter().collect()
+    };
+    let rotated = train.iter().any(|s| s.instance_type() == Some(InstanceType::Rectangle2));
+    let mut boxes = Vec::new();
+    for s in train {
+        let Some(kind) = s.instance_type() else { continue };
+        let path = Path::new(&dataset.image_dir).join(&s.image_file_name);
+        let (w, h) = image::image_dimensions(&path)
+            .map_err(|e| param_error("image_file_name", format!("{}: {e}", path.display())))?;
+        let map = dl_data::preprocess::ImageMap::new(0, 0, w as usize, h as usize, width, height);
+        if kind == InstanceType::Rectangle2 {
+            for (_, b) in s.rect2_boxes()? {
+                let b = map.rect2_forward(&b);
+                boxes.push(BoxShape {
+                    cx: b.col() + 0.5,
+                    cy: b.row() + 0.5,
+                    w: 2.0 * b.length1(),
+                    h: 2.0 * b.length2(),
+                    theta: b.phi(),
+                });
+            }
+        } else {
+            for (_, b) in s.rect1_boxes()? {
+                let b = map.rect1_forward(&b);
+                boxes.push(BoxShape {
+                    cx: 0.5 * (b.col1() + b.col2()) + 0.5,
+                    cy: 0.5 * (b.row1() + b.row2()) + 0.5,
+                    w: b.width(),
+                    h: b.height(),
+                    theta: 0.0,
+                });
+            }
+        }
+    }
+    if boxes.is_empty() {
+        return Err(param_error("dataset", "no boxes in the train split: nothing to analyse"));
+    }
+    let finest = if matches!(backbone, "compact" | "enhanced") { 0 } else { 2 };
+    let size = (width as f64, height as f64);
+    let proposal = propose(&boxes, size, rotated, finest);
+    let d = DetectorOptions::default();
+    let default = AnchorProposal {
+        min_level: d.min_level,
+        max_level: d.max_level,
+        anchor_num_subscales: d.anchor_num_subscales,
+        anchor_aspect_ratios: d.anchor_aspect_ratios,
+        anchor_angles: d.anchor_angles,
+        coverage: 0.0,
+    };
+    Ok(DetectionParamReport {
+        default_coverage: coverage(&boxes, size, &default, rotated),
+        proposal,
+        num_boxes: boxes.len(),
+        rotated,
+    })
+}

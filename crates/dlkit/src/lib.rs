@@ -19,7 +19,9 @@ mod detection;
 mod heatmap;
 mod model;
 mod pretrained;
-pub use detection::{DETECTION_PARAM_NAMES, DetectorOptions};
+pub use detection::{
+    DETECTION_PARAM_NAMES, DetectionParamReport, DetectorOptions, determine_dl_model_detection_param,
+};
 pub use heatmap::{Heatmap, HeatmapMethod, heatmap_overlay};
 pub use model::{Architecture, MethodConfig, Model, ModelDescription, ModelParams, PARAM_NAMES, SolverType};
 pub use pretrained::{imagenet_class_names, pretrained_names, weights_path};

@@ -12,6 +12,7 @@
 pub mod anchors;
 pub mod assign;
 pub mod box_coder;
+pub mod proposal;
 
 use crate::backbone::{Backbone, Level};
 use crate::network::{Classes, Losses, Network, Outputs, Targets, wrong_targets};

@@ -48,6 +48,47 @@ pub enum DatasetCommand {
     },
     /// Preprocess every sample into sample files (resumable) and write OUT/dataset.json.
     Preprocess(Box<PreprocessArgs>),
+    /// Propose anchor parameters for a detector (determine_dl_model_detection_param): levels, subscales,
+    /// aspect ratios (and angles for rotated boxes) that give every training box an anchor with
+    /// IoU ≥ 0.5 at the network size; prints the share of boxes reached by the proposal and by the
+    /// defaults.
+    DetectionParams {
+        /// The dataset JSON file (its train split is analysed; all samples when it has none).
+        dataset: PathBuf,
+        /// Network input width.
+        #[arg(long)]
+        width: usize,
+        /// Network input height.
+        #[arg(long)]
+        height: usize,
+        /// The backbone (its finest level bounds min_level).
+        #[arg(long, default_value = "compact")]
+        backbone: String,
+    },
+    /// Cut a detection dataset's images into tiles (boxes clipped to each tile, rotated ones kept by
+    /// their centre) and write the tiles' dataset.
+    Tile {
+        /// The dataset JSON file.
+        dataset: PathBuf,
+        /// Tile width.
+        #[arg(long, default_value_t = 400)]
+        width: usize,
+        /// Tile height.
+        #[arg(long, default_value_t = 400)]
+        height: usize,
+        /// Pixels shared by neighbouring tiles.
+        #[arg(long, default_value_t = 50)]
+        overlap: usize,
+        /// Keep an axis-aligned box when at least this share of its area lies in the tile.
+        #[arg(long, default_value_t = 0.5)]
+        min_visible: f64,
+        /// Folder of the tile images.
+        #[arg(long)]
+        out: PathBuf,
+        /// The tiles' dataset file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Write a detection dataset as COCO JSON.
     ExportCoco {
         /// The dataset JSON file.
@@ -333,6 +374,47 @@ pub fn run(command: &DatasetCommand, json_out: bool) -> Result<u8> {
                 println!("{} problem(s)", problems.len());
             }
             return Ok(u8::from(!problems.is_empty()));
+        }
+        DatasetCommand::DetectionParams { dataset, width, height, backbone } => {
+            let ds = load(dataset)?;
+            let r = dlkit::determine_dl_model_detection_param(&ds, (*width, *height), backbone)?;
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let p = &r.proposal;
+                println!(
+                    "{} {} boxes at {width}×{height}:",
+                    r.num_boxes,
+                    if r.rotated { "rectangle2" } else { "rectangle1" }
+                );
+                println!("  min_level {}  max_level {}", p.min_level, p.max_level);
+                println!("  anchor_num_subscales {}", p.anchor_num_subscales);
+                println!("  anchor_aspect_ratios {:?}", p.anchor_aspect_ratios);
+                if r.rotated {
+                    println!("  anchor_angles {:?}", p.anchor_angles);
+                }
+                println!(
+                    "coverage (boxes with an anchor of IoU ≥ 0.5): proposal {:.1}%, defaults {:.1}%",
+                    100.0 * p.coverage,
+                    100.0 * r.default_coverage
+                );
+            }
+        }
+        DatasetCommand::Tile { dataset, width, height, overlap, min_visible, out, output } => {
+            let ds = load(dataset)?;
+            let params = dlkit::data::TileParams {
+                width: *width,
+                height: *height,
+                overlap: *overlap,
+                min_visible: *min_visible,
+            };
+            let all: Vec<usize> = (0..ds.samples.len()).collect();
+            let tiles = dlkit::data::tile_dl_dataset(&ds, &all, &params, out)?;
+            tiles.save(output)?;
+            if !json_out {
+                let n: usize = tiles.samples.iter().map(dlkit::data::SampleEntry::num_boxes).sum();
+                println!("{} tiles with {n} boxes → {}", tiles.samples.len(), output.display());
+            }
         }
         DatasetCommand::ExportCoco { dataset, output } => {
             let coco = dlkit::data::read::write_coco(&load(dataset)?)?;

@@ -124,6 +124,33 @@ fn detection_through_the_command_line() {
     );
     dlkit_cli(&["dataset", "split", "d.json", "--train", "50", "--validation", "25"], dir);
     let out = dlkit_cli(
+        &["--json", "dataset", "detection-params", "d.json", "--width", "128", "--height", "128"],
+        dir,
+    );
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(p["rotated"] == true && p["num_boxes"].as_u64().unwrap() > 0, "{p}");
+    assert!(p["proposal"]["coverage"].as_f64().unwrap() >= p["default_coverage"].as_f64().unwrap(), "{p}");
+    dlkit_cli(
+        &[
+            "dataset",
+            "tile",
+            "d.json",
+            "--width",
+            "128",
+            "--height",
+            "128",
+            "--overlap",
+            "0",
+            "--out",
+            "tiles",
+            "-o",
+            "tiles.json",
+        ],
+        dir,
+    );
+    let tiles = dlkit::data::DLDataset::load(&dir.join("tiles.json")).unwrap();
+    assert_eq!(tiles.samples.len(), 16);
+    let out = dlkit_cli(
         &[
             "model",
             "create",
