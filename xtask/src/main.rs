@@ -132,6 +132,7 @@ const BENCHES: &[(&str, &str, &str, &[&str])] = &[
     ("eval", "dl-eval", "eval", &[]),
     ("infer", "dlkit", "", &[]),
     ("train", "dlkit", "", &["fashion-mnist"]),
+    ("detect", "dlkit", "", &["deepforest"]),
 ];
 
 fn bench(repo: &Path, names: &[String]) -> Result<()> {
@@ -171,6 +172,10 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
         if *name == "train" {
             phase("setup --bench-tools", || setup::setup(repo, true))?;
             phase("side by side: train", || side_by_side_train(repo))?;
+        }
+        if *name == "detect" {
+            phase("setup --bench-tools", || setup::setup(repo, true))?;
+            phase("side by side: detect", || side_by_side_detect(repo))?;
         }
     }
     Ok(())
@@ -360,6 +365,127 @@ fn side_by_side_train(repo: &Path) -> Result<()> {
         rss(&them_loop.3, "peak_rss_mib"),
         rss(&them_loop.3, "peak_rss_children_mib")
     );
+    Ok(())
+}
+
+/// Detections (pixel-edge x1 y1 x2 y2, score) of an `outputs` measurement.
+fn detections_of(m: &serde_json::Value) -> Vec<([f64; 4], f64)> {
+    let boxes = m["boxes"].as_array().cloned().unwrap_or_default();
+    let scores = m["scores"].as_array().cloned().unwrap_or_default();
+    boxes
+        .iter()
+        .zip(&scores)
+        .map(|(b, s)| {
+            let v: Vec<f64> =
+                b.as_array().into_iter().flatten().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect();
+            ([v[0], v[1], v[2], v[3]], s.as_f64().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+/// The largest difference between two detection lists matched box to box (each of ours to the
+/// nearest of theirs by corner distance among those of nearly the same score), or why they disagree.
+fn detection_difference(
+    ours: &[([f64; 4], f64)],
+    theirs: &[([f64; 4], f64)],
+) -> std::result::Result<(f64, f64), String> {
+    if ours.len() != theirs.len() {
+        return Err(format!("{} detections vs {}", ours.len(), theirs.len()));
+    }
+    let (mut worst_box, mut worst_score) = (0f64, 0f64);
+    for (b, s) in ours {
+        let best = theirs
+            .iter()
+            .map(|(c, t)| (b.iter().zip(c).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max), (s - t).abs()))
+            .filter(|(_, ds)| *ds < 1e-4)
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let Some((db, ds)) = best else { return Err(format!("no detection of score {s} on the other side")) };
+        if db.is_nan() || ds.is_nan() {
+            return Err("NaN in the detections".into());
+        }
+        worst_box = worst_box.max(db);
+        worst_score = worst_score.max(ds);
+    }
+    if worst_box > 1e-2 {
+        return Err(format!("a box differs by {worst_box:.3} px"));
+    }
+    Ok((worst_box, worst_score))
+}
+
+fn side_by_side_detect(repo: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("dlkit-bench-detect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let epochs = "2";
+    let example = |args: &[&str]| {
+        let mut c = cargo(repo);
+        c.args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "detect_throughput", "--"])
+            .args(args)
+            .env("DLKIT_BENCH_THREADS", "2")
+            .env("RAYON_NUM_THREADS", "2");
+        c
+    };
+    let d = dir.display().to_string();
+    run_checked(&mut example(&["prepare", &d]))?;
+    let python = setup::venv_dir().join("bin").join("python");
+    let theirs = measurements(
+        Command::new(python)
+            .arg(repo.join("benches/python/detect_torch.py"))
+            .arg(&dir)
+            .arg(epochs)
+            .env("DLKIT_BENCH_THREADS", "2"),
+    );
+    let ours = measurements(&mut example(&["measure", &d, epochs]));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ours, theirs) = (ours?, theirs?);
+    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
+        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
+    };
+    println!(
+        "RetinaNet-style detector, MobileNetV2 backbone, 128-channel pyramid on strides 4/8/16, 9 anchors, 256×256 deepforest tiles, 2 threads:"
+    );
+    // The same function on both sides: the first tile's detections agree.
+    let (uo, to) = (find(&ours, "outputs")?, find(&theirs, "outputs")?);
+    let agree = detection_difference(&detections_of(&uo.3), &detections_of(&to.3));
+    match &agree {
+        Ok((b, s)) => println!(
+            "  outputs agree: {} detections, largest corner difference {b:.2e} px, score difference {s:.2e}",
+            detections_of(&uo.3).len()
+        ),
+        Err(e) => println!("  OUTPUTS DISAGREE ({e}): no latency ratio is printed"),
+    }
+    let (ul, tl) = (find(&ours, "latency_b1")?, find(&theirs, "latency_b1")?);
+    println!("  inference, batch 1 (preprocessing, forward, decoding, NMS):");
+    println!("    {:<70} {:>8.2} ms", ul.1, 1000.0 / ul.2);
+    println!("    {:<70} {:>8.2} ms", tl.1, 1000.0 / tl.2);
+    if agree.is_ok() {
+        println!("    latency ratio dlkit / torchvision: {:.2} (goal ≤ 0.9)", tl.2 / ul.2);
+    }
+    let (up, tp) = (find(&ours, "postprocess")?, find(&theirs, "postprocess")?);
+    let kept = |m: &serde_json::Value| -> Vec<u64> {
+        m["kept"].as_array().into_iter().flatten().filter_map(serde_json::Value::as_u64).collect()
+    };
+    let same = kept(&up.3) == kept(&tp.3);
+    println!("  post-processing of 100 000 candidates (decode, clip, NMS per class, 100 kept):");
+    println!("    {:<70} {:>8.2} ms", up.1, 1000.0 * up.3["seconds"].as_f64().unwrap_or(f64::NAN));
+    println!("    {:<70} {:>8.2} ms", tp.1, 1000.0 * tp.3["seconds"].as_f64().unwrap_or(f64::NAN));
+    if same {
+        println!(
+            "    same kept boxes in the same order; ratio dlkit / torchvision speed: {:.2}× (goal ≥ 1×)",
+            up.2 / tp.2
+        );
+    } else {
+        println!(
+            "    KEPT BOXES DIFFER ({} vs {}): no ratio is printed",
+            kept(&up.3).len(),
+            kept(&tp.3).len()
+        );
+    }
+    let (ut, tt) = (find(&ours, "train")?, find(&theirs, "train")?);
+    println!("  training, {epochs} epochs, Adam, batch 8, images read from PNG (wall time, all included):");
+    println!("    {:<70} {:>8.1} images/s", ut.1, ut.2);
+    println!("    {:<70} {:>8.1} images/s", tt.1, tt.2);
+    println!("    training ratio dlkit / torchvision: {:.2}× (goal ≥ 1.2×)", ut.2 / tt.2);
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use crate::pipeline::{BatchPlan, SampleSource, spawn_batches};
 use crate::solver::Optimizer;
 use crate::{Error, Result};
 use dl_core::{Rng, Split};
-use dl_data::DLDataset;
+use dl_data::{DLDataset, ModelType};
 use dl_eval::Evaluation;
 use dl_eval::plots::{CurvePanel, training_curves_png};
 use serde::{Deserialize, Serialize};
@@ -139,6 +139,47 @@ struct Checkpoint {
     log: TrainingLog,
     epochs_done: usize,
     tensors: Vec<(String, Tensor)>,
+}
+
+/// The samples hold the model's ground truth: class labels for classification, boxes of the model's
+/// instance type for detection (naming the first sample that does not).
+fn check_method<'a>(
+    dataset: &DLDataset,
+    model: &impl TrainableModel,
+    indices: impl Iterator<Item = &'a usize>,
+) -> Result<()> {
+    let model_type = model.model_type();
+    let instance = model.preprocess_param().instance_type.unwrap_or_default();
+    for &i in indices {
+        let s = &dataset.samples[i];
+        let problem = match model_type {
+            ModelType::Classification if s.image_label_id.is_none() => {
+                Some("has no image_label_id".to_owned())
+            }
+            ModelType::Detection => match s.instance_type() {
+                Some(t) if t != instance => Some(format!(
+                    "has {} boxes, the model detects {}",
+                    serde_json::to_value(t).unwrap_or_default().as_str().unwrap_or("other"),
+                    serde_json::to_value(instance).unwrap_or_default().as_str().unwrap_or("other")
+                )),
+                None if s.bbox_label_id.is_none() => Some("has no boxes (bbox_label_id)".to_owned()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(p) = problem {
+            return Err(Error::Param {
+                key: "dataset",
+                message: format!(
+                    "sample {} ({}) {p}: it does not fit this {} model",
+                    s.image_id,
+                    s.image_file_name,
+                    model_type.as_str()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn model_key(model: &impl TrainableModel) -> Result<Value> {
@@ -289,6 +330,7 @@ pub fn train_dl_model<M: TrainableModel>(
             message: format!("the dataset's classes {} are not classes of the model", unknown.join(", ")),
         });
     }
+    check_method(dataset, model, train.iter().chain(&validation))?;
     let (batch_size, multiplier) = batch_sizes(model)?;
     let per_step = batch_size * multiplier;
     let iterations_per_epoch = (train.len() / per_step) as u64;
