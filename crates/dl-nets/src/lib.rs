@@ -31,7 +31,7 @@ pub mod weights;
 pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
-pub use detection::{Capacity, DetectionConfig, DetectionNet, DetectionParams};
+pub use detection::{Capacity, DetectionConfig, DetectionNet, DetectionParams, RotatedBoxLoss};
 pub use network::{Classes, Losses, Network, Outputs, Targets, upload};
 
 use guided::GuidedRecorder;

@@ -23,6 +23,7 @@ pub const DETECTION_PARAM_NAMES: &[&str] = &[
     "capacity",
     "ignore_direction",
     "class_ids_no_orientation",
+    "rotated_box_loss",
     "max_num_detections",
     "max_overlap",
     "max_overlap_class_agnostic",
@@ -43,6 +44,7 @@ const ARCHITECTURE_PARAMS: &[&str] = &[
     "capacity",
     "ignore_direction",
     "class_ids_no_orientation",
+    "rotated_box_loss",
 ];
 
 /// How to build a detector (HALCON's defaults: rectangle1, levels 2 … 4, 3 subscales, aspect ratios
@@ -67,6 +69,8 @@ pub struct DetectorOptions {
     pub ignore_direction: bool,
     /// rectangle2: classes whose boxes are axis-parallel.
     pub class_ids_no_orientation: Vec<i64>,
+    /// rectangle2: periodic (L1 on deltas and (sin, cos) of the angle) or kld (Gaussian KL divergence).
+    pub rotated_box_loss: dl_nets::RotatedBoxLoss,
     /// Post-processing and loss weights.
     pub params: DetectionParams,
 }
@@ -84,6 +88,7 @@ impl Default for DetectorOptions {
             capacity: c.capacity,
             ignore_direction: c.ignore_direction,
             class_ids_no_orientation: Vec::new(),
+            rotated_box_loss: c.rotated_box_loss,
             params: DetectionParams::default(),
         }
     }
@@ -204,6 +209,7 @@ impl Model {
             capacity: options.capacity,
             ignore_direction: options.ignore_direction,
             class_indices_no_orientation: no_orientation,
+            rotated_box_loss: options.rotated_box_loss,
         };
         let head = crate::model::head_prefix(&architecture);
         let description = ModelDescription {
@@ -253,6 +259,7 @@ impl Model {
             "capacity" => serde_json::to_value(c.capacity).unwrap_or_default(),
             "ignore_direction" => json!(c.ignore_direction),
             "class_ids_no_orientation" => json!(ids),
+            "rotated_box_loss" => serde_json::to_value(c.rotated_box_loss).unwrap_or_default(),
             "max_num_detections" => json!(p.max_num_detections),
             "max_overlap" => json!(p.max_overlap),
             "max_overlap_class_agnostic" => json!(p.max_overlap_class_agnostic),

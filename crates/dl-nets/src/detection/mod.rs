@@ -46,6 +46,19 @@ impl Capacity {
     }
 }
 
+/// The box loss of rotated detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RotatedBoxLoss {
+    /// L1 on the deltas, the angle as (sin kΔ, cos kΔ) (`loss_box` + `loss_angle`).
+    #[default]
+    Periodic,
+    /// The Kullback–Leibler divergence of the boxes' Gaussians (Yang et al. 2021), 1 − 1/(1 + ln(1 + KLD))
+    /// (`loss_box`); it is symmetric under a half turn, so with a front the direction keeps its periodic
+    /// term (`loss_angle`, k = 1).
+    Kld,
+}
+
 /// The architecture of a detector: fixed at creation (SPEC §5.2 OD).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +83,9 @@ pub struct DetectionConfig {
     pub ignore_direction: bool,
     /// rectangle2: class indices whose boxes are axis-parallel (no angle loss; results axis-parallel).
     pub class_indices_no_orientation: Vec<i64>,
+    /// rectangle2: the box loss.
+    #[serde(default)]
+    pub rotated_box_loss: RotatedBoxLoss,
 }
 
 impl DetectionConfig {
@@ -87,6 +103,7 @@ impl DetectionConfig {
             capacity: Capacity::High,
             ignore_direction: false,
             class_indices_no_orientation: Vec::new(),
+            rotated_box_loss: RotatedBoxLoss::Periodic,
         }
     }
 
@@ -396,8 +413,9 @@ impl DetectionNet {
     }
 
     /// Per image: anchor labels (class index, [`assign::BACKGROUND`], [`assign::IGNORE`]), box targets
-    /// (box_dims per anchor, zero for non-positives) and angle weights.
-    fn assign(&self, anchors: &Anchors, image: &ImageBoxes) -> Result<(Vec<i64>, Vec<f32>, Vec<f32>)> {
+    /// (box_dims per anchor, zero for non-positives), angle weights and (rotated) the matched boxes
+    /// `(cx, cy, w, h, θ)` per anchor.
+    fn assign(&self, anchors: &Anchors, image: &ImageBoxes) -> Result<Assigned> {
         let c = &self.config;
         let d = c.box_dims() as usize;
         let m = anchors.r1.len();
@@ -438,6 +456,8 @@ impl DetectionNet {
         let mut labels = vec![assign::BACKGROUND; m];
         let mut targets = vec![0f32; m * d];
         let mut angle_weights = vec![0f32; m];
+        let mut boxes =
+            if c.instance_type == InstanceType::Rectangle2 { vec![0f32; m * 5] } else { Vec::new() };
         for (i, &g) in matches.iter().enumerate() {
             if g < 0 {
                 labels[i] = g;
@@ -454,12 +474,63 @@ impl DetectionNet {
                     c.ignore_direction,
                 ));
                 angle_weights[i] = if c.class_indices_no_orientation.contains(&class) { 0.0 } else { 1.0 };
+                let gb = box_coder::canonical(&edge_r2[g], f64::from(anchors.r2[i][4]), c.ignore_direction);
+                boxes[i * 5..(i + 1) * 5].copy_from_slice(&gb.map(|v| v as f32));
             } else {
                 t.copy_from_slice(&box_coder::encode(&edge_r1[g], &anchors.r1[i]));
             }
         }
-        Ok((labels, targets, angle_weights))
+        Ok(Assigned { labels, targets, angle_weights, boxes })
     }
+}
+
+/// What [`DetectionNet::assign`] gives per anchor of one image.
+struct Assigned {
+    labels: Vec<i64>,
+    targets: Vec<f32>,
+    angle_weights: Vec<f32>,
+    boxes: Vec<f32>,
+}
+
+/// Rotated boxes `(cx, cy, w, h, θ)` `[…, 5]` of deltas on anchors (as [`box_coder::decode_rotated`], in
+/// tensors so that the loss has gradients).
+fn decode_rotated_t(d: &Tensor, a: &Tensor, ignore_direction: bool) -> Tensor {
+    let g = |t: &Tensor, i: i64| t.select(-1, i);
+    let (s, c) = (g(a, 4).sin(), g(a, 4).cos());
+    let (u, v) = (g(d, 0) * g(a, 2), g(d, 1) * g(a, 3));
+    let clip = f64::from(box_coder::BBOX_XFORM_CLIP);
+    let k = if ignore_direction { 2.0 } else { 1.0 };
+    // Width axis (cos, −sin), height axis (−sin, −cos) in (x, y).
+    let cx = g(a, 0) + &u * &c - &v * &s;
+    let cy = g(a, 1) - &u * &s - &v * &c;
+    let w = g(d, 2).clamp_max(clip).exp() * g(a, 2);
+    let h = g(d, 3).clamp_max(clip).exp() * g(a, 3);
+    let t = g(a, 4) + g(d, 4).atan2(&g(d, 5)) / k;
+    Tensor::stack(&[cx, cy, w, h, t], -1)
+}
+
+/// KLD(N_p ‖ N_t) of the Gaussians of rotated boxes `[…, 5]` (mean the centre, covariance
+/// R diag(w²/4, h²/4) Rᵀ).
+fn gaussian_kld(p: &Tensor, t: &Tensor) -> Tensor {
+    let cov = |b: &Tensor| {
+        let g = |i: i64| b.select(-1, i);
+        let (s, c) = (g(4).sin(), g(4).cos());
+        let (a2, b2) = ((g(2) / 2.0).square(), (g(3) / 2.0).square());
+        // e1 = (c, −s), e2 = (−s, −c): Σ = a² e1 e1ᵀ + b² e2 e2ᵀ.
+        let xx = &a2 * c.square() + &b2 * s.square();
+        let xy = -(&a2 * &c * &s) + &b2 * &s * &c;
+        let yy = &a2 * s.square() + &b2 * c.square();
+        (xx, xy, yy)
+    };
+    let (pa, pb, pc) = cov(p);
+    let (ta, tb, tc) = cov(t);
+    let det_t = &ta * &tc - tb.square();
+    let det_p = &pa * &pc - pb.square();
+    let trace = (&tc * &pa - 2.0 * &tb * &pb + &ta * &pc) / &det_t;
+    let dx = p.select(-1, 0) - t.select(-1, 0);
+    let dy = p.select(-1, 1) - t.select(-1, 1);
+    let maha = (&tc * dx.square() - 2.0 * &tb * &dx * &dy + &ta * dy.square()) / &det_t;
+    0.5 * (trace + maha - 2.0 + (det_t / det_p).log())
 }
 
 /// The enclosing axis-parallel pixel-edge box of a rotated box `(cx, cy, w, h, θ)`.
@@ -526,12 +597,13 @@ impl Network for DetectionNet {
         let anchors = self.anchors(level_shapes);
         let device = class_logits.device();
         let d = self.config.box_dims() as usize;
-        let (mut labels, mut box_t, mut angle_w) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut labels, mut box_t, mut angle_w, mut gt) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for image in images {
-            let (l, t, a) = self.assign(&anchors, image)?;
-            labels.extend(l);
-            box_t.extend(t);
-            angle_w.extend(a);
+            let a = self.assign(&anchors, image)?;
+            labels.extend(a.labels);
+            box_t.extend(a.targets);
+            angle_w.extend(a.angle_weights);
+            gt.extend(a.boxes);
         }
         let n = images.len() as i64;
         let m = anchors.r1.len() as i64;
@@ -555,9 +627,24 @@ impl Network for DetectionNet {
         let err = (box_deltas - box_t).abs() * &pos;
         let p = &self.params;
         let mut components = vec![("loss_class", loss_class * p.class_heads_weight)];
-        let loss_box = err.narrow(2, 0, 4).sum(Kind::Float) / &num_pos;
+        let kld = d == 6 && self.config.rotated_box_loss == RotatedBoxLoss::Kld;
+        let loss_box = if kld {
+            let flat: Vec<f32> = anchors.r2.iter().flatten().copied().collect();
+            let a = Tensor::f_from_slice(&flat)?.f_reshape([1, m, 5])?.f_to_device(device)?;
+            let g = Tensor::f_from_slice(&gt)?.f_reshape([n, m, 5])?.f_to_device(device)?;
+            // Non-positive anchors compare their anchor with itself: finite, and masked out.
+            let posf = positive.to_kind(Kind::Float);
+            let g = &g * posf.unsqueeze(-1) + a.expand([n, m, 5], false) * (1.0 - posf.unsqueeze(-1));
+            let pred = decode_rotated_t(box_deltas, &a, self.config.ignore_direction);
+            let div = gaussian_kld(&pred, &g).clamp_min(0.0);
+            let f: Tensor = (div + 1f64).log() + 1f64;
+            let l: Tensor = f.reciprocal().neg() + 1f64;
+            (l * posf).sum(Kind::Float) / &num_pos
+        } else {
+            err.narrow(2, 0, 4).sum(Kind::Float) / &num_pos
+        };
         components.push(("loss_box", loss_box * p.bbox_heads_weight));
-        if d == 6 {
+        if d == 6 && !(kld && self.config.ignore_direction) {
             let w = Tensor::f_from_slice(&angle_w)?.f_reshape([n, m, 1])?.f_to_device(device)?;
             let loss_angle = (err.narrow(2, 4, 2) * w).sum(Kind::Float) / &num_pos;
             components.push(("loss_angle", loss_angle * p.bbox_heads_weight));
@@ -692,5 +779,29 @@ impl Network for DetectionNet {
 
     fn as_detector_mut(&mut self) -> Option<&mut DetectionNet> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaussian_kld_is_zero_for_equivalent_boxes_and_grows_with_offsets() {
+        let b = |v: [f32; 5]| Tensor::from_slice(&v).reshape([1, 5]);
+        let k = |p: [f32; 5], t: [f32; 5]| gaussian_kld(&b(p), &b(t)).double_value(&[0]);
+        let base = [10.0, 20.0, 30.0, 10.0, 0.4];
+        assert!(k(base, base).abs() < 1e-6);
+        // A half turn, and a quarter turn with the sides swapped, are the same Gaussian.
+        assert!(k([10.0, 20.0, 30.0, 10.0, 0.4 + std::f32::consts::PI], base).abs() < 1e-5);
+        assert!(k([10.0, 20.0, 10.0, 30.0, 0.4 + std::f32::consts::FRAC_PI_2], base).abs() < 1e-5);
+        let shifted = k([12.0, 20.0, 30.0, 10.0, 0.4], base);
+        let turned = k([10.0, 20.0, 30.0, 10.0, 0.6], base);
+        assert!(shifted > 0.0 && turned > 0.0 && k([14.0, 20.0, 30.0, 10.0, 0.4], base) > shifted);
+        // Decoding zero deltas gives the anchor.
+        let a = b([5.0, 6.0, 20.0, 8.0, 0.3]);
+        let d = Tensor::from_slice(&[0f32, 0.0, 0.0, 0.0, 0.0, 1.0]).reshape([1, 6]);
+        let back: Vec<f32> = Vec::try_from(decode_rotated_t(&d, &a, true).reshape([-1])).unwrap();
+        assert!(back.iter().zip([5.0, 6.0, 20.0, 8.0, 0.3]).all(|(x, y)| (x - y).abs() < 1e-6), "{back:?}");
     }
 }

@@ -37,6 +37,9 @@ pub struct DetectionArgs {
     /// Detection, rectangle2: class ids whose boxes are axis-parallel, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub class_ids_no_orientation: Vec<i64>,
+    /// Detection, rectangle2: periodic | kld (the box loss; default periodic).
+    #[arg(long)]
+    pub rotated_box_loss: Option<String>,
     /// Detection: detections kept per image (default 100).
     #[arg(long)]
     pub max_num_detections: Option<usize>,
@@ -82,6 +85,11 @@ impl DetectionArgs {
             Some(other) => bail!("--capacity {other}: expected high or medium"),
         };
         o.ignore_direction = self.ignore_direction;
+        o.rotated_box_loss = match self.rotated_box_loss.as_deref() {
+            None | Some("periodic") => dlkit::nets::RotatedBoxLoss::Periodic,
+            Some("kld") => dlkit::nets::RotatedBoxLoss::Kld,
+            Some(other) => bail!("--rotated-box-loss {other}: expected periodic or kld"),
+        };
         o.class_ids_no_orientation.clone_from(&self.class_ids_no_orientation);
         let p = &mut o.params;
         if let Some(v) = self.max_num_detections {
