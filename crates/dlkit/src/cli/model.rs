@@ -27,7 +27,8 @@ pub enum ModelCommand {
         #[command(flatten)]
         detection: Box<super::detection::DetectionArgs>,
         /// Start from pretrained weights (`cargo xtask weights`):
-        /// pretrained_dl_classifier_efficientnet_lite0 | …_lite1 | …_lite2 | …_mobilenet_v2. The ImageNet
+        /// pretrained_dl_classifier_efficientnet_lite0 | …_efficientnet_lite1 | …_efficientnet_lite2 |
+        /// …_squeezenet | …_mobilenet_v1 | …_mobilenet_v2. The ImageNet
         /// head is replaced for the given classes (kept when no classes are given); the input size and
         /// normalisation are the weights' own.
         #[arg(long, conflicts_with_all = ["arch", "width", "height", "channels"])]

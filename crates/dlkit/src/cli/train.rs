@@ -27,8 +27,9 @@ pub struct TrainArgs {
     /// With --create and a detection dataset: the detector's parameters.
     #[command(flatten)]
     detection: super::detection::DetectionArgs,
-    /// … or start from pretrained ImageNet weights (`cargo xtask weights`): pretrained_dl_classifier_
-    /// efficientnet_lite0 | …_lite1 | …_lite2 | …_mobilenet_v2, with a new head for the dataset's classes.
+    /// … or start from pretrained ImageNet weights (`cargo xtask weights`):
+    /// pretrained_dl_classifier_efficientnet_lite0 | …_efficientnet_lite1 | …_efficientnet_lite2 |
+    /// …_squeezenet | …_mobilenet_v1 | …_mobilenet_v2, with a new head for the dataset's classes.
     #[arg(long, conflicts_with = "model")]
     pretrained: Option<String>,
     /// Fine-tune only the classification head (the backbone's weights stay).
@@ -46,9 +47,9 @@ pub struct TrainArgs {
     /// With --create: network input channels.
     #[arg(long)]
     channels: Option<usize>,
-    /// Number of epochs.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
+    /// Number of epochs (default 10, or the --train-param file's).
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Learning rate (model parameter learning_rate).
     #[arg(long)]
     lr: Option<f64>,
@@ -76,21 +77,26 @@ pub struct TrainArgs {
     /// Augmentation, HALCON's keys: e.g. "augmentation_percentage=50,mirror=c,brightness_variation=20".
     #[arg(long)]
     augment: Option<String>,
-    /// Evaluate on the validation split every N epochs (and after the last).
-    #[arg(long, default_value_t = 1)]
-    eval_interval: usize,
-    /// Model files to write: best, final, current, epochs:N (comma-separated).
-    #[arg(long, default_value = "best,final", value_delimiter = ',')]
+    /// Evaluate on the validation split every N epochs and after the last (default 1, or the
+    /// --train-param file's).
+    #[arg(long)]
+    eval_interval: Option<usize>,
+    /// Model files to write: best, final, current, epochs:N, comma-separated (default best,final, or
+    /// the --train-param file's).
+    #[arg(long, value_delimiter = ',')]
     serialize: Vec<String>,
-    /// Seed of the epoch orders, augmentation and (with --create) the initial weights.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
-    /// A train-parameter JSON file (create_dl_train_param's keys); the flags above override it.
+    /// Seed of the epoch orders, augmentation and (with --create) the initial weights (default 42, or
+    /// the --train-param file's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A train-parameter JSON file (create_dl_train_param's keys); flags given explicitly override it,
+    /// flags left out keep its values.
     #[arg(long)]
     train_param: Option<PathBuf>,
-    /// Output folder: model files, training_log.json, training_curves.png, checkpoint.dlc.
-    #[arg(long, short, default_value = "training")]
-    out: PathBuf,
+    /// Output folder: model files, training_log.json, training_curves.png, checkpoint.dlc (default
+    /// training/, or the --train-param file's output_dir).
+    #[arg(long, short)]
+    out: Option<PathBuf>,
     /// Continue from the checkpoint in --out (same dataset, model and parameters as before).
     #[arg(long)]
     resume: bool,
@@ -150,7 +156,7 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
         }
         _ => bail!("give both --width and --height"),
     };
-    tch::manual_seed((args.seed & 0x7fff_ffff_ffff_ffff) as i64);
+    tch::manual_seed((args.seed.unwrap_or(42) & 0x7fff_ffff_ffff_ffff) as i64);
     let model_type = match &args.model_type {
         Some(t) => t.parse::<dlkit::data::ModelType>().map_err(anyhow::Error::msg)?,
         None => ds
@@ -183,7 +189,7 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
         (None, Some(arch), None) => create_model(args, arch, &ds)?,
         (None, None, Some(name)) => {
             let ids: Vec<i64> = ds.class_ids.iter().map(|c| i64::from(c.get())).collect();
-            tch::manual_seed((args.seed & 0x7fff_ffff_ffff_ffff) as i64);
+            tch::manual_seed((args.seed.unwrap_or(42) & 0x7fff_ffff_ffff_ffff) as i64);
             Model::create_pretrained(name, Some((&ds.class_names, &ids)))?
         }
         _ => bail!("give one of --model FILE, --create ARCH or --pretrained NAME"),
@@ -212,11 +218,24 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
         .with_context(|| format!("{}: not a train parameter file", path.display()))?,
         None => TrainParam::default(),
     };
-    param.num_epochs = args.epochs;
-    param.seed = args.seed;
-    param.evaluation_interval_epochs = args.eval_interval;
-    param.output_dir.clone_from(&args.out);
-    param.serialization_strategies = parse_serialize(&args.serialize)?;
+    // Flags given explicitly override the file; without a file, the flags' defaults apply.
+    let from_file = args.train_param.is_some();
+    let or_default = |v: Option<usize>, default: usize, current: usize| {
+        v.unwrap_or(if from_file { current } else { default })
+    };
+    param.num_epochs = or_default(args.epochs, 10, param.num_epochs);
+    param.evaluation_interval_epochs = or_default(args.eval_interval, 1, param.evaluation_interval_epochs);
+    param.seed = args.seed.unwrap_or(if from_file { param.seed } else { 42 });
+    match &args.out {
+        Some(out) => param.output_dir.clone_from(out),
+        None if !from_file => param.output_dir = PathBuf::from("training"),
+        None => {}
+    }
+    if !args.serialize.is_empty() {
+        param.serialization_strategies = parse_serialize(&args.serialize)?;
+    } else if !from_file {
+        param.serialization_strategies = parse_serialize(&["best".into(), "final".into()])?;
+    }
     param.display = !json_out;
     if let Some(a) = &args.augment {
         param.augmentation = Some(parse_augment(a)?);
@@ -236,11 +255,11 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
             model.num_trainable_params(),
             args.dataset.display(),
             param.num_epochs,
-            args.out.display()
+            param.output_dir.display()
         );
     }
     let log = train_dl_model(&ds, &mut model, &param, start)?;
-    let files = dlkit::train::TrainFiles::new(&args.out);
+    let files = dlkit::train::TrainFiles::new(&param.output_dir);
     if json_out {
         println!("{}", serde_json::to_string_pretty(&log)?);
     } else {

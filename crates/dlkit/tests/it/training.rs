@@ -318,3 +318,49 @@ fn train_resume_and_evaluate_from_the_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `dlkit train --train-param tp.json`: the file's values hold unless a flag is given explicitly.
+#[test]
+fn train_param_file_values_are_kept_unless_a_flag_overrides_them() {
+    use std::process::Command;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    small().save(&dir.join("d.json")).unwrap();
+    let tp = serde_json::to_value(TrainParam {
+        num_epochs: 1,
+        seed: 9,
+        output_dir: "from_file".into(),
+        serialization_strategies: vec![SerializationStrategy::Final],
+        ..Default::default()
+    })
+    .unwrap();
+    std::fs::write(dir.join("tp.json"), tp.to_string()).unwrap();
+    let dlkit = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_dlkit")).args(args).current_dir(dir).output().unwrap();
+        assert!(out.status.success(), "dlkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let base = [
+        "--json",
+        "train",
+        "--dataset",
+        "d.json",
+        "--create",
+        "compact",
+        "--batch-size",
+        "32",
+        "--train-param",
+        "tp.json",
+    ];
+    let log: TrainingLog = serde_json::from_slice(&dlkit(&base).stdout).unwrap();
+    assert_eq!(log.epochs.len(), 1, "the file's num_epochs, not the flag's default");
+    assert!(
+        dir.join("from_file/model_final.dlm").is_file() && !dir.join("from_file/model_best.dlm").exists()
+    );
+    assert!(!dir.join("training").exists(), "the file's output_dir");
+    let log: TrainingLog =
+        serde_json::from_slice(&dlkit(&[&base[..], &["--epochs", "2", "--out", "flag"]].concat()).stdout)
+            .unwrap();
+    assert_eq!(log.epochs.len(), 2, "an explicit flag overrides the file");
+    assert!(dir.join("flag/model_final.dlm").is_file());
+}
