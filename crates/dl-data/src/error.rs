@@ -87,7 +87,7 @@ pub enum Error {
     },
     /// A dataset that already has splits, split again without `overwrite_split`.
     #[error(
-        "the dataset is already split ({0} samples have a split): pass overwrite_split to split it again"
+        "the dataset is already split ({0} samples have a split): set overwrite_split (dlkit dataset split --overwrite) to split it again"
     )]
     AlreadySplit(usize),
     /// An image with no matching label image (segmentation reader).

@@ -1,12 +1,29 @@
 //! The `dlkit` command-line tool.
 
+/// `println!` for the whole tool: a closed pipe (`dlkit … --json | head`) ends the program quietly with
+/// exit code 0 instead of panicking; other write errors are reported by the caller's next write.
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod cli;
 
 use clap::{Parser, Subcommand};
 
 /// dlkit: datasets in, trained and evaluated models out, in HALCON's vocabulary.
 #[derive(Debug, Parser)]
-#[command(name = "dlkit", version, about)]
+#[command(
+    name = "dlkit",
+    version,
+    about = "dlkit: deep learning for industrial machine vision — datasets in, trained and evaluated models out, in HALCON's vocabulary."
+)]
 struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]

@@ -46,7 +46,10 @@ pub fn preprocess_dl_dataset(
         if !options.overwrite {
             return Err(Error::Param {
                 key: "out_dir",
-                message: format!("{} exists: pass overwrite to replace it", out_dir.display()),
+                message: format!(
+                    "{} exists: set overwrite (dlkit dataset preprocess --overwrite) to replace it",
+                    out_dir.display()
+                ),
             });
         }
         std::fs::remove_dir_all(out_dir).map_err(Error::io("removing", out_dir))?;

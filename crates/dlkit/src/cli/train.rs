@@ -248,13 +248,14 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     let start = if args.resume { StartEpoch::Resume } else { StartEpoch::Fresh };
     if !json_out {
         println!(
-            "training {} ({} parameters) on {} for {} epochs → {}",
+            "training {} ({} parameters) on {} for {} epoch{} → {}",
             serde_json::to_value(model.description().architecture())?["architecture"]
                 .as_str()
                 .unwrap_or("model"),
             model.num_trainable_params(),
             args.dataset.display(),
             param.num_epochs,
+            if param.num_epochs == 1 { "" } else { "s" },
             param.output_dir.display()
         );
     }

@@ -91,3 +91,39 @@ fn create_get_set_apply_and_refusals() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
 }
+
+/// `dlkit … --json | head`: a reader that stops early ends dlkit quietly with exit code 0.
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // A model with many classes makes `model info` print far more than a pipe holds.
+    let classes: Vec<String> = (0..3000).map(|i| format!("class_{i}")).collect();
+    let out = dlkit(
+        &[
+            "model",
+            "create",
+            "--classes",
+            &classes.join(","),
+            "--width",
+            "16",
+            "--height",
+            "16",
+            "-o",
+            "m.dlm",
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dlkit"))
+        .args(["model", "info", "m.dlm"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !stderr.contains("panicked"), "{:?}: {stderr}", out.status);
+}
