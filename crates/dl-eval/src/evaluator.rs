@@ -155,6 +155,37 @@ pub struct Evaluator {
     count: usize,
 }
 
+/// One image's ground truth (box areas, crowd flags) and detections (`result_box(i)` for each result).
+fn paired<B: crate::detection::EvalBox + Copy>(
+    image_id: u64,
+    gt: &[B],
+    labels: &[ClassId],
+    crowd: &[bool],
+    ids: &[ClassId],
+    scores: &[f64],
+    result_box: impl Fn(usize) -> Result<B>,
+) -> Result<ImageDetections<B>> {
+    let class = |id: ClassId| u32::from(id.get());
+    let detections = (0..ids.len())
+        .map(|i| {
+            let bbox = result_box(i)?;
+            Ok(Detection { class: class(ids[i]), area: bbox.box_area(), bbox, score: scores[i] })
+        })
+        .collect::<Result<_>>()?;
+    let ground_truth = gt
+        .iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (b, &l))| GroundTruth {
+            class: class(l),
+            bbox: *b,
+            area: b.box_area(),
+            iscrowd: crowd.get(i).copied().unwrap_or(false),
+        })
+        .collect();
+    Ok(ImageDetections { image_id, ground_truth, detections })
+}
+
 fn sample_error(sample: &DLSample, message: impl Into<String>) -> Error {
     Error::InvalidInput(format!("sample {}: {}", sample.image_id, message.into()))
 }
@@ -308,7 +339,6 @@ impl Evaluator {
     fn add_detection(&mut self, sample: &DLSample, result: &DLResult) -> Result<()> {
         let labels = sample.bbox_label_id.as_deref().unwrap_or_default();
         let crowd = sample.bbox_iscrowd.as_deref().unwrap_or_default();
-        let class = |id: ClassId| u32::from(id.get());
         let boxes = sample.boxes.as_ref().ok_or_else(|| sample_error(sample, "no boxes"))?;
         if boxes.len() != labels.len() {
             return Err(sample_error(
@@ -351,25 +381,11 @@ impl Evaluator {
                     list("bbox_row2", &result.bbox_row2)?,
                     list("bbox_col2", &result.bbox_col2)?,
                 );
-                let detections = (0..ids.len())
-                    .map(|i| {
-                        let bbox = Rect1::new(a[i], b[i], c[i], d[i])
-                            .map_err(|e| sample_error(sample, format!("result box {i}: {e}")))?;
-                        Ok(Detection { class: class(ids[i]), area: bbox.area(), bbox, score: scores[i] })
-                    })
-                    .collect::<Result<_>>()?;
-                let ground_truth = gt
-                    .iter()
-                    .zip(labels)
-                    .enumerate()
-                    .map(|(i, (b, &l))| GroundTruth {
-                        class: class(l),
-                        bbox: *b,
-                        area: b.area(),
-                        iscrowd: crowd.get(i).copied().unwrap_or(false),
-                    })
-                    .collect();
-                r1.push(ImageDetections { image_id, ground_truth, detections });
+                let image = paired(image_id, gt, labels, crowd, ids, scores, |i| {
+                    Rect1::new(a[i], b[i], c[i], d[i])
+                        .map_err(|e| sample_error(sample, format!("result box {i}: {e}")))
+                })?;
+                r1.push(image);
             }
             Boxes::Rectangle2(gt) => {
                 if !r1.is_empty() || result.bbox_row1.is_some() {
@@ -382,25 +398,11 @@ impl Evaluator {
                     list("bbox_length1", &result.bbox_length1)?,
                     list("bbox_length2", &result.bbox_length2)?,
                 );
-                let detections = (0..ids.len())
-                    .map(|i| {
-                        let bbox = Rect2::new(a[i], b[i], c[i], d[i], e[i])
-                            .map_err(|err| sample_error(sample, format!("result box {i}: {err}")))?;
-                        Ok(Detection { class: class(ids[i]), area: bbox.area(), bbox, score: scores[i] })
-                    })
-                    .collect::<Result<_>>()?;
-                let ground_truth = gt
-                    .iter()
-                    .zip(labels)
-                    .enumerate()
-                    .map(|(i, (b, &l))| GroundTruth {
-                        class: class(l),
-                        bbox: *b,
-                        area: b.area(),
-                        iscrowd: crowd.get(i).copied().unwrap_or(false),
-                    })
-                    .collect();
-                r2.push(ImageDetections { image_id, ground_truth, detections });
+                let image = paired(image_id, gt, labels, crowd, ids, scores, |i| {
+                    Rect2::new(a[i], b[i], c[i], d[i], e[i])
+                        .map_err(|err| sample_error(sample, format!("result box {i}: {err}")))
+                })?;
+                r2.push(image);
             }
         }
         Ok(())
