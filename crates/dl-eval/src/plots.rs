@@ -259,13 +259,7 @@ pub fn labelled_image_png(
     let (w, h) = (width * scale, height * scale);
     let strip = 12 + 24 * lines.len() as u32;
     draw_png(path, (w.max(200), h + strip), |root| {
-        for y in 0..h {
-            for x in 0..w {
-                let i = (((y / scale) * width + x / scale) * 3) as usize;
-                root.draw_pixel((x as i32, y as i32), &RGBColor(rgb[i], rgb[i + 1], rgb[i + 2]))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
+        draw_enlarged(&root, rgb, width, (w, h), scale)?;
         for (i, line) in lines.iter().enumerate() {
             root.draw_text(
                 line,
@@ -276,6 +270,24 @@ pub fn labelled_image_png(
         }
         Ok(())
     })
+}
+
+/// Draws an RGB image enlarged `scale` times (nearest neighbour) into the top-left `w` × `h` pixels.
+fn draw_enlarged(
+    root: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    rgb: &[u8],
+    width: u32,
+    (w, h): (u32, u32),
+    scale: u32,
+) -> std::result::Result<(), String> {
+    for y in 0..h {
+        for x in 0..w {
+            let i = (((y / scale) * width + x / scale) * 3) as usize;
+            root.draw_pixel((x as i32, y as i32), &RGBColor(rgb[i], rgb[i + 1], rgb[i + 2]))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(())
 }
 
 /// One box to draw on an image by [`detections_png`]: its corners (row, column; pixel-centre
@@ -310,13 +322,7 @@ pub fn detections_png(
     let scale = min_width.div_ceil(width).max(1);
     let (w, h) = (width * scale, height * scale);
     draw_png(path, (w, h), |root| {
-        for y in 0..h {
-            for x in 0..w {
-                let i = (((y / scale) * width + x / scale) * 3) as usize;
-                root.draw_pixel((x as i32, y as i32), &RGBColor(rgb[i], rgb[i + 1], rgb[i + 2]))
-                    .map_err(|e| e.to_string())?;
-            }
-        }
+        draw_enlarged(&root, rgb, width, (w, h), scale)?;
         let f = scale as f64;
         // Pixel-centre (r, c) → drawing coordinates: the pixel's square spans [c − 0.5, c + 0.5].
         let at = |(r, c): (f64, f64)| (((c + 0.5) * f).round() as i32, ((r + 0.5) * f).round() as i32);

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use tch::Device;
 
-/// The OD parameters of a detection model (HALCON's names).
+/// The OD parameters of a detection model (HALCON's names): first those that fix the architecture,
+/// then the post-processing parameters and loss weights.
 pub const DETECTION_PARAM_NAMES: &[&str] = &[
     "backbone",
     "instance_type",
@@ -32,20 +33,8 @@ pub const DETECTION_PARAM_NAMES: &[&str] = &[
     "class_heads_weight",
 ];
 
-/// The OD parameters that fix the architecture (set at creation only).
-const ARCHITECTURE_PARAMS: &[&str] = &[
-    "backbone",
-    "instance_type",
-    "min_level",
-    "max_level",
-    "anchor_num_subscales",
-    "anchor_aspect_ratios",
-    "anchor_angles",
-    "capacity",
-    "ignore_direction",
-    "class_ids_no_orientation",
-    "rotated_box_loss",
-];
+/// How many of [`DETECTION_PARAM_NAMES`] fix the architecture (set at creation only).
+const NUM_ARCHITECTURE_PARAMS: usize = 11;
 
 /// How to build a detector (HALCON's defaults: rectangle1, levels 2 … 4, 3 subscales, aspect ratios
 /// 1, 2, 0.5, angle 0, capacity high, and the default post-processing).
@@ -274,7 +263,7 @@ impl Model {
         if !DETECTION_PARAM_NAMES.contains(&name) {
             return None;
         }
-        if ARCHITECTURE_PARAMS.contains(&name) {
+        if DETECTION_PARAM_NAMES[..NUM_ARCHITECTURE_PARAMS].contains(&name) {
             return Some(Err(param_error(name, "fixes the architecture: set it when creating the model")));
         }
         Some(self.set_postprocess_param(name, value))
