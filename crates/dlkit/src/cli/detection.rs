@@ -108,6 +108,11 @@ impl DetectionArgs {
     }
 }
 
+/// The box type of a dataset's first sample with boxes (rectangle1 when none has any).
+pub fn instance_type_of(ds: &dlkit::data::DLDataset) -> InstanceType {
+    ds.samples.iter().find_map(dlkit::data::SampleEntry::instance_type).unwrap_or_default()
+}
+
 /// The boxes of a detection result to draw: corners at their true angle, colour by class, label
 /// "name confidence".
 pub fn drawn_boxes(r: &DLResult, class_ids: &[i64]) -> Result<Vec<DrawnBox>> {

@@ -120,52 +120,36 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 _ => bail!("give the classes with either --classes or --dataset"),
             };
             tch::manual_seed(*seed);
-            if model_type == "detection" {
+            let (model, what) = if model_type == "detection" {
                 let (names, ids) = given.context("give the classes with either --classes or --dataset")?;
                 let default = match dataset {
-                    Some(d) => DLDataset::load(d)?
-                        .samples
-                        .iter()
-                        .find_map(dlkit::data::SampleEntry::instance_type)
-                        .unwrap_or_default(),
+                    Some(d) => super::detection::instance_type_of(&DLDataset::load(d)?),
                     None => dlkit::data::InstanceType::Rectangle1,
                 };
                 let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
                 let model =
                     Model::create_detector(backbone, &names, &ids, size, &detection.options(default)?)?;
-                model.write(output)?;
-                if json_out {
-                    println!(
-                        "{}",
-                        json!({"output": output, "num_trainable_params": model.num_trainable_params()})
-                    );
-                } else {
-                    println!(
-                        "{} detector on {backbone}, {} classes, {} parameters → {}",
-                        model.get_param("instance_type")?.as_str().unwrap_or(""),
-                        names.len(),
-                        model.num_trainable_params(),
-                        output.display()
-                    );
-                }
-                return Ok(0);
-            } else if model_type != "classification" {
+                let kind = model.get_param("instance_type")?.as_str().unwrap_or("").to_owned();
+                (model, format!("{kind} detector on {backbone}"))
+            } else if model_type == "classification" {
+                let model = match (pretrained, &given) {
+                    (Some(name), g) => {
+                        Model::create_pretrained(name, g.as_ref().map(|(n, i)| (&n[..], &i[..])))?
+                    }
+                    (None, Some((names, ids))) => Model::create_classifier(
+                        arch,
+                        names,
+                        ids,
+                        width.context("--width")?,
+                        height.context("--height")?,
+                        channels.unwrap_or(3),
+                    )?,
+                    (None, None) => unreachable!("classes are required without --pretrained"),
+                };
+                (model, format!("{} classifier", pretrained.as_ref().unwrap_or(arch)))
+            } else {
                 bail!("--type {model_type}: expected classification or detection");
-            }
-            let model = match (pretrained, &given) {
-                (Some(name), g) => Model::create_pretrained(name, g.as_ref().map(|(n, i)| (&n[..], &i[..])))?,
-                (None, Some((names, ids))) => Model::create_classifier(
-                    arch,
-                    names,
-                    ids,
-                    width.context("--width")?,
-                    height.context("--height")?,
-                    channels.unwrap_or(3),
-                )?,
-                (None, None) => unreachable!("classes are required without --pretrained"),
             };
-            let names = model.description().class_names.clone();
-            let arch = pretrained.as_ref().unwrap_or(arch);
             model.write(output)?;
             if json_out {
                 println!(
@@ -174,8 +158,8 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 );
             } else {
                 println!(
-                    "{arch} classifier, {} classes, {} parameters → {}",
-                    names.len(),
+                    "{what}, {} classes, {} parameters → {}",
+                    model.description().class_names.len(),
                     model.num_trainable_params(),
                     output.display()
                 );

@@ -168,8 +168,7 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
     let mut model = match model_type {
         dlkit::data::ModelType::Classification => Model::create_classifier(arch, &names, &ids, w, h, c)?,
         dlkit::data::ModelType::Detection => {
-            let default =
-                ds.samples.iter().find_map(dlkit::data::SampleEntry::instance_type).unwrap_or_default();
+            let default = super::detection::instance_type_of(ds);
             Model::create_detector(arch, &names, &ids, (w, h, c), &args.detection.options(default)?)?
         }
         other => bail!("--create for {} models is not implemented yet", other.as_str()),
