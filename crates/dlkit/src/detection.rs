@@ -379,15 +379,7 @@ pub fn determine_dl_model_detection_param(
     let finest = if matches!(backbone, "compact" | "enhanced") { 0 } else { 2 };
     let size = (width as f64, height as f64);
     let proposal = propose(&boxes, size, rotated, finest);
-    let d = DetectorOptions::default();
-    let default = AnchorProposal {
-        min_level: d.min_level,
-        max_level: d.max_level,
-        anchor_num_subscales: d.anchor_num_subscales,
-        anchor_aspect_ratios: d.anchor_aspect_ratios,
-        anchor_angles: d.anchor_angles,
-        coverage: 0.0,
-    };
+    let default = AnchorProposal::defaults();
     Ok(DetectionParamReport {
         default_coverage: coverage(&boxes, size, &default, rotated),
         proposal,

@@ -180,14 +180,27 @@ pub fn propose(boxes: &[BoxShape], size: (f64, f64), rotated: bool, finest_level
         .into_iter()
         .filter(|c| c.0.coverage >= top - 0.005)
         .min_by(|a, b| a.1.total_cmp(&b.1).then(b.0.coverage.total_cmp(&a.0.coverage)));
-    best.map(|b| b.0).unwrap_or(AnchorProposal {
-        min_level: 2,
-        max_level: 4,
-        anchor_num_subscales: 3,
-        anchor_aspect_ratios: vec![1.0, 2.0, 0.5],
-        anchor_angles: vec![0.0],
-        coverage: 1.0,
-    })
+    // The candidate list is never empty; the defaults stand in for the type's sake.
+    best.map_or_else(|| AnchorProposal::defaults(), |b| b.0)
+}
+
+impl AnchorProposal {
+    /// The anchor parameters of `config` (coverage not computed: 0).
+    pub fn of(config: &super::DetectionConfig) -> Self {
+        Self {
+            min_level: config.min_level,
+            max_level: config.max_level,
+            anchor_num_subscales: config.anchor_num_subscales,
+            anchor_aspect_ratios: config.anchor_aspect_ratios.clone(),
+            anchor_angles: config.anchor_angles.clone(),
+            coverage: 0.0,
+        }
+    }
+
+    /// HALCON's defaults (levels 2 … 4, 3 subscales, ratios 1, 2, 0.5, angle 0).
+    pub fn defaults() -> Self {
+        Self::of(&super::DetectionConfig::new(1, dl_data::InstanceType::Rectangle1))
+    }
 }
 
 #[cfg(test)]
@@ -195,14 +208,7 @@ mod tests {
     use super::*;
 
     fn default() -> AnchorProposal {
-        AnchorProposal {
-            min_level: 2,
-            max_level: 4,
-            anchor_num_subscales: 3,
-            anchor_aspect_ratios: vec![1.0, 2.0, 0.5],
-            anchor_angles: vec![0.0],
-            coverage: 0.0,
-        }
+        AnchorProposal::defaults()
     }
 
     #[test]
