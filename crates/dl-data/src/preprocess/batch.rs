@@ -55,16 +55,6 @@ pub enum HostTargets {
     },
 }
 
-impl HostTargets {
-    /// The class indices of a classification batch.
-    pub fn classification(&self) -> Option<&[i64]> {
-        match self {
-            Self::Classification(v) => Some(v),
-            _ => None,
-        }
-    }
-}
-
 /// Collates preprocessed samples into a [`HostBatch`]; `class_ids` gives the class order of the model
 /// and `model_type` which ground truth the batch carries (`None`: images only, for inference). The
 /// targets never depend on which keys the first sample happens to have.

@@ -456,8 +456,9 @@ impl DetectionNet {
         let mut labels = vec![assign::BACKGROUND; m];
         let mut targets = vec![0f32; m * d];
         let mut angle_weights = vec![0f32; m];
-        let mut boxes =
-            if c.instance_type == InstanceType::Rectangle2 { vec![0f32; m * 5] } else { Vec::new() };
+        // The matched boxes themselves only feed the Gaussian loss.
+        let kld = c.instance_type == InstanceType::Rectangle2 && c.rotated_box_loss == RotatedBoxLoss::Kld;
+        let mut boxes = if kld { vec![0f32; m * 5] } else { Vec::new() };
         for (i, &g) in matches.iter().enumerate() {
             if g < 0 {
                 labels[i] = g;
@@ -474,8 +475,11 @@ impl DetectionNet {
                     c.ignore_direction,
                 ));
                 angle_weights[i] = if c.class_indices_no_orientation.contains(&class) { 0.0 } else { 1.0 };
-                let gb = box_coder::canonical(&edge_r2[g], f64::from(anchors.r2[i][4]), c.ignore_direction);
-                boxes[i * 5..(i + 1) * 5].copy_from_slice(&gb.map(|v| v as f32));
+                if kld {
+                    let gb =
+                        box_coder::canonical(&edge_r2[g], f64::from(anchors.r2[i][4]), c.ignore_direction);
+                    boxes[i * 5..(i + 1) * 5].copy_from_slice(&gb.map(|v| v as f32));
+                }
             } else {
                 t.copy_from_slice(&box_coder::encode(&edge_r1[g], &anchors.r1[i]));
             }
