@@ -181,7 +181,7 @@ pub fn propose(boxes: &[BoxShape], size: (f64, f64), rotated: bool, finest_level
         .filter(|c| c.0.coverage >= top - 0.005)
         .min_by(|a, b| a.1.total_cmp(&b.1).then(b.0.coverage.total_cmp(&a.0.coverage)));
     // The candidate list is never empty; the defaults stand in for the type's sake.
-    best.map_or_else(|| AnchorProposal::defaults(), |b| b.0)
+    best.map_or_else(AnchorProposal::defaults, |b| b.0)
 }
 
 impl AnchorProposal {
