@@ -26,6 +26,11 @@ impl ClassId {
         }
     }
 
+    /// A class id from a constant; `None` above [`ClassId::MAX`].
+    pub const fn from_u16(id: u16) -> Option<Self> {
+        if id <= Self::MAX { Some(Self(id)) } else { None }
+    }
+
     /// The id as an integer.
     pub fn get(self) -> u16 {
         self.0

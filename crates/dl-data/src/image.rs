@@ -133,12 +133,16 @@ pub struct LabelImage {
 }
 
 impl LabelImage {
-    /// Reads a single-channel 8- or 16-bit label image (a palette PNG is read by its indices' gray
-    /// expansion only when it is gray; colour label images are refused).
+    /// Reads a single-channel 8- or 16-bit label image. A palette PNG (the VOC / labelme layout:
+    /// class ids as palette indices, 255 = ignore) is read by its indices, not its colours; other colour
+    /// label images are refused.
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::Image`], or [`Error::PixelType`] for a multi-channel image — naming the file.
     pub fn read(path: &Path) -> Result<Self> {
+        if let Some(indexed) = read_palette_png(path)? {
+            return Ok(indexed);
+        }
         let img = HostImage::read(path)?;
         if img.channels != 1 {
             return Err(Error::PixelType {
@@ -162,6 +166,43 @@ impl LabelImage {
         }
         (0..65536).filter(|&v| seen[v]).map(|v| v as u16).collect()
     }
+}
+
+/// The palette indices of an indexed PNG; `None` for any other file (read as an image instead).
+fn read_palette_png(path: &Path) -> Result<Option<LabelImage>> {
+    let bytes = std::fs::read(path).map_err(Error::io("reading image", path))?;
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Ok(None);
+    }
+    let corrupt = |e: png::DecodingError| Error::Image {
+        path: path.to_owned(),
+        source: image::ImageError::Decoding(image::error::DecodingError::new(
+            image::error::ImageFormatHint::Exact(image::ImageFormat::Png),
+            e,
+        )),
+    };
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(&bytes));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().map_err(corrupt)?;
+    let info = reader.info();
+    if info.color_type != png::ColorType::Indexed {
+        return Ok(None);
+    }
+    let (width, height, depth) = (info.width as usize, info.height as usize, info.bit_depth as usize);
+    let mut buf = vec![0u8; reader.output_buffer_size().unwrap_or(0)];
+    let frame = reader.next_frame(&mut buf).map_err(corrupt)?;
+    let line = frame.line_size;
+    let per_byte = 8 / depth.clamp(1, 8);
+    let mask = ((1u16 << depth.min(8)) - 1) as u8;
+    let mut data = Vec::with_capacity(width * height);
+    for row in buf.chunks(line).take(height) {
+        for c in 0..width {
+            let byte = row[c / per_byte];
+            let shift = 8 - depth.min(8) * (c % per_byte + 1);
+            data.push(u16::from((byte >> shift) & mask));
+        }
+    }
+    Ok(Some(LabelImage { width, height, data }))
 }
 
 /// A lookup table from label value (0 … 65535) to class index (position in `class_ids`), −1 for values

@@ -1,4 +1,5 @@
-//! Plots as PNG (plotters): confusion matrices, PR curves per class, ROC curves, score histograms.
+//! Plots as PNG (plotters): confusion matrices, PR curves per class, ROC curves, score histograms,
+//! result overlays (labelled images, detections, segmentation classes with a legend).
 //!
 //! Text is drawn with DejaVu Sans (or the TrueType font named by `DLKIT_FONT`), loaded once from the
 //! system's font folders. Every plot is written to a temporary file and renamed into place.
@@ -339,6 +340,65 @@ pub fn detections_png(
                 ))
                 .map_err(|e| e.to_string())?;
             }
+        }
+        Ok(())
+    })
+}
+
+/// The colour of class index `i` in segmentation overlays and their legends.
+pub fn class_color(i: usize) -> (u8, u8, u8) {
+    let c = Palette99::pick(i).to_rgba();
+    (c.0, c.1, c.2)
+}
+
+/// Writes `rgb` (row-major RGB bytes) with each pixel's class (`classes`: class index per pixel, −1 or
+/// an index in `skip` for none) blended in its colour (half opacity), enlarged so the image is at least
+/// `min_width` pixels wide, with a legend of the class names and colours below, as a PNG.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for buffers that do not fit the size; [`Error::Plot`] when drawing or
+/// writing fails.
+pub fn segmentation_png(
+    path: &Path,
+    rgb: &[u8],
+    (width, height): (u32, u32),
+    classes: &[i64],
+    class_names: &[String],
+    skip: &[usize],
+    min_width: u32,
+) -> Result<()> {
+    let n = (width * height) as usize;
+    if width == 0 || height == 0 || rgb.len() != n * 3 || classes.len() != n {
+        return Err(Error::InvalidInput(format!(
+            "{} bytes and {} classes for a {width}×{height} RGB image",
+            rgb.len(),
+            classes.len()
+        )));
+    }
+    let mut blended = rgb.to_vec();
+    for (i, &c) in classes.iter().enumerate() {
+        if c < 0 || skip.contains(&(c as usize)) {
+            continue;
+        }
+        let (r, g, b) = class_color(c as usize);
+        for (k, v) in [r, g, b].into_iter().enumerate() {
+            let p = &mut blended[i * 3 + k];
+            *p = ((u16::from(*p) + u16::from(v)) / 2) as u8;
+        }
+    }
+    let scale = min_width.div_ceil(width).max(1);
+    let (w, h) = (width * scale, height * scale);
+    let shown: Vec<usize> = (0..class_names.len()).filter(|i| !skip.contains(i)).collect();
+    let strip = 12 + 24 * shown.len() as u32;
+    draw_png(path, (w.max(200), h + strip), |root| {
+        draw_enlarged(&root, &blended, width, (w, h), scale)?;
+        for (row, &i) in shown.iter().enumerate() {
+            let y = (h + 8 + 24 * row as u32) as i32;
+            let (r, g, b) = class_color(i);
+            root.draw(&Rectangle::new([(8, y + 2), (24, y + 18)], RGBColor(r, g, b).filled()))
+                .map_err(|e| e.to_string())?;
+            root.draw_text(&class_names[i], &("sans-serif", 18).into_font().color(&BLACK), (32, y))
+                .map_err(|e| e.to_string())?;
         }
         Ok(())
     })

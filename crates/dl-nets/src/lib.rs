@@ -3,8 +3,8 @@
 //! - [`Network`] ([`network`]): what training, evaluation and inference see of a model of any method —
 //!   forward pass to [`Outputs`], named [`Losses`], post-processing to DLResults in original image
 //!   coordinates. [`ClassificationNet`] is the classification network on any [`Classifier`].
-//! - [`Backbone`] ([`backbone`]): feature maps at strides 2^k of every family, for detection,
-//!   segmentation and anomaly models.
+//! - [`Backbone`] ([`backbone`]): feature maps at strides 2^k of every family, for detection
+//!   ([`DetectionNet`]), segmentation ([`SegmentationNet`]) and anomaly models.
 //! - Families as serde configs: `compact` / `enhanced` ([`CompactConfig`]), ResNet-18/50
 //!   ([`ResNetConfig`]) and MobileNetV2 ([`MobileNetV2Config`]) with torchvision's layer names,
 //!   EfficientNet-Lite0/1/2, MobileNetV1, SqueezeNet 1.1; the device choice ([`device::select_device`]);
@@ -25,6 +25,7 @@ pub mod mobilenet_v1;
 pub mod network;
 pub mod resnet;
 mod same;
+pub mod segmentation;
 pub mod squeezenet;
 pub mod weights;
 
@@ -32,7 +33,8 @@ pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
 pub use detection::{Capacity, DetectionConfig, DetectionNet, DetectionParams, RotatedBoxLoss};
-pub use network::{Classes, Losses, Network, Outputs, Targets, upload};
+pub use network::{Classes, Losses, MethodParams, Network, Outputs, Targets, upload};
+pub use segmentation::{SegmentationConfig, SegmentationNet, SegmentationParams};
 
 use guided::GuidedRecorder;
 use tch::Tensor;

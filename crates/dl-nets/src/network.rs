@@ -33,6 +33,11 @@ pub enum Outputs {
         /// (height, width) of the network input.
         image_size: (i64, i64),
     },
+    /// SE: class logits per pixel `[N, classes, H, W]` at the network input size.
+    Segmentation {
+        /// The logits.
+        logits: Tensor,
+    },
 }
 
 /// The ground truth of a batch on the network's device (or, for boxes, on the host: target assignment
@@ -96,6 +101,16 @@ impl Losses {
     }
 }
 
+/// The parameters of a method that can change after creation.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum MethodParams {
+    /// OD post-processing and loss weights.
+    Detection(crate::DetectionParams),
+    /// SE loss weights.
+    Segmentation(crate::SegmentationParams),
+}
+
 /// The classes of a model, parallel lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classes {
@@ -129,9 +144,12 @@ pub trait Network: std::fmt::Debug + Send {
     /// Fine-tuning: with `frozen`, the backbone runs in inference mode without gradients while
     /// training (its weights and batch-norm statistics stay), and only the head learns.
     fn freeze_backbone(&mut self, frozen: bool);
-    /// The detector behind a detection network (its post-processing parameters are set through it).
-    fn as_detector_mut(&mut self) -> Option<&mut crate::detection::DetectionNet> {
-        None
+    /// Replaces the method's settable parameters (post-processing, loss weights).
+    ///
+    /// # Errors
+    /// [`Error::Targets`] for parameters of another method (or a method without any).
+    fn set_method_params(&mut self, params: &MethodParams) -> Result<()> {
+        Err(Error::Targets(format!("{params:?} for a {} network", self.model_type().as_str())))
     }
     /// The classifier behind a classification network (Grad-CAM, guided backpropagation).
     fn as_classifier(&self) -> Option<&dyn Classifier> {

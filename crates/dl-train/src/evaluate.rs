@@ -62,6 +62,8 @@ pub(crate) fn evaluate_indices(
     let mut evaluator = Evaluator::new(net.model_type(), &classes.ids, &params.measures);
     let device = model.var_store().device();
     let _guard = tch::no_grad_guard();
+    let label_check = (net.model_type() == dl_data::ModelType::Segmentation)
+        .then(|| model.preprocess_param().ignore_class_ids);
     let plan = BatchPlan {
         augment: None,
         epoch: 0,
@@ -69,6 +71,7 @@ pub(crate) fn evaluate_indices(
         targets: None,
         keep_samples: true,
         prefetch: 3,
+        label_check: label_check.as_deref(),
     };
     std::thread::scope(|scope| -> Result<()> {
         let rx = spawn_batches(scope, source, order, plan);

@@ -4,8 +4,8 @@
 use crate::{Error, Result};
 use dl_core::ClassId;
 use dl_data::preprocess::{
-    AugmentParams, DLPreprocessParam, HostBatch, augment_dl_samples, collate, preprocess_dl_samples,
-    read_dl_samples,
+    AugmentParams, DLPreprocessParam, HostBatch, augment_dl_samples, check_segmentation_labels, collate,
+    preprocess_dl_samples, read_dl_samples,
 };
 use dl_data::{DLDataset, DLSample, ModelType, gen_dl_samples};
 use rayon::prelude::*;
@@ -104,6 +104,8 @@ pub struct BatchPlan<'a> {
     pub keep_samples: bool,
     /// At most this many batches wait in the queue.
     pub prefetch: usize,
+    /// Segmentation: check that every label value is a class id or one of these ignored ids.
+    pub label_check: Option<&'a [ClassId]>,
 }
 
 /// A prepared batch, and its samples when [`BatchPlan::keep_samples`].
@@ -128,6 +130,10 @@ pub fn spawn_batches<'scope, 'env: 'scope>(
     scope.spawn(move || {
         for indices in order {
             let batch = source.load(&indices).and_then(|mut samples| {
+                if let Some(ignore) = plan.label_check {
+                    check_segmentation_labels(&samples, plan.class_ids, ignore)
+                        .map_err(|e| name_sample(source.dataset(), e))?;
+                }
                 if let Some(params) = plan.augment {
                     augment_dl_samples(&mut samples, params, plan.epoch)?;
                 }
@@ -141,4 +147,27 @@ pub fn spawn_batches<'scope, 'env: 'scope>(
         }
     });
     rx
+}
+
+/// A sample error with the sample's image (and label image) file names.
+fn name_sample(dataset: &DLDataset, e: dl_data::Error) -> Error {
+    match &e {
+        dl_data::Error::Sample { image_id, message } => {
+            match dataset.samples.iter().find(|s| s.image_id == *image_id) {
+                Some(s) => Error::Param {
+                    key: "dataset",
+                    message: format!(
+                        "sample {image_id} ({}{}): {message}",
+                        s.image_file_name,
+                        s.segmentation_file_name
+                            .as_ref()
+                            .map(|n| format!(", label image {n}"))
+                            .unwrap_or_default()
+                    ),
+                },
+                None => e.into(),
+            }
+        }
+        _ => e.into(),
+    }
 }

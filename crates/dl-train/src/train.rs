@@ -142,7 +142,7 @@ struct Checkpoint {
 }
 
 /// The samples hold the model's ground truth: class labels for classification, boxes of the model's
-/// instance type for detection (naming the first sample that does not).
+/// instance type for detection, label images for segmentation (naming the first sample that does not).
 fn check_method<'a>(
     dataset: &DLDataset,
     model: &impl TrainableModel,
@@ -165,6 +165,11 @@ fn check_method<'a>(
                 None if s.bbox_label_id.is_none() => Some("has no boxes (bbox_label_id)".to_owned()),
                 _ => None,
             },
+            ModelType::Segmentation
+                if s.segmentation_file_name.is_none() && dataset.dlsample_dir.is_none() =>
+            {
+                Some("has no segmentation_file_name".to_owned())
+            }
             _ => None,
         };
         if let Some(p) = problem {
@@ -443,6 +448,8 @@ pub fn train_dl_model<M: TrainableModel>(
     });
     let window = (iterations_per_epoch / 25).max(1);
     let eval_params = EvalParams::top_k(param.evaluation_top_k);
+    let label_check =
+        (model_type == ModelType::Segmentation).then(|| model.preprocess_param().ignore_class_ids);
     let best_text = |log: &TrainingLog| {
         log.best.as_ref().map_or(String::new(), |b| format!(" best {} {:.2}%", log.measure, 100.0 * b.value))
     };
@@ -463,6 +470,7 @@ pub fn train_dl_model<M: TrainableModel>(
                 targets: Some(model_type),
                 keep_samples: false,
                 prefetch: param.prefetch_batches,
+                label_check: label_check.as_deref(),
             };
             let rx = spawn_batches(scope, &source, steps, plan);
             for it in 0..iterations_per_epoch {

@@ -2,9 +2,8 @@
 //! HALCON's OD parameters (SPEC §5.2): the architecture ones readable, the post-processing ones and the
 //! loss weights also settable.
 
-use crate::model::{Architecture, MethodConfig, Model, ModelDescription, ModelParams};
+use crate::model::{MethodConfig, Model, ModelDescription, ModelParams};
 use crate::{Error, Result};
-use dl_data::preprocess::{DLPreprocessParam, NormalizationType};
 use dl_data::{InstanceType, ModelType};
 use dl_nets::{Capacity, DetectionConfig, DetectionParams};
 use serde_json::{Value, json};
@@ -120,46 +119,14 @@ impl Model {
         (width, height, channels): (usize, usize, usize),
         options: &DetectorOptions,
     ) -> Result<Self> {
-        if class_names.is_empty() || class_names.len() != class_ids.len() {
-            return Err(param_error(
-                "class_names",
-                format!("{} names for {} ids (at least one class)", class_names.len(), class_ids.len()),
-            ));
-        }
-        let mut preprocess = DLPreprocessParam::new(ModelType::Detection, width, height, channels)?;
-        let pretrained = crate::pretrained::is_pretrained(backbone)
-            .then(|| crate::pretrained::pretrained_backbone(backbone, weights))
-            .transpose()?;
-        let arch_name = match &pretrained {
-            Some(p) => {
-                if channels != 3 {
-                    return Err(param_error(
-                        "image_num_channels",
-                        format!("{backbone} takes 3 channels, not {channels}"),
-                    ));
-                }
-                preprocess.normalization_type = NormalizationType::ConstantValues;
-                preprocess.mean_values_normalization = Some(p.mean.to_vec());
-                preprocess.deviation_values_normalization = Some(p.std.to_vec());
-                p.architecture
-            }
-            None => {
-                if channels == 3 {
-                    preprocess.normalization_type = NormalizationType::ConstantValues;
-                }
-                backbone
-            }
-        };
-        let architecture = Architecture::by_name(arch_name, 1, channels as i64).map_err(|_| {
-            param_error(
-                "backbone",
-                format!(
-                    "`{backbone}`: expected compact, enhanced, resnet18, resnet50, mobilenet_v2, \
-                     efficientnet_lite0/1/2, squeezenet, mobilenet_v1 or one of {}",
-                    crate::pretrained_names().join(", ")
-                ),
-            )
-        })?;
+        let choice = crate::backbone::BackboneChoice::new(
+            backbone,
+            weights,
+            ModelType::Detection,
+            (class_names, class_ids),
+            (width, height, channels),
+        )?;
+        let mut preprocess = choice.preprocess.clone();
         let no_orientation = options
             .class_ids_no_orientation
             .iter()
@@ -200,11 +167,10 @@ impl Model {
             class_indices_no_orientation: no_orientation,
             rotated_box_loss: options.rotated_box_loss,
         };
-        let head = crate::model::head_prefix(&architecture);
         let description = ModelDescription {
             method: MethodConfig::Detection {
-                backbone: architecture,
-                pretrained: pretrained.as_ref().map(|_| backbone.to_owned()),
+                backbone: choice.architecture.clone(),
+                pretrained: choice.pretrained_name(),
                 detector,
                 params: options.params.clone(),
             },
@@ -214,10 +180,7 @@ impl Model {
             params: ModelParams::default(),
         };
         let model = Model::from_description(description, Device::Cpu)?;
-        if let Some(p) = pretrained {
-            dl_nets::weights::import_except(model.var_store(), &p.bytes, &[head, "neck.", "det_head."])
-                .map_err(|e| param_error("backbone", format!("{backbone}: {e}")))?;
-        }
+        choice.import_into(model.var_store(), &["neck.", "det_head."])?;
         Ok(model)
     }
 
@@ -235,10 +198,7 @@ impl Model {
         };
         let ids: Vec<i64> = c.class_indices_no_orientation.iter().map(|&i| d.class_ids[i as usize]).collect();
         Some(Ok(match name {
-            "backbone" => match pretrained {
-                Some(p) => json!(p),
-                None => serde_json::to_value(backbone).unwrap_or_default()["architecture"].clone(),
-            },
+            "backbone" => crate::backbone::backbone_name(backbone, pretrained.as_ref()),
             "instance_type" => serde_json::to_value(c.instance_type).unwrap_or_default(),
             "min_level" => json!(c.min_level),
             "max_level" => json!(c.max_level),
@@ -301,9 +261,7 @@ impl Model {
             _ => p.class_heads_weight = weight(value.as_f64())?,
         }
         *params = p.clone();
-        if let Some(net) = self.network_mut().as_detector_mut() {
-            net.params = p;
-        }
+        self.network_mut().set_method_params(&dl_nets::MethodParams::Detection(p))?;
         Ok(())
     }
 }

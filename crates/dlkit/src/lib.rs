@@ -2,7 +2,7 @@
 //!
 //! This facade re-exports the layered crates — [`core`] (ids, boxes, geometry), [`data`] (datasets),
 //! [`eval`] (measures), [`io`] (file formats), [`nets`] (architectures) and [`train`] (training) — and
-//! wraps their errors in one [`Error`]. [`Model`] is a network of one method (classification, detection)
+//! wraps their errors in one [`Error`]. [`Model`] is a network of one method (classification, detection, segmentation)
 //! with its classes, preprocessing and parameters: create, get/set parameters, apply, write/read, train
 //! through [`train`].
 
@@ -15,16 +15,19 @@ pub use dl_io as io;
 pub use dl_nets as nets;
 pub use dl_train as train;
 
+mod backbone;
 mod detection;
 mod heatmap;
 mod model;
 mod pretrained;
+mod segmentation;
 pub use detection::{
     DETECTION_PARAM_NAMES, DetectionParamReport, DetectorOptions, determine_dl_model_detection_param,
 };
 pub use heatmap::{Heatmap, HeatmapMethod, heatmap_overlay};
 pub use model::{Architecture, MethodConfig, Model, ModelDescription, ModelParams, PARAM_NAMES, SolverType};
 pub use pretrained::{imagenet_class_names, pretrained_names, weights_path};
+pub use segmentation::{SEGMENTATION_PARAM_NAMES, SegmenterOptions};
 
 /// Any dlkit error.
 #[derive(Debug, thiserror::Error)]

@@ -109,6 +109,18 @@ pub enum MethodConfig {
         /// Post-processing and loss weights.
         params: dl_nets::DetectionParams,
     },
+    /// A semantic segmentation network: a decoder on a backbone.
+    Segmentation {
+        /// The backbone family (its classification head is not used).
+        backbone: Architecture,
+        /// The pretrained weights the backbone started from (`pretrained_dl_classifier_…`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pretrained: Option<String>,
+        /// The decoder.
+        segmenter: dl_nets::SegmentationConfig,
+        /// Loss weights.
+        params: dl_nets::SegmentationParams,
+    },
 }
 
 impl MethodConfig {
@@ -117,6 +129,7 @@ impl MethodConfig {
         match self {
             Self::Classification { .. } => ModelType::Classification,
             Self::Detection { .. } => ModelType::Detection,
+            Self::Segmentation { .. } => ModelType::Segmentation,
         }
     }
 
@@ -124,7 +137,7 @@ impl MethodConfig {
     pub fn architecture(&self) -> &Architecture {
         match self {
             Self::Classification { network } => network,
-            Self::Detection { backbone, .. } => backbone,
+            Self::Detection { backbone, .. } | Self::Segmentation { backbone, .. } => backbone,
         }
     }
 }
@@ -227,6 +240,38 @@ impl ModelDescription {
                 }
                 detector.num_classes
             }
+            MethodConfig::Segmentation { segmenter, .. } => {
+                let p = &self.preprocess;
+                if p.image_width < 32 || p.image_height < 32 {
+                    return Err(param_error(
+                        "image_dimensions",
+                        format!(
+                            "{}×{}: segmentation models take at least 32×32",
+                            p.image_width, p.image_height
+                        ),
+                    ));
+                }
+                if let Some(c) =
+                    p.ignore_class_ids.iter().find(|c| self.class_ids.contains(&i64::from(c.get())))
+                {
+                    return Err(param_error(
+                        "ignore_class_ids",
+                        format!("{c} is a class of the model: ignored pixels belong to no class"),
+                    ));
+                }
+                if let Some(c) = p
+                    .set_background_id
+                    .iter()
+                    .chain(&p.class_ids_background)
+                    .find(|c| !self.class_ids.contains(&i64::from(c.get())))
+                {
+                    return Err(param_error(
+                        "set_background_id",
+                        format!("{c} (set_background_id / class_ids_background) is not a class of the model"),
+                    ));
+                }
+                segmenter.num_classes
+            }
         };
         if classes != self.class_ids.len() as i64 {
             return Err(param_error(
@@ -295,6 +340,18 @@ pub const PARAM_NAMES: &[&str] = &[
     "backbone_learning_rate_factor",
 ];
 
+fn unknown_param(name: &str) -> Error {
+    param_error(
+        name,
+        format!(
+            "unknown parameter; valid names: {}; for detection models {}; for segmentation models backbone, {}",
+            PARAM_NAMES.join(", "),
+            crate::detection::DETECTION_PARAM_NAMES.join(", "),
+            crate::segmentation::SEGMENTATION_PARAM_NAMES.join(", ")
+        ),
+    )
+}
+
 fn param_error(name: &str, message: impl Into<String>) -> Error {
     Error::Param { name: name.into(), message: message.into() }
 }
@@ -342,15 +399,20 @@ impl Model {
         let root = vs.root();
         let net: Box<dyn Network> = match &description.method {
             MethodConfig::Detection { backbone, detector, params, .. } => {
-                let b: Box<dyn dl_nets::Backbone> = match backbone {
-                    Architecture::Compact(c) => Box::new(c.build(&root)?),
-                    Architecture::Resnet(c) => Box::new(c.build(&root)?),
-                    Architecture::MobilenetV2(c) => Box::new(c.build(&root)?),
-                    Architecture::EfficientnetLite(c) => Box::new(c.build(&root)?),
-                    Architecture::Squeezenet(c) => Box::new(c.build(&root)?),
-                    Architecture::MobilenetV1(c) => Box::new(c.build(&root)?),
-                };
-                Box::new(dl_nets::DetectionNet::new(b, &root, detector.clone(), params.clone())?)
+                Box::new(dl_nets::DetectionNet::new(
+                    crate::backbone::build(backbone, &root)?,
+                    &root,
+                    detector.clone(),
+                    params.clone(),
+                )?)
+            }
+            MethodConfig::Segmentation { backbone, segmenter, params, .. } => {
+                Box::new(dl_nets::SegmentationNet::new(
+                    crate::backbone::build(backbone, &root)?,
+                    &root,
+                    segmenter.clone(),
+                    params.clone(),
+                )?)
             }
             MethodConfig::Classification { network } => {
                 let classifier: Box<dyn Classifier> = match network {
@@ -512,18 +574,17 @@ impl Model {
             "preprocess_param" => serde_json::to_value(&d.preprocess).expect("serialisable"),
             "freeze_backbone" => json!(p.freeze_backbone),
             "backbone_learning_rate_factor" => json!(p.backbone_learning_rate_factor),
-            other if crate::detection::DETECTION_PARAM_NAMES.contains(&other) => {
-                return self.get_detection_param(other).unwrap_or_else(|| Err(param_error(other, "unknown")));
+            "backbone" if matches!(d.method, MethodConfig::Segmentation { .. }) => {
+                let MethodConfig::Segmentation { backbone, pretrained, .. } = &d.method else {
+                    unreachable!()
+                };
+                crate::backbone::backbone_name(backbone, pretrained.as_ref())
             }
             other => {
-                return Err(param_error(
-                    other,
-                    format!(
-                        "unknown parameter; valid names: {}, and for detection models {}",
-                        PARAM_NAMES.join(", "),
-                        crate::detection::DETECTION_PARAM_NAMES.join(", ")
-                    ),
-                ));
+                return self
+                    .get_detection_param(other)
+                    .or_else(|| self.get_segmentation_param(other))
+                    .unwrap_or_else(|| Err(unknown_param(other)));
             }
         })
     }
@@ -548,7 +609,13 @@ impl Model {
                 .map(|v| v as usize)
                 .ok_or_else(|| param_error(name, format!("{value}: expected an integer ≥ 1")))
         };
+        if name == "backbone" {
+            return Err(param_error(name, "fixes the architecture: set it when creating the model"));
+        }
         if let Some(r) = self.set_detection_param(name, value) {
+            return r;
+        }
+        if let Some(r) = self.set_segmentation_param(name, value) {
             return r;
         }
         let d = &mut self.description;
@@ -653,16 +720,7 @@ impl Model {
                 )?;
                 self.vs.set_device(device);
             }
-            other => {
-                return Err(param_error(
-                    other,
-                    format!(
-                        "unknown parameter; valid names: {}, and for detection models {}",
-                        PARAM_NAMES.join(", "),
-                        crate::detection::DETECTION_PARAM_NAMES.join(", ")
-                    ),
-                ));
-            }
+            other => return Err(unknown_param(other)),
         }
         Ok(())
     }

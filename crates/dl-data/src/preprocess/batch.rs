@@ -184,6 +184,41 @@ pub fn collate(
     })
 }
 
+/// Checks that every label value of the samples' `segmentation_image` is a class id or one of
+/// `ignore_class_ids` ([`collate`] maps both others and ignored values to −1, left out of the loss).
+///
+/// # Errors
+/// [`Error::Sample`] naming the first sample with another value, and the value.
+pub fn check_segmentation_labels(
+    samples: &[DLSample],
+    class_ids: &[ClassId],
+    ignore_class_ids: &[ClassId],
+) -> Result<()> {
+    let mut known = vec![false; 65536];
+    for c in class_ids.iter().chain(ignore_class_ids) {
+        known[usize::from(c.get())] = true;
+    }
+    for s in samples {
+        if let Some(v) =
+            s.segmentation_image.iter().flat_map(|l| l.data.iter()).find(|&&v| !known[usize::from(v)])
+        {
+            return Err(Error::Sample {
+                image_id: s.image_id,
+                message: format!(
+                    "label value {v} is neither a class id ({}) nor in ignore_class_ids ({})",
+                    join(class_ids),
+                    if ignore_class_ids.is_empty() { "none".to_owned() } else { join(ignore_class_ids) }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn join(ids: &[ClassId]) -> String {
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,10 @@ pub struct ImageMap {
     pub sy: f64,
     /// Column scale, new width / cropped width.
     pub sx: f64,
+    /// The region's (width, height) in the original image.
+    pub region: (usize, usize),
+    /// The original image's (width, height).
+    pub source: (usize, usize),
 }
 
 impl ImageMap {
@@ -25,7 +29,15 @@ impl ImageMap {
             col0: col0 as f64,
             sy: new_h as f64 / h as f64,
             sx: new_w as f64 / w as f64,
+            region: (w, h),
+            source: (col0 + w, row0 + h),
         }
+    }
+
+    /// The same map for a region of a `width` × `height` original image (the default is the smallest
+    /// image holding the region).
+    pub fn with_source(self, width: usize, height: usize) -> Self {
+        Self { source: (width, height), ..self }
     }
 
     /// Original → preprocessed.

@@ -10,7 +10,7 @@ mod sample_file;
 mod weights;
 
 pub use augment::{AugmentParams, Mirror, augment_dl_samples};
-pub use batch::{HostBatch, HostTargets, ImageBoxes, collate};
+pub use batch::{HostBatch, HostTargets, ImageBoxes, check_segmentation_labels, collate};
 pub use dataset::{PreprocessOptions, preprocess_dl_dataset};
 pub use geometry::ImageMap;
 pub use param::{DLPreprocessParam, DomainHandling, IMAGENET_MEAN, IMAGENET_STD, NormalizationType};
@@ -80,7 +80,7 @@ pub fn preprocess_sample(mut s: DLSample, param: &DLPreprocessParam) -> Result<(
         _ => (0, 0, w, h),
     };
     let (nw, nh) = (param.image_width, param.image_height);
-    let map = ImageMap::new(r0, c0, cw, ch, nw, nh);
+    let map = ImageMap::new(r0, c0, cw, ch, nw, nh).with_source(w, h);
     // 2. Channels, resize, normalise.
     let img = &s.image;
     let full = (cw, ch) == (w, h);

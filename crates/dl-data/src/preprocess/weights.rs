@@ -13,8 +13,8 @@ use std::path::Path;
 /// `class_weights`, parallel to `class_ids`. Returns the weights.
 ///
 /// # Errors
-/// [`Error::Param`] when the dataset is not preprocessed or `max_weight` is not positive; sample-file
-/// errors naming the file.
+/// [`Error::Param`] when the dataset is not preprocessed, has no train split, or `max_weight` is not
+/// positive; sample-file errors naming the file.
 pub fn gen_dl_segmentation_weights(dataset: &mut DLDataset, max_weight: f64) -> Result<Vec<f64>> {
     if max_weight.is_nan() || max_weight <= 0.0 {
         return Err(Error::Param {
@@ -35,6 +35,12 @@ pub fn gen_dl_segmentation_weights(dataset: &mut DLDataset, max_weight: f64) -> 
         .filter(|s| s.split == Some(Split::Train))
         .filter_map(|s| s.dlsample_file_name.as_deref())
         .collect();
+    if train.is_empty() {
+        return Err(Error::Param {
+            key: "split",
+            message: "no train samples with sample files: split the dataset before computing weights".into(),
+        });
+    }
     let n = dataset.class_ids.len();
     let counts = train
         .par_iter()

@@ -7,6 +7,12 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// The labelme label whose pixels are left out of training and evaluation (segmentation).
+const IGNORE_LABEL: &str = "__ignore__";
+/// The label-image value of [`IGNORE_LABEL`] pixels (add it to `ignore_class_ids`).
+pub const LABELME_IGNORE_VALUE: u16 = 255;
+const IGNORE_VALUE: ClassId = ClassId::from_u16(LABELME_IGNORE_VALUE).unwrap();
+
 /// Parameters of [`read_dl_dataset_labelme`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct LabelmeReadParams {
@@ -14,7 +20,8 @@ pub struct LabelmeReadParams {
     /// minimum-area rectangle; a rectangle keeps φ = 0).
     pub instance_type: InstanceType,
     /// When set, write one label image per sample into this folder (PNG, class id per pixel, 0 =
-    /// `_background_`, shapes painted in file order) and return a segmentation dataset instead.
+    /// `_background_`, 255 = `__ignore__`, shapes painted in file order) and return a segmentation
+    /// dataset instead.
     pub label_image_dir: Option<PathBuf>,
 }
 
@@ -67,6 +74,12 @@ pub fn read_dl_dataset_labelme(dir: &Path, params: &LabelmeReadParams) -> Result
         .flat_map(|(_, _, f)| f.shapes.iter().filter(|s| used(s)).map(|s| s.label.clone()))
         .collect();
     let segmentation = params.label_image_dir.is_some();
+    let mut labels = labels;
+    if segmentation {
+        // labelme2voc's conventions: `_background_` is class 0, `__ignore__` pixels are 255.
+        labels.remove("_background_");
+        labels.remove(IGNORE_LABEL);
+    }
     let (mut class_names, mut class_ids) = class_table(labels)?;
     if segmentation {
         class_names.insert(0, "_background_".into());
@@ -87,6 +100,9 @@ pub fn read_dl_dataset_labelme(dir: &Path, params: &LabelmeReadParams) -> Result
         let image_id = ImageId(i as u64);
         let mut s = SampleEntry { image_id, image_file_name, ..Default::default() };
         let class_of = |label: &str| {
+            if segmentation && label == IGNORE_LABEL {
+                return IGNORE_VALUE;
+            }
             let idx = class_names.iter().position(|n| n == label).expect("label is in the table");
             class_ids[idx]
         };

@@ -27,7 +27,7 @@ pub use anomaly::read_dl_dataset_anomaly;
 pub use classification::{LabelSource, read_dl_dataset_classification};
 pub use coco::{CocoReadParams, read_dl_dataset_from_coco, write_coco};
 pub use dota::read_dl_dataset_dota;
-pub use labelme::{LabelmeReadParams, read_dl_dataset_labelme};
+pub use labelme::{LABELME_IGNORE_VALUE, LabelmeReadParams, read_dl_dataset_labelme};
 pub use segmentation::{SegmentationReadParams, read_dl_dataset_segmentation};
 pub use voc::{VocCoordinates, read_dl_dataset_voc};
 pub use yolo::{YoloReadParams, read_dl_dataset_yolo};

@@ -781,8 +781,14 @@ impl Network for DetectionNet {
         self.frozen = frozen;
     }
 
-    fn as_detector_mut(&mut self) -> Option<&mut DetectionNet> {
-        Some(self)
+    fn set_method_params(&mut self, params: &crate::network::MethodParams) -> Result<()> {
+        match params {
+            crate::network::MethodParams::Detection(p) => {
+                self.params = p.clone();
+                Ok(())
+            }
+            other => Err(Error::Targets(format!("{other:?} for a detection network"))),
+        }
     }
 }
 

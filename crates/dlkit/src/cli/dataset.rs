@@ -89,6 +89,16 @@ pub enum DatasetCommand {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Segmentation weights (gen_dl_segmentation_weights): per-class weights from the train split's pixel
+    /// frequencies (rarer classes weigh more, at most --max-weight); writes each train sample's
+    /// weight_image into its sample file and class_weights into the dataset file.
+    Weights {
+        /// A preprocessed segmentation dataset (dataset.json of `dlkit dataset preprocess`).
+        dataset: PathBuf,
+        /// Largest class weight.
+        #[arg(long, default_value_t = 1000.0)]
+        max_weight: f64,
+    },
     /// Write a detection dataset as COCO JSON.
     ExportCoco {
         /// The dataset JSON file.
@@ -199,6 +209,15 @@ pub struct PreprocessArgs {
     /// OD rectangle2: boxes have no front.
     #[arg(long)]
     ignore_direction: bool,
+    /// SE: label values left out of loss and measures, comma-separated (e.g. 255).
+    #[arg(long, value_delimiter = ',')]
+    ignore_class_ids: Vec<i64>,
+    /// SE: the class that --class-ids-background are merged into.
+    #[arg(long)]
+    set_background_id: Option<i64>,
+    /// SE: classes merged into --set-background-id, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    class_ids_background: Vec<i64>,
     /// Replace an existing output folder.
     #[arg(long)]
     overwrite: bool,
@@ -226,6 +245,15 @@ fn preprocess(args: &PreprocessArgs, json_out: bool) -> Result<()> {
     }
     if args.ignore_direction {
         value["ignore_direction"] = json!(true);
+    }
+    if !args.ignore_class_ids.is_empty() {
+        value["ignore_class_ids"] = json!(args.ignore_class_ids);
+    }
+    if let Some(b) = args.set_background_id {
+        value["set_background_id"] = json!([b]);
+    }
+    if !args.class_ids_background.is_empty() {
+        value["class_ids_background"] = json!(args.class_ids_background);
     }
     let param = DLPreprocessParam::from_json(value)?;
     let options = PreprocessOptions { overwrite: args.overwrite, show_progress: !json_out };
@@ -360,6 +388,19 @@ pub fn run(command: &DatasetCommand, json_out: bool) -> Result<u8> {
             }
         }
         DatasetCommand::Info { dataset } => info(&load(dataset)?, json_out)?,
+        DatasetCommand::Weights { dataset, max_weight } => {
+            let mut ds = load(dataset)?;
+            let weights = dlkit::data::preprocess::gen_dl_segmentation_weights(&mut ds, *max_weight)?;
+            ds.save(dataset)?;
+            if json_out {
+                println!("{}", json!({"output": dataset, "class_weights": weights}));
+            } else {
+                for ((name, id), w) in ds.class_names.iter().zip(&ds.class_ids).zip(&weights) {
+                    println!("  class {id:>5} {name:<24} weight {w:.4}");
+                }
+                println!("weight images and class_weights → {}", dataset.display());
+            }
+        }
         DatasetCommand::Preprocess(args) => preprocess(args, json_out)?,
         DatasetCommand::Validate { dataset } => {
             let problems = load(dataset)?.validate();

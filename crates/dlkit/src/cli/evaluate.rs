@@ -90,6 +90,9 @@ pub enum EvaluateCommand {
         /// Class ids left out of the measures.
         #[arg(long, value_delimiter = ',')]
         ignore_class_ids: Vec<i64>,
+        /// Write the pixel confusion matrices here.
+        #[arg(long)]
+        plots: Option<PathBuf>,
     },
     /// Anomaly detection: image AUROC, HALCON's thresholds, confusion at them, score histogram.
     Anomaly {
@@ -270,8 +273,39 @@ fn report_detection(
     Ok(())
 }
 
-/// Prints segmentation measures (table or JSON).
-fn report_segmentation(e: &SegmentationEvaluation, class_names: &[String], json_out: bool) -> Result<()> {
+/// Prints segmentation measures (table or JSON) and writes the pixel confusion matrix (absolute and
+/// relative to each ground-truth class).
+fn report_segmentation(
+    e: &SegmentationEvaluation,
+    class_names: &[String],
+    plot_dir: Option<&Path>,
+    json_out: bool,
+) -> Result<()> {
+    if let Some(dir) = plot_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let n = class_names.len();
+        let abs: Vec<f64> = e.pixel_confusion_matrix.iter().map(|&v| v as f64).collect();
+        plots::confusion_matrix_png(
+            &dir.join("pixel_confusion_matrix.png"),
+            &abs,
+            class_names,
+            false,
+            "pixel confusion matrix",
+        )?;
+        let column: Vec<f64> = (0..n).map(|g| (0..n).map(|p| abs[p * n + g]).sum()).collect();
+        let rel: Vec<f64> = abs
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if column[i % n] > 0.0 { v / column[i % n] } else { 0.0 })
+            .collect();
+        plots::confusion_matrix_png(
+            &dir.join("pixel_confusion_matrix_relative.png"),
+            &rel,
+            class_names,
+            true,
+            "pixel confusion matrix (share of each ground-truth class)",
+        )?;
+    }
     if json_out {
         println!("{}", serde_json::to_string_pretty(e)?);
         return Ok(());
@@ -343,7 +377,7 @@ fn report(
                 class_ids.iter().zip(class_names).map(|(id, n)| (u32::from(id.get()), n.clone())).collect();
             report_detection(d, &categories, false, plot_dir, json_out)
         }
-        Evaluation::Segmentation(s) => report_segmentation(s, class_names, json_out),
+        Evaluation::Segmentation(s) => report_segmentation(s, class_names, plot_dir, json_out),
         Evaluation::Anomaly(a) => report_anomaly(a, plot_dir, json_out),
     }
 }
@@ -423,7 +457,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
             }
             report(&ev.finish()?, (&ds.class_names, &ds.class_ids), plot_dir.as_deref(), json_out)?;
         }
-        EvaluateCommand::Segmentation { dataset, predictions, split, ignore_class_ids } => {
+        EvaluateCommand::Segmentation { dataset, predictions, split, ignore_class_ids, plots: plot_dir } => {
             let ds = DLDataset::load(dataset)?;
             let seg_dir =
                 Path::new(ds.segmentation_dir.as_deref().context("the dataset has no segmentation_dir")?);
@@ -444,7 +478,7 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 };
                 ev.add(&sample, &result)?;
             }
-            report(&ev.finish()?, (&ds.class_names, &ds.class_ids), None, json_out)?;
+            report(&ev.finish()?, (&ds.class_names, &ds.class_ids), plot_dir.as_deref(), json_out)?;
         }
         EvaluateCommand::Anomaly { dataset, results, split, plots: plot_dir } => {
             let ds = DLDataset::load(dataset)?;

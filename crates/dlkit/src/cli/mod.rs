@@ -3,4 +3,5 @@ pub mod dataset;
 pub mod detection;
 pub mod evaluate;
 pub mod model;
+pub mod segmentation;
 pub mod train;

@@ -9,23 +9,26 @@ use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
-    /// Create a classifier with fresh weights, or from pretrained ImageNet weights, or a detector on a
-    /// backbone, and write it.
+    /// Create a classifier with fresh weights, or from pretrained ImageNet weights, or a detector or
+    /// segmentation model on a backbone, and write it.
     Create {
-        /// classification | detection.
+        /// classification | detection | segmentation.
         #[arg(long = "type", default_value = "classification")]
         model_type: String,
         /// Classifier: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2 |
         /// squeezenet | mobilenet_v1.
         #[arg(long, default_value = "compact")]
         arch: String,
-        /// Detection: the backbone — an architecture of --arch (from scratch) or a pretrained model
-        /// (pretrained_dl_classifier_…, its ImageNet weights).
+        /// Detection and segmentation: the backbone — an architecture of --arch (from scratch) or a
+        /// pretrained model (pretrained_dl_classifier_…, its ImageNet weights).
         #[arg(long, default_value = "compact")]
         backbone: String,
         /// Detection parameters.
         #[command(flatten)]
         detection: Box<super::detection::DetectionArgs>,
+        /// Segmentation parameters.
+        #[command(flatten)]
+        segmentation: Box<super::segmentation::SegmentationArgs>,
         /// Start from pretrained weights (`cargo xtask weights`):
         /// pretrained_dl_classifier_efficientnet_lite0 | …_efficientnet_lite1 | …_efficientnet_lite2 |
         /// …_squeezenet | …_mobilenet_v1 | …_mobilenet_v2. The ImageNet
@@ -101,6 +104,7 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
             arch,
             backbone,
             detection,
+            segmentation,
             pretrained,
             classes,
             dataset,
@@ -131,6 +135,12 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                     Model::create_detector(backbone, &names, &ids, size, &detection.options(default)?)?;
                 let kind = model.get_param("instance_type")?.as_str().unwrap_or("").to_owned();
                 (model, format!("{kind} detector on {backbone}"))
+            } else if model_type == "segmentation" {
+                let (names, ids) = given.context("give the classes with either --classes or --dataset")?;
+                let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
+                let model =
+                    Model::create_segmenter(backbone, None, &names, &ids, size, &segmentation.options()?)?;
+                (model, format!("segmentation model on {backbone}"))
             } else if model_type == "classification" {
                 let model = match (pretrained, &given) {
                     (Some(name), g) => {
@@ -148,7 +158,7 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 };
                 (model, format!("{} classifier", pretrained.as_ref().unwrap_or(arch)))
             } else {
-                bail!("--type {model_type}: expected classification or detection");
+                bail!("--type {model_type}: expected classification, detection or segmentation");
             };
             model.write(output)?;
             if json_out {
@@ -227,6 +237,10 @@ pub fn run_apply(
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         for ((path, image), r) in images.iter().zip(&decoded).zip(&results) {
             let stem = path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
+            if r.segmentation_image.is_some() {
+                super::segmentation::write_overlay(dir, &stem, image, r, &m)?;
+                continue;
+            }
             if r.bbox_class_id.is_some() {
                 let rgb = image.to_rgb8();
                 let boxes = super::detection::drawn_boxes(r, &m.description().class_ids)?;
@@ -266,6 +280,21 @@ pub fn run_apply(
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for (p, r) in images.iter().zip(&results) {
+            if let Some(seg) = &r.segmentation_image {
+                let d = m.description();
+                let total = seg.data.len().max(1) as f64;
+                let shares: Vec<String> = d
+                    .class_ids
+                    .iter()
+                    .zip(&d.class_names)
+                    .map(|(&id, n)| {
+                        let count = seg.data.iter().filter(|&&v| i64::from(v) == id).count();
+                        format!("{n} {:.1}%", 100.0 * count as f64 / total)
+                    })
+                    .collect();
+                println!("{}: {}×{} pixels: {}", p.display(), seg.width, seg.height, shares.join(", "));
+                continue;
+            }
             if let Some(ids) = &r.bbox_class_id {
                 let names = r.bbox_class_name.as_deref().unwrap_or_default();
                 let conf = r.bbox_confidence.as_deref().unwrap_or_default();

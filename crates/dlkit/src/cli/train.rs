@@ -17,16 +17,20 @@ pub struct TrainArgs {
     #[arg(long, conflicts_with = "create")]
     model: Option<PathBuf>,
     /// … or create one: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2
-    /// | squeezenet | mobilenet_v1 (classes from the dataset; for a detection dataset the detector's
-    /// backbone, which may also be a pretrained_dl_classifier_… name) …
+    /// | squeezenet | mobilenet_v1 (classes from the dataset; for a detection or segmentation dataset
+    /// the backbone, which may also be a pretrained_dl_classifier_… name) …
     #[arg(long, conflicts_with = "pretrained")]
     create: Option<String>,
-    /// With --create: classification | detection (default: what the dataset's samples hold).
+    /// With --create: classification | detection | segmentation (default: what the dataset's samples
+    /// hold).
     #[arg(long = "type")]
     model_type: Option<String>,
     /// With --create and a detection dataset: the detector's parameters.
     #[command(flatten)]
     detection: super::detection::DetectionArgs,
+    /// With --create and a segmentation dataset: the segmentation model's parameters.
+    #[command(flatten)]
+    segmentation: super::segmentation::SegmentationArgs,
     /// … or start from pretrained ImageNet weights (`cargo xtask weights`):
     /// pretrained_dl_classifier_efficientnet_lite0 | …_efficientnet_lite1 | …_efficientnet_lite2 |
     /// …_squeezenet | …_mobilenet_v1 | …_mobilenet_v2, with a new head for the dataset's classes.
@@ -170,6 +174,9 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
         dlkit::data::ModelType::Detection => {
             let default = super::detection::instance_type_of(ds);
             Model::create_detector(arch, &names, &ids, (w, h, c), &args.detection.options(default)?)?
+        }
+        dlkit::data::ModelType::Segmentation => {
+            Model::create_segmenter(arch, None, &names, &ids, (w, h, c), &args.segmentation.options()?)?
         }
         other => bail!("--create for {} models is not implemented yet", other.as_str()),
     };
