@@ -217,6 +217,36 @@ pub fn class_index_table(class_ids: &[dl_core::ClassId]) -> Vec<i64> {
 
 #[cfg(test)]
 mod tests {
+    /// A 4-bit palette PNG (VOC's layout: the palette maps ids to colours) is read by its indices, not
+    /// its colours; 8-bit palette indices keep 255.
+    #[test]
+    fn palette_label_images_are_read_by_index() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (depth, values) in [
+            (png::BitDepth::Four, vec![0u8, 1, 15, 2, 3, 0]),
+            (png::BitDepth::Eight, vec![0, 1, 255, 2, 3, 0]),
+        ] {
+            let path = tmp.path().join(format!("p{depth:?}.png"));
+            let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            let mut enc = png::Encoder::new(file, 3, 2);
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_depth(depth);
+            let n = 1usize << (depth as u8).min(8);
+            enc.set_palette((0..n).flat_map(|i| [(i * 7) as u8, 255 - i as u8, 9]).collect::<Vec<u8>>());
+            let mut w = enc.write_header().unwrap();
+            let packed: Vec<u8> = if depth == png::BitDepth::Four {
+                values.chunks(3).flat_map(|row| [row[0] << 4 | row[1], row[2] << 4]).collect()
+            } else {
+                values.clone()
+            };
+            w.write_image_data(&packed).unwrap();
+            w.finish().unwrap();
+            let l = LabelImage::read(&path).unwrap();
+            assert_eq!((l.width, l.height), (3, 2));
+            assert_eq!(l.data, values.iter().map(|&v| u16::from(v)).collect::<Vec<_>>(), "{depth:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

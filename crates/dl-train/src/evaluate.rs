@@ -62,8 +62,12 @@ pub(crate) fn evaluate_indices(
     let mut evaluator = Evaluator::new(net.model_type(), &classes.ids, &params.measures);
     let device = model.var_store().device();
     let _guard = tch::no_grad_guard();
-    let label_check = (net.model_type() == dl_data::ModelType::Segmentation)
-        .then(|| model.preprocess_param().ignore_class_ids);
+    let ignore_class_ids = model.preprocess_param().ignore_class_ids;
+    let label_check =
+        (net.model_type() == dl_data::ModelType::Segmentation).then_some(crate::pipeline::LabelCheck {
+            ignore_class_ids: &ignore_class_ids,
+            require_weights: false,
+        });
     let plan = BatchPlan {
         augment: None,
         epoch: 0,
@@ -71,7 +75,7 @@ pub(crate) fn evaluate_indices(
         targets: None,
         keep_samples: true,
         prefetch: 3,
-        label_check: label_check.as_deref(),
+        label_check,
     };
     std::thread::scope(|scope| -> Result<()> {
         let rx = spawn_batches(scope, source, order, plan);

@@ -104,8 +104,17 @@ pub struct BatchPlan<'a> {
     pub keep_samples: bool,
     /// At most this many batches wait in the queue.
     pub prefetch: usize,
-    /// Segmentation: check that every label value is a class id or one of these ignored ids.
-    pub label_check: Option<&'a [ClassId]>,
+    /// Segmentation: the checks of each sample's label image.
+    pub label_check: Option<LabelCheck<'a>>,
+}
+
+/// What [`spawn_batches`] checks of segmentation samples.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelCheck<'a> {
+    /// Every label value is a class id or one of these ignored ids.
+    pub ignore_class_ids: &'a [ClassId],
+    /// Every sample has a weight image (the dataset has class weights: training uses them).
+    pub require_weights: bool,
 }
 
 /// A prepared batch, and its samples when [`BatchPlan::keep_samples`].
@@ -130,9 +139,20 @@ pub fn spawn_batches<'scope, 'env: 'scope>(
     scope.spawn(move || {
         for indices in order {
             let batch = source.load(&indices).and_then(|mut samples| {
-                if let Some(ignore) = plan.label_check {
-                    check_segmentation_labels(&samples, plan.class_ids, ignore)
+                if let Some(check) = plan.label_check {
+                    check_segmentation_labels(&samples, plan.class_ids, check.ignore_class_ids)
                         .map_err(|e| name_sample(source.dataset(), e))?;
+                    if let Some(s) =
+                        samples.iter().find(|s| check.require_weights && s.weight_image.is_none())
+                    {
+                        let e = dl_data::Error::Sample {
+                            image_id: s.image_id,
+                            message: "no weight_image, but the dataset has class_weights: run \
+                                      gen_dl_segmentation_weights (dlkit dataset weights) again"
+                                .into(),
+                        };
+                        return Err(name_sample(source.dataset(), e));
+                    }
                 }
                 if let Some(params) = plan.augment {
                     augment_dl_samples(&mut samples, params, plan.epoch)?;

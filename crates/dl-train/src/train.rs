@@ -448,8 +448,11 @@ pub fn train_dl_model<M: TrainableModel>(
     });
     let window = (iterations_per_epoch / 25).max(1);
     let eval_params = EvalParams::top_k(param.evaluation_top_k);
-    let label_check =
-        (model_type == ModelType::Segmentation).then(|| model.preprocess_param().ignore_class_ids);
+    let ignore_class_ids = model.preprocess_param().ignore_class_ids;
+    let label_check = (model_type == ModelType::Segmentation).then(|| crate::pipeline::LabelCheck {
+        ignore_class_ids: &ignore_class_ids,
+        require_weights: dataset.class_weights.is_some() && dataset.dlsample_dir.is_some(),
+    });
     let best_text = |log: &TrainingLog| {
         log.best.as_ref().map_or(String::new(), |b| format!(" best {} {:.2}%", log.measure, 100.0 * b.value))
     };
@@ -470,7 +473,7 @@ pub fn train_dl_model<M: TrainableModel>(
                 targets: Some(model_type),
                 keep_samples: false,
                 prefetch: param.prefetch_batches,
-                label_check: label_check.as_deref(),
+                label_check,
             };
             let rx = spawn_batches(scope, &source, steps, plan);
             for it in 0..iterations_per_epoch {

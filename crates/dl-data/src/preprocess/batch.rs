@@ -221,6 +221,16 @@ fn join(ids: &[ClassId]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn label_values_must_be_classes_or_ignored() {
+        let ids = [ClassId::new(0).unwrap(), ClassId::new(3).unwrap()];
+        let mut s = DLSample::from_image(ImageId(5), HostImage::filled(3, 1, 1, 0.0));
+        s.segmentation_image = Some(crate::LabelImage { width: 3, height: 1, data: vec![0, 3, 255] });
+        let err = check_segmentation_labels(std::slice::from_ref(&s), &ids, &[]).unwrap_err().to_string();
+        assert!(err.contains("sample 5") && err.contains("label value 255"), "{err}");
+        check_segmentation_labels(&[s], &ids, &[ClassId::new(255).unwrap()]).unwrap();
+    }
+
     use super::*;
     use crate::HostImage;
 

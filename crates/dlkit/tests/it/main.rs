@@ -9,4 +9,5 @@ mod evaluate_cli;
 mod model_cli;
 mod model_v1;
 mod pretrained;
+mod segmentation;
 mod training;
