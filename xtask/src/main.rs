@@ -133,6 +133,7 @@ const BENCHES: &[(&str, &str, &str, &[&str])] = &[
     ("infer", "dlkit", "", &[]),
     ("train", "dlkit", "", &["fashion-mnist"]),
     ("detect", "dlkit", "", &["deepforest"]),
+    ("segment", "dlkit", "", &["stardist"]),
 ];
 
 fn bench(repo: &Path, names: &[String]) -> Result<()> {
@@ -176,6 +177,10 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
         if *name == "detect" {
             phase("setup --bench-tools", || setup::setup(repo, true))?;
             phase("side by side: detect", || side_by_side_detect(repo))?;
+        }
+        if *name == "segment" {
+            phase("setup --bench-tools", || setup::setup(repo, true))?;
+            phase("side by side: segment", || side_by_side_segment(repo))?;
         }
     }
     Ok(())
@@ -486,6 +491,92 @@ fn side_by_side_detect(repo: &Path) -> Result<()> {
     println!("    {:<70} {:>8.1} images/s", ut.1, ut.2);
     println!("    {:<70} {:>8.1} images/s", tt.1, tt.2);
     println!("    training ratio dlkit / torchvision: {:.2}× (goal ≥ 1.2×)", ut.2 / tt.2);
+    Ok(())
+}
+
+fn side_by_side_segment(repo: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("dlkit-bench-segment-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let epochs = "2";
+    let example = |args: &[&str]| {
+        let mut c = cargo(repo);
+        c.args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "segment_throughput", "--"])
+            .args(args)
+            .env("DLKIT_BENCH_THREADS", "2")
+            .env("RAYON_NUM_THREADS", "2");
+        c
+    };
+    let d = dir.display().to_string();
+    run_checked(&mut example(&["prepare", &d]))?;
+    let python = setup::venv_dir().join("bin").join("python");
+    let theirs = measurements(
+        Command::new(python)
+            .arg(repo.join("benches/python/segment_torch.py"))
+            .arg(&dir)
+            .arg(epochs)
+            .env("DLKIT_BENCH_THREADS", "2"),
+    );
+    let ours = measurements(&mut example(&["measure", &d, epochs]));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ours, theirs) = (ours?, theirs?);
+    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
+        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
+    };
+    println!(
+        "segmentation, MobileNetV2 backbone, U-Net-style decoder of 64 channels on strides 4/8/16/32, 2 classes, stardist nuclei, 2 threads:"
+    );
+    // The same function on both sides: every pixel's class and confidence agree.
+    let (uo, to) = (find(&ours, "outputs")?, find(&theirs, "outputs")?);
+    let values = |m: &serde_json::Value, k: &str| -> Vec<f64> {
+        m[k].as_array().into_iter().flatten().filter_map(serde_json::Value::as_f64).collect()
+    };
+    let (uc, tc) = (values(&uo.3, "classes"), values(&to.3, "classes"));
+    let (uf, tf) = (values(&uo.3, "confidences"), values(&to.3, "confidences"));
+    let agree = if uc.len() == tc.len() && uf.len() == tf.len() && !uc.is_empty() {
+        let same = uc.iter().zip(&tc).filter(|(a, b)| a == b).count() as f64 / uc.len() as f64;
+        let diff = uf.iter().zip(&tf).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        (same > 0.999 && diff < 1e-3).then_some((same, diff)).ok_or((same, diff))
+    } else {
+        Err((0.0, f64::NAN))
+    };
+    match agree {
+        Ok((same, diff)) => println!(
+            "  outputs agree: {:.3}% of {} pixels the same class, largest confidence difference {diff:.2e}",
+            100.0 * same,
+            uc.len()
+        ),
+        Err((same, diff)) => println!(
+            "  OUTPUTS DISAGREE ({:.3}% same class, confidence difference {diff:.2e}, {} vs {} pixels): no latency ratio is printed",
+            100.0 * same,
+            uc.len(),
+            tc.len()
+        ),
+    }
+    let (ul, tl) = (find(&ours, "latency_b1")?, find(&theirs, "latency_b1")?);
+    println!(
+        "  inference at 512×512, batch 1 (normalisation, forward, softmax, classes and confidences on the host):"
+    );
+    println!("    {:<70} {:>8.2} ms", ul.1, 1000.0 / ul.2);
+    println!("    {:<70} {:>8.2} ms", tl.1, 1000.0 / tl.2);
+    if agree.is_ok() {
+        println!("    latency ratio dlkit / PyTorch: {:.2} (goal ≤ 0.9)", tl.2 / ul.2);
+    }
+    let (ut, tt) = (find(&ours, "train")?, find(&theirs, "train")?);
+    println!(
+        "  training at 256×256, {epochs} epochs, Adam, batch 8, images read from PNG (wall time, all included):"
+    );
+    println!("    {:<70} {:>8.1} images/s", ut.1, ut.2);
+    println!("    {:<70} {:>8.1} images/s", tt.1, tt.2);
+    println!("    training ratio dlkit / PyTorch: {:.2}× (goal ≥ 1.2×)", ut.2 / tt.2);
+    let rss = |m: &serde_json::Value, k: &str| m[k].as_f64().unwrap_or(0.0);
+    let ours_rss = rss(&ut.3, "peak_rss_mib");
+    let theirs_rss = rss(&tt.3, "peak_rss_mib") + 2.0 * rss(&tt.3, "peak_rss_children_mib");
+    println!(
+        "  peak resident memory: dlkit {ours_rss:.0} MiB; PyTorch {theirs_rss:.0} MiB (main {:.0} + 2 workers × {:.0}) (goal: dlkit ≤ PyTorch)",
+        rss(&tt.3, "peak_rss_mib"),
+        rss(&tt.3, "peak_rss_children_mib")
+    );
     Ok(())
 }
 
