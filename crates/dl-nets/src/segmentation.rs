@@ -315,15 +315,28 @@ mod tests {
             .unwrap()
     }
 
-    /// Logits at the input size, also for sizes that are not multiples of the coarsest stride.
+    /// Logits at the input size on every kind of backbone, also for sizes that are not multiples of the
+    /// coarsest stride.
     #[test]
     fn logits_have_the_input_size() {
         let vs = nn::VarStore::new(Device::Cpu);
         let compact = net(&vs, Box::new(CompactConfig::new(1, 1).build(&(vs.root() / "a")).unwrap()), 3);
         let mobile = net(&vs, Box::new(MobileNetV2Config::new(1, 3).build(&(vs.root() / "b")).unwrap()), 2);
-        for (n, c, h, w) in
-            [(&compact, 1, 40, 56), (&compact, 1, 37, 45), (&mobile, 3, 64, 96), (&mobile, 3, 50, 70)]
-        {
+        let enhanced =
+            net(&vs, Box::new(CompactConfig::enhanced(1, 3).build(&(vs.root() / "c")).unwrap()), 2);
+        let squeeze =
+            net(&vs, Box::new(crate::SqueezeNetConfig::new(1, 3).build(&(vs.root() / "d")).unwrap()), 2);
+        let resnet =
+            net(&vs, Box::new(crate::ResNetConfig::resnet18(1, 3).build(&(vs.root() / "e")).unwrap()), 4);
+        for (n, c, h, w) in [
+            (&compact, 1, 40, 56),
+            (&compact, 1, 37, 45),
+            (&mobile, 3, 64, 96),
+            (&mobile, 3, 50, 70),
+            (&enhanced, 3, 32, 48),
+            (&squeeze, 3, 45, 61),
+            (&resnet, 3, 33, 64),
+        ] {
             let x = Tensor::randn([2, c, h, w], (Kind::Float, Device::Cpu));
             let Outputs::Segmentation { logits } = tch::no_grad(|| n.forward_t(&x, false)) else { panic!() };
             assert_eq!(logits.size(), [2, n.config.num_classes, h, w]);
