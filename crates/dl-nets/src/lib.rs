@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod anomaly;
 pub mod backbone;
 pub mod classification;
 pub mod compact;
@@ -29,11 +30,12 @@ pub mod segmentation;
 pub mod squeezenet;
 pub mod weights;
 
+pub use anomaly::{AnomalyParams, PatchCoreConfig, PatchCoreNet};
 pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
 pub use detection::{Capacity, DetectionConfig, DetectionNet, DetectionParams, RotatedBoxLoss};
-pub use network::{Classes, Losses, MethodParams, Network, Outputs, Targets, upload};
+pub use network::{AsAny, Classes, Losses, MethodParams, Network, Outputs, Targets, upload};
 pub use segmentation::{SegmentationConfig, SegmentationNet, SegmentationParams};
 
 use guided::GuidedRecorder;

@@ -38,6 +38,13 @@ pub enum Outputs {
         /// The logits.
         logits: Tensor,
     },
+    /// AD: anomaly maps `[N, 1, H, W]` at the network input size (≥ 0) and image scores `[N]`.
+    Anomaly {
+        /// The maps.
+        maps: Tensor,
+        /// The scores.
+        scores: Tensor,
+    },
 }
 
 /// The ground truth of a batch on the network's device (or, for boxes, on the host: target assignment
@@ -109,6 +116,8 @@ pub enum MethodParams {
     Detection(crate::DetectionParams),
     /// SE loss weights.
     Segmentation(crate::SegmentationParams),
+    /// AD thresholds.
+    Anomaly(crate::anomaly::AnomalyParams),
 }
 
 /// The classes of a model, parallel lists.
@@ -120,8 +129,20 @@ pub struct Classes {
     pub names: Vec<String>,
 }
 
+/// Access to a network's concrete type (for the methods whose fitting is not gradient training).
+pub trait AsAny {
+    /// The network as `Any`.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+impl<T: std::any::Any> AsAny for T {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A network of one method: forward pass, loss, post-processing. Object-safe; one per model.
-pub trait Network: std::fmt::Debug + Send {
+pub trait Network: AsAny + std::fmt::Debug + Send {
     /// The method.
     fn model_type(&self) -> ModelType;
     /// The outputs for images `[N, C, H, W]` (in the network's layout; see

@@ -21,7 +21,7 @@ mod evaluate;
 mod model;
 mod param;
 pub mod pipeline;
-mod progress;
+pub mod progress;
 mod solver;
 mod train;
 

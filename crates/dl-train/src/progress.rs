@@ -3,7 +3,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// A bar of `len` steps with a message slot, or a hidden one when `display` is false.
-pub(crate) fn bar(len: u64, display: bool, prefix: &'static str) -> ProgressBar {
+pub fn bar(len: u64, display: bool, prefix: &'static str) -> ProgressBar {
     if !display {
         return ProgressBar::hidden();
     }

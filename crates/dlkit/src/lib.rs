@@ -15,12 +15,14 @@ pub use dl_io as io;
 pub use dl_nets as nets;
 pub use dl_train as train;
 
+mod anomaly;
 mod backbone;
 mod detection;
 mod heatmap;
 mod model;
 mod pretrained;
 mod segmentation;
+pub use anomaly::{ANOMALY_PARAM_NAMES, FitReport, NokInTrain};
 pub use detection::{
     DETECTION_PARAM_NAMES, DetectionParamReport, DetectorOptions, determine_dl_model_detection_param,
 };

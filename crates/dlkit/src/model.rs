@@ -109,6 +109,18 @@ pub enum MethodConfig {
         /// Post-processing and loss weights.
         params: dl_nets::DetectionParams,
     },
+    /// An anomaly-detection model: PatchCore's feature memory on a frozen pretrained backbone.
+    Patchcore {
+        /// The backbone family (its classification head is not used).
+        backbone: Architecture,
+        /// The pretrained weights of the backbone (`pretrained_dl_classifier_…`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pretrained: Option<String>,
+        /// Taps, coreset and the fitted bank's size and scale.
+        patchcore: dl_nets::PatchCoreConfig,
+        /// Thresholds.
+        params: dl_nets::AnomalyParams,
+    },
     /// A semantic segmentation network: a decoder on a backbone.
     Segmentation {
         /// The backbone family (its classification head is not used).
@@ -130,6 +142,7 @@ impl MethodConfig {
             Self::Classification { .. } => ModelType::Classification,
             Self::Detection { .. } => ModelType::Detection,
             Self::Segmentation { .. } => ModelType::Segmentation,
+            Self::Patchcore { .. } => ModelType::AnomalyDetection,
         }
     }
 
@@ -137,7 +150,9 @@ impl MethodConfig {
     pub fn architecture(&self) -> &Architecture {
         match self {
             Self::Classification { network } => network,
-            Self::Detection { backbone, .. } | Self::Segmentation { backbone, .. } => backbone,
+            Self::Detection { backbone, .. }
+            | Self::Segmentation { backbone, .. }
+            | Self::Patchcore { backbone, .. } => backbone,
         }
     }
 }
@@ -240,6 +255,7 @@ impl ModelDescription {
                 }
                 detector.num_classes
             }
+            MethodConfig::Patchcore { .. } => 2,
             MethodConfig::Segmentation { segmenter, .. } => {
                 let p = &self.preprocess;
                 if p.image_width < 32 || p.image_height < 32 {
@@ -344,10 +360,12 @@ fn unknown_param(name: &str) -> Error {
     param_error(
         name,
         format!(
-            "unknown parameter; valid names: {}; for detection models {}; for segmentation models backbone, {}",
+            "unknown parameter; valid names: {}; for detection models {}; for segmentation models backbone, {}; \
+             for anomaly models backbone, {}",
             PARAM_NAMES.join(", "),
             crate::detection::DETECTION_PARAM_NAMES.join(", "),
-            crate::segmentation::SEGMENTATION_PARAM_NAMES.join(", ")
+            crate::segmentation::SEGMENTATION_PARAM_NAMES.join(", "),
+            crate::anomaly::ANOMALY_PARAM_NAMES.join(", ")
         ),
     )
 }
@@ -403,6 +421,14 @@ impl Model {
                     crate::backbone::build(backbone, &root)?,
                     &root,
                     detector.clone(),
+                    params.clone(),
+                )?)
+            }
+            MethodConfig::Patchcore { backbone, patchcore, params, .. } => {
+                Box::new(dl_nets::PatchCoreNet::new(
+                    crate::backbone::build(backbone, &root)?,
+                    &root,
+                    patchcore.clone(),
                     params.clone(),
                 )?)
             }
@@ -574,8 +600,12 @@ impl Model {
             "preprocess_param" => serde_json::to_value(&d.preprocess).expect("serialisable"),
             "freeze_backbone" => json!(p.freeze_backbone),
             "backbone_learning_rate_factor" => json!(p.backbone_learning_rate_factor),
-            "backbone" if matches!(d.method, MethodConfig::Segmentation { .. }) => {
-                let MethodConfig::Segmentation { backbone, pretrained, .. } = &d.method else {
+            "backbone"
+                if matches!(d.method, MethodConfig::Segmentation { .. } | MethodConfig::Patchcore { .. }) =>
+            {
+                let (MethodConfig::Segmentation { backbone, pretrained, .. }
+                | MethodConfig::Patchcore { backbone, pretrained, .. }) = &d.method
+                else {
                     unreachable!()
                 };
                 crate::backbone::backbone_name(backbone, pretrained.as_ref())
@@ -584,6 +614,7 @@ impl Model {
                 return self
                     .get_detection_param(other)
                     .or_else(|| self.get_segmentation_param(other))
+                    .or_else(|| self.get_anomaly_param(other))
                     .unwrap_or_else(|| Err(unknown_param(other)));
             }
         })
@@ -616,6 +647,9 @@ impl Model {
             return r;
         }
         if let Some(r) = self.set_segmentation_param(name, value) {
+            return r;
+        }
+        if let Some(r) = self.set_anomaly_param(name, value) {
             return r;
         }
         let d = &mut self.description;

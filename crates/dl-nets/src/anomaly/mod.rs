@@ -1,0 +1,346 @@
+//! Anomaly detection trained on good images only. [`PatchCoreNet`] (`patchcore`): a frozen pretrained
+//! backbone's feature maps at two strides (default 8 and 16), each averaged over a 3×3 neighbourhood,
+//! the coarser one upsampled bilinearly to the finer one and concatenated — one feature vector per
+//! position ("patch"). Fitting (see [`coreset`]) keeps a greedy k-center coreset of the good images'
+//! patches as the memory bank. A patch's anomaly is its distance to the nearest memory entry (matrix
+//! products), divided by the bank's coverage radius (the largest distance of a fitted patch to its
+//! nearest entry), so good patches score about ≤ 1; the map is upsampled bilinearly to the input,
+//! smoothed by a Gaussian (σ = 4 pixels), and the image score is its maximum.
+
+pub mod coreset;
+
+use crate::backbone::Backbone;
+use crate::network::{Classes, Losses, MethodParams, Network, Outputs, Targets, wrong_targets};
+use crate::{Error, Result};
+use dl_data::preprocess::ImageMap;
+use dl_data::{AnomalyLabel, DLResult, HostImage, LabelImage, ModelType};
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor, nn};
+
+/// The architecture of a PatchCore model; `memory_bank_size` and `score_scale` are set by fitting.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchCoreConfig {
+    /// Strides of the backbone levels whose maps form the patch features (the first is the map's).
+    pub strides: Vec<i64>,
+    /// Side of the neighbourhood each map is averaged over.
+    pub neighbourhood: i64,
+    /// Share of the patches kept in the memory bank.
+    pub coreset_ratio: f64,
+    /// Patches per coreset chunk: the memory of fitting is bounded by this, not by the data.
+    pub coreset_chunk_size: usize,
+    /// σ (pixels of the network input) of the Gaussian smoothing of the anomaly map.
+    pub blur_sigma: f64,
+    /// Entries of the memory bank (0: not fitted).
+    pub memory_bank_size: i64,
+    /// The distance that is 1 in the anomaly image (the bank's coverage radius).
+    pub score_scale: f64,
+}
+
+impl Default for PatchCoreConfig {
+    fn default() -> Self {
+        Self {
+            strides: vec![8, 16],
+            neighbourhood: 3,
+            coreset_ratio: 0.01,
+            coreset_chunk_size: 65_536,
+            blur_sigma: 4.0,
+            memory_bank_size: 0,
+            score_scale: 1.0,
+        }
+    }
+}
+
+/// Thresholds of an anomaly model (`compute_dl_anomaly_thresholds`), applied to every result when set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyParams {
+    /// Pixels above it form `anomaly_region`.
+    pub anomaly_segmentation_threshold: Option<f64>,
+    /// Images scoring above it are 'nok'.
+    pub anomaly_classification_threshold: Option<f64>,
+}
+
+/// The variable name of the memory bank.
+pub const MEMORY_BANK: &str = "anomaly.memory_bank";
+
+/// A PatchCore model; see the module documentation.
+#[derive(Debug)]
+pub struct PatchCoreNet {
+    backbone: Box<dyn Backbone>,
+    config: PatchCoreConfig,
+    /// Thresholds.
+    pub params: AnomalyParams,
+    /// Index of each tapped level among the backbone's.
+    taps: Vec<usize>,
+    /// `[memory_bank_size, feature_dim]` (a variable: stored in the model file).
+    bank: Tensor,
+}
+
+impl PatchCoreNet {
+    /// The network on `backbone` with the memory bank (of `config.memory_bank_size` rows) under `path`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for strides the backbone does not have, or out-of-range values.
+    pub fn new(
+        backbone: Box<dyn Backbone>,
+        path: &nn::Path,
+        config: PatchCoreConfig,
+        params: AnomalyParams,
+    ) -> Result<Self> {
+        let bad =
+            |key, value: String, expected| Error::InvalidConfig { config: "patchcore", key, value, expected };
+        let levels = backbone.levels();
+        let taps = config
+            .strides
+            .iter()
+            .map(|s| {
+                levels.iter().position(|l| l.stride == *s).ok_or_else(|| {
+                    bad("strides", format!("{:?}", config.strides), "strides of the backbone's levels")
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if taps.is_empty() {
+            return Err(bad("strides", "[]".into(), "at least one stride"));
+        }
+        if !(config.coreset_ratio > 0.0 && config.coreset_ratio <= 1.0) {
+            return Err(bad("coreset_ratio", config.coreset_ratio.to_string(), "in (0, 1]"));
+        }
+        if config.neighbourhood < 1 || config.neighbourhood % 2 == 0 {
+            return Err(bad("neighbourhood", config.neighbourhood.to_string(), "an odd number ≥ 1"));
+        }
+        if config.coreset_chunk_size < 1024 {
+            return Err(bad("coreset_chunk_size", config.coreset_chunk_size.to_string(), "at least 1024"));
+        }
+        if !(config.blur_sigma >= 0.0 && config.blur_sigma.is_finite()) {
+            return Err(bad("blur_sigma", config.blur_sigma.to_string(), "a number ≥ 0"));
+        }
+        if !(config.score_scale > 0.0 && config.score_scale.is_finite()) {
+            return Err(bad("score_scale", config.score_scale.to_string(), "a number > 0"));
+        }
+        let dim: i64 = taps.iter().map(|&i| levels[i].channels).sum();
+        let bank = (path / "anomaly").zeros_no_train("memory_bank", &[config.memory_bank_size.max(0), dim]);
+        Ok(Self { backbone, config, params, taps, bank })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &PatchCoreConfig {
+        &self.config
+    }
+
+    /// Values per patch feature.
+    pub fn feature_dim(&self) -> i64 {
+        self.bank.size()[1]
+    }
+
+    /// Patch features `[N, D, h, w]` (the first tapped level's size) of images `[N, C, H, W]`, without
+    /// gradients.
+    pub fn features(&self, images: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let x = crate::device::channels_last(images);
+            let levels = self.backbone.forward_levels(&x, false);
+            let k = self.config.neighbourhood;
+            let mut maps = Vec::with_capacity(self.taps.len());
+            let mut size = None;
+            for &i in &self.taps {
+                let f = levels[i].avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>);
+                let s = *size.get_or_insert_with(|| (f.size()[2], f.size()[3]));
+                let f = if (f.size()[2], f.size()[3]) == s {
+                    f
+                } else {
+                    f.upsample_bilinear2d([s.0, s.1], false, None, None)
+                };
+                maps.push(f);
+            }
+            Tensor::cat(&maps, 1).contiguous()
+        })
+    }
+
+    /// Distances of patch features `[P, D]` to their nearest memory entry `[P]`, in chunks of rows.
+    pub fn nearest_distances(&self, patches: &Tensor) -> Tensor {
+        tch::no_grad(|| {
+            let p = patches.size()[0];
+            let chunk = (1 << 22) / self.config.memory_bank_size.max(1);
+            let chunk = chunk.clamp(64, 4096);
+            let bank_sq = self.bank.square().sum_dim_intlist([1].as_slice(), false, Kind::Float).unsqueeze(0);
+            let mut out = Vec::new();
+            let mut start = 0;
+            while start < p {
+                let len = chunk.min(p - start);
+                let x = patches.narrow(0, start, len);
+                let x_sq = x.square().sum_dim_intlist([1].as_slice(), true, Kind::Float);
+                let d2: Tensor = x_sq - x.matmul(&self.bank.tr()) * 2.0 + &bank_sq;
+                out.push(d2.min_dim(1, false).0.clamp_min(0.0).sqrt());
+                start += len;
+            }
+            Tensor::cat(&out, 0)
+        })
+    }
+
+    /// Replaces the memory bank (rows of `[memory_bank_size, D]`) and the score scale.
+    ///
+    /// # Errors
+    /// [`Error::Targets`] for a bank of another shape than the configured one.
+    pub fn set_memory_bank(&mut self, bank: &Tensor, score_scale: f64) -> Result<()> {
+        if bank.size() != self.bank.size() {
+            return Err(Error::Targets(format!(
+                "memory bank {:?}, the model has room for {:?}",
+                bank.size(),
+                self.bank.size()
+            )));
+        }
+        tch::no_grad(|| self.bank.copy_(bank));
+        self.config.score_scale = score_scale;
+        Ok(())
+    }
+}
+
+/// Gaussian smoothing of maps `[N, 1, H, W]` (separable, reflected borders).
+pub fn gaussian_blur(maps: &Tensor, sigma: f64) -> Tensor {
+    if sigma <= 0.0 {
+        return maps.shallow_clone();
+    }
+    let radius = (4.0 * sigma).ceil() as i64;
+    let taps: Vec<f32> =
+        (-radius..=radius).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
+    let sum: f32 = taps.iter().sum();
+    let k = Tensor::from_slice(&taps.iter().map(|v| v / sum).collect::<Vec<_>>()).to_device(maps.device());
+    let s = maps.size();
+    let pad_h = radius.min(s[2] - 1);
+    let pad_w = radius.min(s[3] - 1);
+    let x = maps.reflection_pad2d([pad_w, pad_w, pad_h, pad_h]);
+    // Rows, then columns; a border narrower than the radius uses the kernel's centre part.
+    let kh = k.narrow(0, radius - pad_h, 2 * pad_h + 1).view([1, 1, 2 * pad_h + 1, 1]);
+    let kw = k.narrow(0, radius - pad_w, 2 * pad_w + 1).view([1, 1, 1, 2 * pad_w + 1]);
+    let kh = &kh / kh.sum(Kind::Float);
+    let kw = &kw / kw.sum(Kind::Float);
+    x.conv2d(&kh, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1).conv2d(
+        &kw,
+        None::<Tensor>,
+        [1, 1],
+        [0, 0],
+        [1, 1],
+        1,
+    )
+}
+
+impl Network for PatchCoreNet {
+    fn model_type(&self) -> ModelType {
+        ModelType::AnomalyDetection
+    }
+
+    /// Anomaly maps `[N, 1, H, W]` at the input size and image scores `[N]`; zero without a memory bank.
+    fn forward_t(&self, images: &Tensor, _train: bool) -> Outputs {
+        let s = images.size();
+        if self.config.memory_bank_size == 0 {
+            let maps = Tensor::zeros([s[0], 1, s[2], s[3]], (Kind::Float, images.device()));
+            return Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps };
+        }
+        let f = self.features(images);
+        let fs = f.size();
+        let patches = f.permute([0, 2, 3, 1]).reshape([-1, fs[1]]);
+        let maps = tch::no_grad(|| {
+            let d = self.nearest_distances(&patches).view([fs[0], 1, fs[2], fs[3]]) / self.config.score_scale;
+            let up = d.upsample_bilinear2d([s[2], s[3]], false, None, None);
+            gaussian_blur(&up, self.config.blur_sigma)
+        });
+        Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps }
+    }
+
+    fn loss(&self, _outputs: &Outputs, _targets: &Targets) -> Result<Losses> {
+        Err(Error::Targets(
+            "a patchcore model is fitted (one pass over the good images), not trained by gradient".into(),
+        ))
+    }
+
+    fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], _classes: &Classes) -> Result<Vec<DLResult>> {
+        if self.config.memory_bank_size == 0 {
+            return Err(Error::Targets(
+                "the patchcore model is not fitted yet: train it on good images first".into(),
+            ));
+        }
+        anomaly_results(outputs, maps, &self.params)
+    }
+
+    fn is_head_var(&self, name: &str) -> bool {
+        name == MEMORY_BANK
+    }
+
+    fn freeze_backbone(&mut self, _frozen: bool) {}
+
+    fn set_method_params(&mut self, params: &MethodParams) -> Result<()> {
+        match params {
+            MethodParams::Anomaly(p) => {
+                self.params = p.clone();
+                Ok(())
+            }
+            other => Err(Error::Targets(format!("{other:?} for an anomaly network"))),
+        }
+    }
+}
+
+/// DLResults of anomaly outputs: the map resized bilinearly to the original region (0 outside it),
+/// the image score, and with thresholds the region and class.
+///
+/// # Errors
+/// [`Error::Targets`] for other outputs or a wrong number of maps; libtorch errors.
+pub fn anomaly_results(
+    outputs: &Outputs,
+    maps: &[ImageMap],
+    params: &AnomalyParams,
+) -> Result<Vec<DLResult>> {
+    let Outputs::Anomaly { maps: images, scores } = outputs else {
+        return Err(wrong_targets("anomaly post-processing", "anomaly outputs"));
+    };
+    let s = images.size();
+    if s.len() != 4 || s[0] != maps.len() as i64 {
+        return Err(Error::Targets(format!("{s:?} anomaly maps for {} images", maps.len())));
+    }
+    let (h, w) = (s[2] as usize, s[3] as usize);
+    let scores: Vec<f64> = Vec::<f64>::try_from(scores.to_kind(Kind::Double).to_device(Device::Cpu))?;
+    maps.iter()
+        .enumerate()
+        .map(|(i, map)| {
+            let (rw, rh) = map.region;
+            let mut m = images.f_get(i as i64)?.f_unsqueeze(0)?;
+            if (rw, rh) != (w, h) {
+                m = m.f_upsample_bilinear2d([rh as i64, rw as i64], false, None, None)?;
+            }
+            let n = rw * rh;
+            let mut v = vec![0f32; n];
+            m.f_to_device(Device::Cpu)?.f_contiguous()?.f_copy_data(&mut v, n)?;
+            let (sw, sh) = map.source;
+            let (r0, c0) = (map.row0 as usize, map.col0 as usize);
+            let data = if (sw, sh, r0, c0) == (rw, rh, 0, 0) {
+                v
+            } else {
+                let mut full = vec![0f32; sw * sh];
+                for r in 0..rh.min(sh.saturating_sub(r0)) {
+                    for c in 0..rw.min(sw.saturating_sub(c0)) {
+                        full[(r0 + r) * sw + c0 + c] = v[r * rw + c];
+                    }
+                }
+                full
+            };
+            let mut r = DLResult {
+                anomaly_image: Some(HostImage { width: sw, height: sh, channels: 1, bit_depth: 32, data }),
+                anomaly_score: Some(scores[i]),
+                ..Default::default()
+            };
+            if let (Some(seg), Some(cls)) =
+                (params.anomaly_segmentation_threshold, params.anomaly_classification_threshold)
+            {
+                let img = r.anomaly_image.as_ref().map(|a| a.data.as_slice()).unwrap_or_default();
+                r.anomaly_region = Some(LabelImage {
+                    width: sw,
+                    height: sh,
+                    data: img.iter().map(|&v| u16::from(f64::from(v) > seg)).collect(),
+                });
+                let nok = scores[i] > cls;
+                r.anomaly_class = Some(if nok { AnomalyLabel::Nok } else { AnomalyLabel::Ok });
+                r.anomaly_class_id = Some(u8::from(nok));
+            }
+            Ok(r)
+        })
+        .collect()
+}

@@ -1,0 +1,394 @@
+//! Anomaly-detection models (`type = anomaly_detection`): `patchcore` (a feature memory on a frozen
+//! pretrained backbone) — creation, fitting on the good images of the train split, HALCON's thresholds
+//! (`compute_dl_anomaly_thresholds`) stored in the model, and the AD parameters.
+
+use crate::Result;
+use crate::backbone::{BackboneChoice, param_error};
+use crate::model::{MethodConfig, Model, ModelDescription, ModelParams};
+use dl_core::Split;
+use dl_data::preprocess::ImageMap;
+use dl_data::{AnomalyLabel, DLDataset, DLResult, ModelType};
+use dl_nets::{AnomalyParams, PatchCoreConfig};
+use dl_train::pipeline::{BatchPlan, SampleSource, spawn_batches};
+use serde_json::{Value, json};
+use std::path::Path;
+use tch::Device;
+
+/// The AD parameters (SPEC §5.2 AD, §7 AD): the PatchCore architecture (read-only) and the thresholds
+/// (settable; `dlkit model thresholds` computes them).
+pub const ANOMALY_PARAM_NAMES: &[&str] = &[
+    "anomaly_method",
+    "patchcore_strides",
+    "coreset_ratio",
+    "coreset_chunk_size",
+    "memory_bank_size",
+    "anomaly_segmentation_threshold",
+    "anomaly_classification_threshold",
+];
+
+/// What [`Model::fit_patchcore`] did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FitReport {
+    /// Good images fitted.
+    pub images: usize,
+    /// Patches seen.
+    pub patches: usize,
+    /// Entries kept in the memory bank.
+    pub memory_bank_size: usize,
+    /// The coverage radius (the anomaly image's unit).
+    pub score_scale: f64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// What to do with 'nok' images in the train split when fitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NokInTrain {
+    /// Refuse, naming the first one.
+    #[default]
+    Refuse,
+    /// Leave them out.
+    Skip,
+}
+
+/// The classes of every anomaly model.
+fn ok_nok() -> (Vec<String>, Vec<i64>) {
+    (vec!["ok".into(), "nok".into()], vec![0, 1])
+}
+
+impl Model {
+    /// A PatchCore model on a pretrained `backbone` (`pretrained_dl_classifier_…`; weights from
+    /// `weights` or the cache) at the network input size; classes 'ok' (0) and 'nok' (1). Not fitted:
+    /// [`Model::fit_patchcore`] fills its memory bank.
+    ///
+    /// # Errors
+    /// [`Error::Param`] for a backbone that is not pretrained, a configuration that does not fit it,
+    /// missing or altered weights.
+    pub fn create_patchcore(
+        backbone: &str,
+        weights: Option<&Path>,
+        size: (usize, usize, usize),
+        config: &PatchCoreConfig,
+    ) -> Result<Self> {
+        if !crate::pretrained::is_pretrained(backbone) {
+            return Err(param_error(
+                "backbone",
+                format!(
+                    "`{backbone}`: patchcore compares features of a pretrained backbone; expected one of {}",
+                    crate::pretrained_names().join(", ")
+                ),
+            ));
+        }
+        let (names, ids) = ok_nok();
+        let choice =
+            BackboneChoice::new(backbone, weights, ModelType::AnomalyDetection, (&names, &ids), size)?;
+        let mut config = config.clone();
+        config.memory_bank_size = 0;
+        let description = ModelDescription {
+            method: MethodConfig::Patchcore {
+                backbone: choice.architecture.clone(),
+                pretrained: choice.pretrained_name(),
+                patchcore: config,
+                params: AnomalyParams::default(),
+            },
+            class_ids: ids,
+            class_names: names,
+            preprocess: choice.preprocess.clone(),
+            params: ModelParams::default(),
+        };
+        let model = Model::from_description(description, Device::Cpu)?;
+        choice.import_into(model.var_store(), &[dl_nets::anomaly::MEMORY_BANK])?;
+        Ok(model)
+    }
+
+    /// Fits a PatchCore model on the 'ok' images of `dataset`'s train split: one pass (batches of
+    /// `batch_size`, a progress bar when `display`), patches streamed into the chunked k-center coreset
+    /// (seeded by `seed`), the memory bank and its coverage radius stored in the model. The thresholds
+    /// are reset (compute them again).
+    ///
+    /// # Errors
+    /// [`Error::Param`] for another model, a dataset of another method, an empty train split, 'nok'
+    /// train images (unless `nok` is [`NokInTrain::Skip`]); errors naming an image that cannot be read.
+    pub fn fit_patchcore(
+        &mut self,
+        dataset: &DLDataset,
+        nok: NokInTrain,
+        seed: u64,
+        display: bool,
+    ) -> Result<FitReport> {
+        let t0 = std::time::Instant::now();
+        let MethodConfig::Patchcore { patchcore, .. } = &self.description().method else {
+            return Err(param_error("type", "fit_patchcore needs a patchcore model"));
+        };
+        let config = patchcore.clone();
+        let indices = good_train_samples(dataset, nok)?;
+        let source = SampleSource::new(dataset, &self.description().preprocess)?;
+        let batch = self.description().params.batch_size.max(1);
+        let order: Vec<Vec<usize>> = indices.chunks(batch).map(<[usize]>::to_vec).collect();
+        let classes = self.classes();
+        let plan = BatchPlan {
+            augment: None,
+            epoch: 0,
+            class_ids: &classes.ids,
+            targets: None,
+            keep_samples: false,
+            prefetch: 3,
+            label_check: None,
+        };
+        let dim = self.patchcore_net()?.feature_dim() as usize;
+        let mut builder = dl_nets::anomaly::coreset::CoresetBuilder::new(
+            dim,
+            config.coreset_ratio,
+            config.coreset_chunk_size,
+            seed,
+        );
+        let bar = dl_train::progress::bar(indices.len() as u64, display, "fitting patchcore");
+        let device = self.var_store().device();
+        std::thread::scope(|scope| -> Result<()> {
+            let rx = spawn_batches(scope, &source, order, plan);
+            for loaded in rx {
+                let loaded = loaded?;
+                let (images, _) = dl_nets::upload(&loaded.batch, device)?;
+                let f = self.patchcore_net()?.features(&images);
+                let rows =
+                    f.permute([0, 2, 3, 1]).reshape([-1, dim as i64]).to_device(Device::Cpu).contiguous();
+                let n = rows.numel();
+                let mut v = vec![0f32; n];
+                rows.f_copy_data(&mut v, n)?;
+                builder.push(&v);
+                bar.inc(loaded.batch.shape[0] as u64);
+            }
+            Ok(())
+        })?;
+        bar.finish_and_clear();
+        let patches = builder.seen();
+        let (kept, radius) = builder.finish();
+        let m = kept.len() / dim;
+        let scale = if radius > 0.0 { f64::from(radius) } else { 1.0 };
+        // The bank's size is part of the architecture: rebuild with it, keep the backbone's weights.
+        let mut d = self.description().clone();
+        if let MethodConfig::Patchcore { patchcore, params, .. } = &mut d.method {
+            patchcore.memory_bank_size = m as i64;
+            patchcore.score_scale = scale;
+            *params = AnomalyParams::default();
+        }
+        let fitted = Model::from_description(d, device)?;
+        let old = self.var_store().variables();
+        tch::no_grad(|| -> Result<()> {
+            for (name, mut var) in fitted.var_store().variables() {
+                if name == dl_nets::anomaly::MEMORY_BANK {
+                    let bank = tch::Tensor::f_from_slice(&kept)?
+                        .f_reshape([m as i64, dim as i64])?
+                        .f_to_device(device)?;
+                    var.f_copy_(&bank)?;
+                } else if let Some(src) = old.get(&name) {
+                    var.f_copy_(src)?;
+                }
+            }
+            Ok(())
+        })?;
+        *self = fitted;
+        Ok(FitReport {
+            images: indices.len(),
+            patches,
+            memory_bank_size: m,
+            score_scale: scale,
+            seconds: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    fn patchcore_net(&self) -> Result<&dl_nets::PatchCoreNet> {
+        self.network()
+            .as_any()
+            .downcast_ref::<dl_nets::PatchCoreNet>()
+            .ok_or_else(|| param_error("type", "not a patchcore model"))
+    }
+
+    /// `compute_dl_anomaly_thresholds` on the model: applies it to `dataset`'s validation split (which
+    /// must hold 'ok' and 'nok' images), computes HALCON's thresholds from the ok images' anomaly pixels
+    /// and the ok / nok scores, and stores the segmentation threshold and the classification threshold
+    /// that minimises FPR + FNR in the model, so `apply` classifies as the evaluation does.
+    ///
+    /// # Errors
+    /// [`Error::Param`] for a model that is not an anomaly model, a dataset without a validation split or
+    /// without ok and nok validation images; errors naming an image that cannot be read.
+    pub fn compute_anomaly_thresholds(
+        &mut self,
+        dataset: &DLDataset,
+    ) -> Result<dl_eval::anomaly::AnomalyThresholds> {
+        if self.description().model_type() != ModelType::AnomalyDetection {
+            return Err(param_error("type", "thresholds are for anomaly-detection models"));
+        }
+        let indices: Vec<usize> = (0..dataset.samples.len())
+            .filter(|&i| dataset.samples[i].split == Some(Split::Validation))
+            .collect();
+        if indices.is_empty() {
+            return Err(param_error(
+                "dataset",
+                "no validation split: thresholds are computed on validation images (dlkit dataset split)",
+            ));
+        }
+        let results = self.results_of(dataset, &indices)?;
+        let (mut pixels, mut ok, mut nok) = (Vec::new(), Vec::new(), Vec::new());
+        for (&i, r) in indices.iter().zip(&results) {
+            let score = r.anomaly_score.unwrap_or(f64::NAN);
+            match dataset.samples[i].anomaly_label {
+                Some(AnomalyLabel::Ok) => {
+                    ok.push(score);
+                    if let Some(img) = &r.anomaly_image {
+                        pixels.extend_from_slice(&img.data);
+                    }
+                }
+                Some(AnomalyLabel::Nok) => nok.push(score),
+                None => {}
+            }
+        }
+        if ok.is_empty() || nok.is_empty() {
+            return Err(param_error(
+                "dataset",
+                format!(
+                    "the validation split has {} ok and {} nok images: thresholds need both",
+                    ok.len(),
+                    nok.len()
+                ),
+            ));
+        }
+        let t = dl_eval::anomaly::compute_dl_anomaly_thresholds(&pixels, &ok, &nok)?;
+        let params = AnomalyParams {
+            anomaly_segmentation_threshold: Some(t.segmentation_threshold),
+            anomaly_classification_threshold: t.classification_thresholds.get(2).copied(),
+        };
+        self.set_anomaly_params(params)?;
+        Ok(t)
+    }
+
+    /// The model's results for samples of a dataset (preprocessed, network coordinates).
+    fn results_of(&self, dataset: &DLDataset, indices: &[usize]) -> Result<Vec<DLResult>> {
+        let source = SampleSource::new(dataset, &self.description().preprocess)?;
+        let batch = self.description().params.batch_size.max(1);
+        let order: Vec<Vec<usize>> = indices.chunks(batch).map(<[usize]>::to_vec).collect();
+        let classes = self.classes();
+        let plan = BatchPlan {
+            augment: None,
+            epoch: 0,
+            class_ids: &classes.ids,
+            targets: None,
+            keep_samples: false,
+            prefetch: 3,
+            label_check: None,
+        };
+        let device = self.var_store().device();
+        let _guard = tch::no_grad_guard();
+        let mut out = Vec::with_capacity(indices.len());
+        std::thread::scope(|scope| -> Result<()> {
+            for loaded in spawn_batches(scope, &source, order, plan) {
+                let loaded = loaded?;
+                let [n, _, h, w] = loaded.batch.shape;
+                let (images, _) = dl_nets::upload(&loaded.batch, device)?;
+                let maps = vec![ImageMap::new(0, 0, w, h, w, h); n];
+                out.extend(self.network().postprocess(
+                    &self.network().forward_t(&images, false),
+                    &maps,
+                    &classes,
+                )?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn set_anomaly_params(&mut self, p: AnomalyParams) -> Result<()> {
+        let MethodConfig::Patchcore { params, .. } = &mut self.description_mut().method else {
+            return Err(param_error("type", "not an anomaly model"));
+        };
+        *params = p.clone();
+        self.network_mut().set_method_params(&dl_nets::MethodParams::Anomaly(p))?;
+        Ok(())
+    }
+
+    /// An AD parameter; `None` for a name that is not one.
+    pub(crate) fn get_anomaly_param(&self, name: &str) -> Option<Result<Value>> {
+        if !ANOMALY_PARAM_NAMES.contains(&name) {
+            return None;
+        }
+        let d = self.description();
+        let MethodConfig::Patchcore { patchcore: c, params: p, .. } = &d.method else {
+            return Some(Err(param_error(
+                name,
+                format!("is an anomaly-detection parameter; this is a {} model", d.model_type().as_str()),
+            )));
+        };
+        Some(Ok(match name {
+            "anomaly_method" => json!("patchcore"),
+            "patchcore_strides" => json!(c.strides),
+            "coreset_ratio" => json!(c.coreset_ratio),
+            "coreset_chunk_size" => json!(c.coreset_chunk_size),
+            "memory_bank_size" => json!(c.memory_bank_size),
+            "anomaly_segmentation_threshold" => json!(p.anomaly_segmentation_threshold),
+            _ => json!(p.anomaly_classification_threshold),
+        }))
+    }
+
+    /// Sets an AD parameter; `None` for a name that is not one.
+    pub(crate) fn set_anomaly_param(&mut self, name: &str, value: &Value) -> Option<Result<()>> {
+        if !ANOMALY_PARAM_NAMES.contains(&name) {
+            return None;
+        }
+        Some((|| {
+            let MethodConfig::Patchcore { params, .. } = &self.description().method else {
+                return Err(param_error(name, "is an anomaly-detection parameter"));
+            };
+            let mut p = params.clone();
+            let v = if value.is_null() {
+                None
+            } else {
+                Some(value.as_f64().filter(|v| v.is_finite()).ok_or_else(|| {
+                    param_error(name, format!("{value}: expected a number (or null to clear it)"))
+                })?)
+            };
+            match name {
+                "anomaly_segmentation_threshold" => p.anomaly_segmentation_threshold = v,
+                "anomaly_classification_threshold" => p.anomaly_classification_threshold = v,
+                _ => return Err(param_error(name, "fixes the architecture or is set by fitting")),
+            }
+            self.set_anomaly_params(p)
+        })())
+    }
+}
+
+/// The 'ok' samples of the train split.
+fn good_train_samples(dataset: &DLDataset, nok: NokInTrain) -> Result<Vec<usize>> {
+    let mut out = Vec::new();
+    for (i, s) in dataset.samples.iter().enumerate() {
+        if s.split != Some(Split::Train) {
+            continue;
+        }
+        match s.anomaly_label {
+            Some(AnomalyLabel::Ok) => out.push(i),
+            Some(AnomalyLabel::Nok) if nok == NokInTrain::Skip => {}
+            Some(AnomalyLabel::Nok) => {
+                return Err(param_error(
+                    "dataset",
+                    format!(
+                        "sample {} ({}) is 'nok' in the train split: anomaly models learn from good images only \
+                         (move it to validation/test, or skip nok train images)",
+                        s.image_id, s.image_file_name
+                    ),
+                ));
+            }
+            None => {
+                return Err(param_error(
+                    "dataset",
+                    format!(
+                        "sample {} ({}) has no anomaly_label: it does not fit an anomaly-detection model",
+                        s.image_id, s.image_file_name
+                    ),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(param_error("dataset", "no 'ok' images in the train split (dlkit dataset split)"));
+    }
+    Ok(out)
+}
