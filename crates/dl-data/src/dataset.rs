@@ -9,6 +9,9 @@ use std::path::Path;
 /// Free-form JSON values kept for keys dlkit does not interpret.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
+/// The dataset key (a dlkit extension of HALCON's dictionary) of label values to ignore.
+pub const IGNORE_CLASS_IDS: &str = "ignore_class_ids";
+
 /// A labelled dataset: paths, not pixels (HALCON's DLDataset). Paths of samples are relative to
 /// `image_dir` (and `segmentation_dir`, `anomaly_dir`, `dlsample_dir`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -120,6 +123,23 @@ pub struct SampleEntry {
 }
 
 impl DLDataset {
+    /// Label values to ignore in segmentation (not classes): the dlkit key `ignore_class_ids` (written
+    /// by readers that paint ignored regions, e.g. labelme's `__ignore__` = 255) and the
+    /// preprocessing's `ignore_class_ids`.
+    pub fn ignore_class_ids(&self) -> Vec<ClassId> {
+        let mut ids: Vec<ClassId> = self
+            .extra
+            .get(IGNORE_CLASS_IDS)
+            .and_then(|v| serde_json::from_value::<Vec<ClassId>>(v.clone()).ok())
+            .unwrap_or_default();
+        if let Some(p) = &self.preprocess_param {
+            ids.extend(p.ignore_class_ids.iter().copied());
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Reads a dataset from its JSON file.
     ///
     /// # Errors

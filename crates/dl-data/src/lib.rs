@@ -24,7 +24,7 @@ pub mod tile;
 mod validate;
 
 pub use boxes::InstanceType;
-pub use dataset::{AnomalyLabel, DLDataset, Extra, SampleEntry};
+pub use dataset::{AnomalyLabel, DLDataset, Extra, IGNORE_CLASS_IDS, SampleEntry};
 pub use error::{Error, Result};
 pub use image::{Domain, HostImage, LabelImage, class_index_table};
 pub use model_type::ModelType;

@@ -33,7 +33,7 @@ impl DLDataset {
     /// Checks the dataset and returns every problem found (empty when it is sound): class lists of
     /// different lengths or with duplicate ids, duplicate image ids, missing images, label images or
     /// anomaly masks, class ids not in `class_ids`, inconsistent or invalid boxes, label images whose
-    /// values are not class ids (or unreadable).
+    /// values are neither class ids nor [`DLDataset::ignore_class_ids`] (or unreadable).
     pub fn validate(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let global = |message: String| Problem { image_id: None, path: None, message };
@@ -51,6 +51,8 @@ impl DLDataset {
             }
         }
         let classes: HashSet<u16> = self.class_ids.iter().map(|c| c.get()).collect();
+        let labels: HashSet<u16> =
+            classes.iter().copied().chain(self.ignore_class_ids().iter().map(|c| c.get())).collect();
         let mut ids: HashMap<ImageId, usize> = HashMap::new();
         for s in &self.samples {
             *ids.entry(s.image_id).or_default() += 1;
@@ -104,9 +106,12 @@ impl DLDataset {
                         Err(e) => push(Some(path), format!("label image: {e}")),
                         Ok(label) => {
                             let bad: Vec<u16> =
-                                label.values().into_iter().filter(|v| !classes.contains(v)).collect();
+                                label.values().into_iter().filter(|v| !labels.contains(v)).collect();
                             if !bad.is_empty() {
-                                push(Some(path), format!("label image values {bad:?} are not class ids"));
+                                push(
+                                    Some(path),
+                                    format!("label image values {bad:?} are neither class ids nor ignore_class_ids"),
+                                );
                             }
                         }
                     }

@@ -21,7 +21,7 @@ pub struct LabelmeReadParams {
     pub instance_type: InstanceType,
     /// When set, write one label image per sample into this folder (PNG, class id per pixel, 0 =
     /// `_background_`, 255 = `__ignore__`, shapes painted in file order) and return a segmentation
-    /// dataset instead.
+    /// dataset instead (with `ignore_class_ids` = [255] when `__ignore__` shapes were painted).
     pub label_image_dir: Option<PathBuf>,
 }
 
@@ -96,6 +96,7 @@ pub fn read_dl_dataset_labelme(dir: &Path, params: &LabelmeReadParams) -> Result
         None => None,
     };
     let mut samples = Vec::with_capacity(parsed.len());
+    let mut painted_ignore = false;
     for (i, (path, image_file_name, file)) in parsed.into_iter().enumerate() {
         let image_id = ImageId(i as u64);
         let mut s = SampleEntry { image_id, image_file_name, ..Default::default() };
@@ -127,6 +128,7 @@ pub fn read_dl_dataset_labelme(dir: &Path, params: &LabelmeReadParams) -> Result
                 ));
             };
             let mut label = vec![0u8; w * h];
+            painted_ignore |= shapes.iter().any(|(c, _, _)| *c == IGNORE_VALUE);
             for (class, pts, rect) in &shapes {
                 let poly = if *rect {
                     let (a, b) = (pts[0], pts[1]);
@@ -170,12 +172,17 @@ pub fn read_dl_dataset_labelme(dir: &Path, params: &LabelmeReadParams) -> Result
         }
         samples.push(s);
     }
+    let mut extra = crate::Extra::new();
+    if painted_ignore {
+        extra.insert(crate::dataset::IGNORE_CLASS_IDS.into(), serde_json::json!([LABELME_IGNORE_VALUE]));
+    }
     Ok(DLDataset {
         image_dir,
         class_names,
         class_ids,
         samples,
         segmentation_dir: seg_dir.map(|(_, s)| s),
+        extra,
         ..Default::default()
     })
 }

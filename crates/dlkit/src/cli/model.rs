@@ -138,8 +138,15 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
             } else if model_type == "segmentation" {
                 let (names, ids) = given.context("give the classes with either --classes or --dataset")?;
                 let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
-                let model =
-                    Model::create_segmenter(backbone, None, &names, &ids, size, &segmentation.options()?)?;
+                let ds = dataset.as_deref().map(DLDataset::load).transpose()?;
+                let model = Model::create_segmenter(
+                    backbone,
+                    None,
+                    &names,
+                    &ids,
+                    size,
+                    &segmentation.options(ds.as_ref())?,
+                )?;
                 (model, format!("segmentation model on {backbone}"))
             } else if model_type == "classification" {
                 let model = match (pretrained, &given) {

@@ -10,7 +10,8 @@ use std::path::Path;
 /// SE parameters (SPEC §5.2 SE); unset ones keep the defaults.
 #[derive(Debug, Args, Default)]
 pub struct SegmentationArgs {
-    /// Segmentation: label values left out of loss and measures, comma-separated (e.g. 255).
+    /// Segmentation: label values left out of loss and measures, comma-separated (e.g. 255; default:
+    /// the dataset's ignore_class_ids).
     #[arg(long, value_delimiter = ',')]
     pub ignore_class_ids: Vec<i64>,
     /// Segmentation: the class that --class-ids-background are merged into.
@@ -28,10 +29,18 @@ pub struct SegmentationArgs {
 }
 
 impl SegmentationArgs {
-    /// The segmenter options.
-    pub fn options(&self) -> Result<SegmenterOptions> {
+    /// The segmenter options; without --ignore-class-ids, the dataset's `ignore_class_ids` (e.g. 255
+    /// for labelme's `__ignore__`).
+    pub fn options(&self, dataset: Option<&dlkit::data::DLDataset>) -> Result<SegmenterOptions> {
+        let ignore = if self.ignore_class_ids.is_empty() {
+            dataset
+                .map(|d| d.ignore_class_ids().iter().map(|c| i64::from(c.get())).collect())
+                .unwrap_or_default()
+        } else {
+            self.ignore_class_ids.clone()
+        };
         let mut o = SegmenterOptions {
-            ignore_class_ids: self.ignore_class_ids.clone(),
+            ignore_class_ids: ignore,
             set_background_id: self.set_background_id,
             class_ids_background: self.class_ids_background.clone(),
             ..Default::default()

@@ -175,9 +175,14 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
             let default = super::detection::instance_type_of(ds);
             Model::create_detector(arch, &names, &ids, (w, h, c), &args.detection.options(default)?)?
         }
-        dlkit::data::ModelType::Segmentation => {
-            Model::create_segmenter(arch, None, &names, &ids, (w, h, c), &args.segmentation.options()?)?
-        }
+        dlkit::data::ModelType::Segmentation => Model::create_segmenter(
+            arch,
+            None,
+            &names,
+            &ids,
+            (w, h, c),
+            &args.segmentation.options(Some(ds))?,
+        )?,
         other => bail!("--create for {} models is not implemented yet", other.as_str()),
     };
     if let Some(p) = &ds.preprocess_param {

@@ -181,6 +181,8 @@ fn overfits_eight_labelme_images() {
         })
         .sum::<usize>();
     assert!(ignored > 0, "__ignore__ polygons are drawn as 255");
+    assert_eq!(ds.ignore_class_ids(), [dlkit::core::ClassId::new(255).unwrap()]);
+    assert!(ds.validate().is_empty(), "{:?}", ds.validate());
     for s in &mut ds.samples {
         s.split = Some("train".parse().unwrap());
     }
