@@ -1,4 +1,5 @@
 //! Subcommands of the `dlkit` tool.
+pub mod anomaly;
 pub mod dataset;
 pub mod detection;
 pub mod evaluate;

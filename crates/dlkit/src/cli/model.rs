@@ -12,7 +12,7 @@ pub enum ModelCommand {
     /// Create a classifier with fresh weights, or from pretrained ImageNet weights, or a detector or
     /// segmentation model on a backbone, and write it.
     Create {
-        /// classification | detection | segmentation.
+        /// classification | detection | segmentation | patchcore (anomaly detection).
         #[arg(long = "type", default_value = "classification")]
         model_type: String,
         /// Classifier: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2 |
@@ -29,6 +29,9 @@ pub enum ModelCommand {
         /// Segmentation parameters.
         #[command(flatten)]
         segmentation: Box<super::segmentation::SegmentationArgs>,
+        /// Anomaly-detection parameters.
+        #[command(flatten)]
+        anomaly: Box<super::anomaly::AnomalyArgs>,
         /// Start from pretrained weights (`cargo xtask weights`):
         /// pretrained_dl_classifier_efficientnet_lite0 | …_efficientnet_lite1 | …_efficientnet_lite2 |
         /// …_squeezenet | …_mobilenet_v1 | …_mobilenet_v2. The ImageNet
@@ -86,6 +89,15 @@ pub enum ModelCommand {
         /// The safetensors file.
         weights: PathBuf,
     },
+    /// Compute HALCON's anomaly thresholds (compute_dl_anomaly_thresholds) on the dataset's validation
+    /// split (ok and nok images) and store them in the model, so `apply` classifies good / defect.
+    Thresholds {
+        /// The anomaly model file (written back).
+        model: PathBuf,
+        /// The dataset, with a validation split.
+        #[arg(long)]
+        dataset: PathBuf,
+    },
     /// Set one parameter and write the model back (atomically). VALUE is JSON (3, 0.01, "adam", ["a","b"]).
     Set {
         /// The model file.
@@ -105,6 +117,7 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
             backbone,
             detection,
             segmentation,
+            anomaly,
             pretrained,
             classes,
             dataset,
@@ -115,6 +128,7 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
             output,
         } => {
             let given: Option<(Vec<String>, Vec<i64>)> = match (dataset, classes.is_empty()) {
+                _ if model_type == "patchcore" => Some((vec!["ok".into(), "nok".into()], vec![0, 1])),
                 (Some(d), true) => {
                     let ds = DLDataset::load(d)?;
                     Some((ds.class_names.clone(), ds.class_ids.iter().map(|c| i64::from(c.get())).collect()))
@@ -148,6 +162,10 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                     &segmentation.options(ds.as_ref())?,
                 )?;
                 (model, format!("segmentation model on {backbone}"))
+            } else if model_type == "patchcore" {
+                let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
+                let model = Model::create_patchcore(backbone, None, size, &anomaly.config())?;
+                (model, format!("patchcore anomaly model on {backbone} (fit it with dlkit train)"))
             } else if model_type == "classification" {
                 let model = match (pretrained, &given) {
                     (Some(name), g) => {
@@ -165,7 +183,7 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 };
                 (model, format!("{} classifier", pretrained.as_ref().unwrap_or(arch)))
             } else {
-                bail!("--type {model_type}: expected classification, detection or segmentation");
+                bail!("--type {model_type}: expected classification, detection, segmentation or patchcore");
             };
             model.write(output)?;
             if json_out {
@@ -217,6 +235,22 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 println!("weights of {} → {}", weights.display(), model.display());
             }
         }
+        ModelCommand::Thresholds { model, dataset } => {
+            let mut m = Model::read(model)?;
+            let t = m.compute_anomaly_thresholds(&DLDataset::load(dataset)?)?;
+            m.write(model)?;
+            if json_out {
+                println!("{}", serde_json::to_string(&t)?);
+            } else {
+                println!(
+                    "segmentation threshold {:.4}, classification thresholds {:?} (stored: {:.4}) → {}",
+                    t.segmentation_threshold,
+                    t.classification_thresholds,
+                    t.classification_thresholds[2],
+                    model.display()
+                );
+            }
+        }
         ModelCommand::Set { model, name, value } => {
             let mut m = Model::read(model)?;
             let v: Value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.clone()));
@@ -246,6 +280,10 @@ pub fn run_apply(
             let stem = path.file_stem().map_or_else(|| "image".into(), |s| s.to_string_lossy().into_owned());
             if r.segmentation_image.is_some() {
                 super::segmentation::write_overlay(dir, &stem, image, r, &m)?;
+                continue;
+            }
+            if r.anomaly_image.is_some() {
+                super::anomaly::write_overlay(dir, &stem, image, r)?;
                 continue;
             }
             if r.bbox_class_id.is_some() {
@@ -287,6 +325,15 @@ pub fn run_apply(
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
         for (p, r) in images.iter().zip(&results) {
+            if let Some(score) = r.anomaly_score {
+                let class = match r.anomaly_class {
+                    Some(dlkit::data::AnomalyLabel::Nok) => "nok",
+                    Some(dlkit::data::AnomalyLabel::Ok) => "ok",
+                    None => "no thresholds (dlkit model thresholds)",
+                };
+                println!("{}: anomaly score {score:.4}, {class}", p.display());
+                continue;
+            }
             if let Some(seg) = &r.segmentation_image {
                 let d = m.description();
                 let total = seg.data.len().max(1) as f64;

@@ -21,8 +21,8 @@ pub struct TrainArgs {
     /// the backbone, which may also be a pretrained_dl_classifier_… name) …
     #[arg(long, conflicts_with = "pretrained")]
     create: Option<String>,
-    /// With --create: classification | detection | segmentation (default: what the dataset's samples
-    /// hold).
+    /// With --create: classification | detection | segmentation | anomaly_detection (PatchCore on a
+    /// pretrained backbone; default: what the dataset's samples hold).
     #[arg(long = "type")]
     model_type: Option<String>,
     /// With --create and a detection dataset: the detector's parameters.
@@ -31,6 +31,9 @@ pub struct TrainArgs {
     /// With --create and a segmentation dataset: the segmentation model's parameters.
     #[command(flatten)]
     segmentation: super::segmentation::SegmentationArgs,
+    /// Anomaly detection: PatchCore's parameters (with --create) and nok train images.
+    #[command(flatten)]
+    anomaly: super::anomaly::AnomalyArgs,
     /// … or start from pretrained ImageNet weights (`cargo xtask weights`):
     /// pretrained_dl_classifier_efficientnet_lite0 | …_efficientnet_lite1 | …_efficientnet_lite2 |
     /// …_squeezenet | …_mobilenet_v1 | …_mobilenet_v2, with a new head for the dataset's classes.
@@ -183,7 +186,11 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
             (w, h, c),
             &args.segmentation.options(Some(ds))?,
         )?,
-        other => bail!("--create for {} models is not implemented yet", other.as_str()),
+        dlkit::data::ModelType::AnomalyDetection => {
+            // The pretrained backbones take 3 channels; gray images are replicated.
+            let c = if args.channels.is_none() { 3 } else { c };
+            Model::create_patchcore(arch, None, (w, h, c), &args.anomaly.config())?
+        }
     };
     if let Some(p) = &ds.preprocess_param {
         model.set_preprocess_param(p.clone())?;
@@ -222,6 +229,12 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
         }
     }
     model.set_param("device", &json!(args.device))?;
+    if model.get_param("anomaly_method").is_ok() {
+        // PatchCore is fitted in one pass over the good images, not trained by gradient.
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("training"));
+        super::anomaly::fit(&mut model, &ds, &args.anomaly, &out, args.seed.unwrap_or(42), json_out)?;
+        return Ok(0);
+    }
     let mut param: TrainParam = match &args.train_param {
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,

@@ -8,27 +8,29 @@ use dlkit::nets::PatchCoreConfig;
 use dlkit::train::{EvalParams, evaluate_dl_model};
 use dlkit::{Model, NokInTrain};
 
-/// ELPV in the MVTec layout: `train/good` → train (every `keep`-th image), `test/good` and
-/// `test/defect` alternately validation and test; `test/uncertain` left out.
-fn elpv(keep: usize) -> DLDataset {
+/// ELPV in the MVTec layout: every `train`-th image of `train/good` → train; every `test`-th image of
+/// `test/good` and of `test/defect`, alternately validation and test; `test/uncertain` left out.
+fn elpv(train: usize, test: usize) -> DLDataset {
     let dir = dl_testkit::data_dir("elpv");
     let mut ds = read_dl_dataset_anomaly(&dir, None).unwrap();
-    let mut train = 0;
-    let mut alternate = [0usize; 2];
+    let mut seen = [0usize; 3];
     ds.samples.retain_mut(|s| {
         let name = s.image_file_name.replace('\\', "/");
-        let split = if name.starts_with("train/") {
-            train += 1;
-            if (train - 1) % keep != 0 {
-                return false;
-            }
-            "train"
+        let (k, every) = if name.starts_with("train/") {
+            (0, train)
         } else if name.starts_with("test/uncertain") {
             return false;
         } else {
-            let k = usize::from(name.starts_with("test/defect"));
-            alternate[k] += 1;
-            if alternate[k] % 2 == 0 { "validation" } else { "test" }
+            (if name.starts_with("test/defect") { 2 } else { 1 }, test)
+        };
+        seen[k] += 1;
+        if (seen[k] - 1) % every != 0 {
+            return false;
+        }
+        let split = match k {
+            0 => "train",
+            _ if ((seen[k] - 1) / every) % 2 == 0 => "test",
+            _ => "validation",
         };
         s.split = Some(split.parse().unwrap());
         true
@@ -42,12 +44,12 @@ fn anomaly(e: Evaluation) -> dlkit::eval::AnomalyMeasures {
 }
 
 /// PatchCore (ImageNet MobileNetV2, strides 8 + 16, 1 % coreset) fitted on every fourth good training
-/// cell: image AUROC on the test half of ELPV's good and defective cells ≥ 0.80; thresholds computed on
+/// cell: image AUROC on a quarter of ELPV's good and defective test cells ≥ 0.80; thresholds computed on
 /// the validation half and stored, so `apply` on the raw cell classifies as the evaluation did; the
 /// model file round trip keeps the anomaly images and scores.
 #[test]
 fn patchcore_on_elpv() {
-    let ds = elpv(4);
+    let ds = elpv(4, 2);
     let mut model = Model::create_patchcore(
         "pretrained_dl_classifier_mobilenet_v2",
         None,
@@ -115,4 +117,90 @@ fn patchcore_on_elpv() {
         ev.add(s, r).unwrap();
     }
     assert_eq!(anomaly(ev.finish().unwrap()).image_auroc, e.image_auroc, "raw results, original size");
+}
+
+fn dlkit_cli(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_dlkit")).args(args).current_dir(cwd).output().unwrap();
+    assert!(out.status.success(), "dlkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// The command-line workflow of PatchCore on a small part of ELPV: train (fit, thresholds from the
+/// validation split), evaluate with plots, thresholds again, apply with an overlay; and the refusal of a
+/// 'nok' training image.
+#[test]
+fn patchcore_through_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    elpv(16, 16).save(&dir.join("d.json")).unwrap();
+    let out = dlkit_cli(
+        &[
+            "--json",
+            "train",
+            "--dataset",
+            "d.json",
+            "--create",
+            "pretrained_dl_classifier_mobilenet_v2",
+            "--width",
+            "160",
+            "--height",
+            "160",
+            "--batch-size",
+            "8",
+            "-o",
+            "fit",
+        ],
+        dir,
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["fit"]["memory_bank_size"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["thresholds"]["segmentation_threshold"].is_number(), "{report}");
+    let out = dlkit_cli(
+        &[
+            "--json",
+            "evaluate",
+            "model",
+            "--model",
+            "fit/model_final.dlm",
+            "--dataset",
+            "d.json",
+            "--split",
+            "test",
+            "--plots",
+            "plots",
+        ],
+        dir,
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(e["image_auroc"].as_f64().unwrap() > 0.6, "{e}");
+    assert!(
+        dir.join("plots/roc_curve.png").is_file() && dir.join("plots/anomaly_score_histogram.png").is_file()
+    );
+    dlkit_cli(&["model", "thresholds", "fit/model_final.dlm", "--dataset", "d.json"], dir);
+    let cell = dl_testkit::data_dir("elpv").join("test/defect/cell0001.png");
+    let out = dlkit_cli(
+        &["apply", "--model", "fit/model_final.dlm", "--overlay", "ov", cell.to_str().unwrap()],
+        dir,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("anomaly score") && (text.contains(", ok") || text.contains(", nok")), "{text}");
+    assert!(dir.join("ov/cell0001_result.png").is_file());
+    // A defective cell in the train split is refused by name.
+    let mut bad = DLDataset::load(&dir.join("d.json")).unwrap();
+    let i = bad.samples.iter().position(|s| s.anomaly_label == Some(dlkit::data::AnomalyLabel::Nok)).unwrap();
+    bad.samples[i].split = Some("train".parse().unwrap());
+    bad.save(&dir.join("bad.json")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dlkit"))
+        .args(["train", "--dataset", "bad.json", "--model", "fit/model_final.dlm", "-o", "fit2"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("'nok' in the train split")
+            && err.contains(&bad.samples[i].image_file_name),
+        "{err}"
+    );
 }
