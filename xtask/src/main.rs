@@ -134,6 +134,7 @@ const BENCHES: &[(&str, &str, &str, &[&str])] = &[
     ("train", "dlkit", "", &["fashion-mnist"]),
     ("detect", "dlkit", "", &["deepforest"]),
     ("segment", "dlkit", "", &["stardist"]),
+    ("anomaly", "dlkit", "", &["elpv"]),
 ];
 
 fn bench(repo: &Path, names: &[String]) -> Result<()> {
@@ -181,6 +182,11 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
         if *name == "segment" {
             phase("setup --bench-tools", || setup::setup(repo, true))?;
             phase("side by side: segment", || side_by_side_segment(repo))?;
+        }
+        if *name == "anomaly" {
+            phase("setup --bench-tools", || setup::setup(repo, true))?;
+            phase("weights", || weights::fetch(repo, &[]))?;
+            phase("side by side: anomaly", || side_by_side_anomaly(repo))?;
         }
     }
     Ok(())
@@ -491,6 +497,61 @@ fn side_by_side_detect(repo: &Path) -> Result<()> {
     println!("    {:<70} {:>8.1} images/s", ut.1, ut.2);
     println!("    {:<70} {:>8.1} images/s", tt.1, tt.2);
     println!("    training ratio dlkit / torchvision: {:.2}× (goal ≥ 1.2×)", ut.2 / tt.2);
+    Ok(())
+}
+
+fn side_by_side_anomaly(repo: &Path) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("dlkit-bench-anomaly-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let example = |args: &[&str]| {
+        let mut c = cargo(repo);
+        c.args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "anomaly_throughput", "--"])
+            .args(args)
+            .env("DLKIT_BENCH_THREADS", "2")
+            .env("RAYON_NUM_THREADS", "2");
+        c
+    };
+    let d = dir.display().to_string();
+    run_checked(&mut example(&["prepare", &d]))?;
+    let python = setup::venv_dir().join("bin").join("python");
+    let theirs = measurements(
+        Command::new(python)
+            .arg(repo.join("benches/python/patchcore_torch.py"))
+            .arg(&dir)
+            .env("DLKIT_BENCH_THREADS", "2"),
+    );
+    let ours = measurements(&mut example(&["measure", &d]));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (ours, theirs) = (ours?, theirs?);
+    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
+        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
+    };
+    println!("PatchCore, ImageNet MobileNetV2 strides 8 + 16, 1 % coreset, ELPV at 224×224, 2 threads:");
+    let (uf, tf) = (find(&ours, "fit")?, find(&theirs, "fit")?);
+    let secs = |m: &serde_json::Value, k: &str| m[k].as_f64().unwrap_or(f64::NAN);
+    println!("  fit on the 1 207 good train cells (reading, features, coreset; wall time):");
+    for m in [&uf, &tf] {
+        println!(
+            "    {:<72} {:>7.1} s, {} patches → {} entries, peak {:.0} MiB",
+            m.1,
+            secs(&m.3, "seconds"),
+            m.3["patches"],
+            m.3["memory_bank_size"],
+            secs(&m.3, "peak_rss_mib")
+        );
+    }
+    println!(
+        "    fit ratio dlkit / PyTorch (chunked like dlkit): {:.2}× (goal ≥ 2×); anomalib's unchunked coreset alone: ≈ {:.0} s (extrapolated from 100 steps)",
+        secs(&tf.3, "seconds") / secs(&uf.3, "seconds"),
+        secs(&tf.3, "unchunked_coreset_seconds")
+    );
+    let (ui, ti) = (find(&ours, "infer")?, find(&theirs, "infer")?);
+    println!("  inference on 509 test cells, batches of 16 (from decoded images):");
+    for m in [&ui, &ti] {
+        println!("    {:<72} {:>7.1} images/s, image AUROC {:.4}", m.1, m.2, secs(&m.3, "auroc"));
+    }
+    println!("    inference ratio dlkit / PyTorch: {:.2}× (goal ≥ 1.5×)", ui.2 / ti.2);
     Ok(())
 }
 
