@@ -122,6 +122,18 @@ impl TrainFiles {
     }
 }
 
+/// One epoch as a line: loss, learning rate, validation measure, time.
+pub fn epoch_line(r: &EpochRecord, epochs: usize, measure: &str) -> String {
+    format!(
+        "epoch {}/{epochs}: loss {:.4}, learning rate {:.3e}{}, {:.1} s",
+        r.epoch,
+        r.mean_loss,
+        r.learning_rate,
+        r.evaluation.map(|v| format!(", validation {measure} {v:.4}")).unwrap_or_default(),
+        r.seconds
+    )
+}
+
 fn io_err(path: &Path, e: std::io::Error) -> Error {
     Error::Io(dl_io::Error::Io { action: "writing", path: path.to_owned(), source: e })
 }
@@ -568,6 +580,10 @@ pub fn train_dl_model<M: TrainableModel>(
             record.learning_rate,
             best_text(&log)
         ));
+        if param.display && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            // No bar is drawn without a terminal (a log file, CI): one line per epoch instead.
+            eprintln!("{}", epoch_line(&record, param.num_epochs, &log.measure));
+        }
     }
     if log.epochs.len() >= param.num_epochs {
         // Also when a resume finds every epoch done already.

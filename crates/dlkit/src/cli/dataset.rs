@@ -167,6 +167,9 @@ pub struct ReadArgs {
     /// Segmentation: skip images without label image.
     #[arg(long)]
     ignore_unmatched: bool,
+    /// Leave out samples whose image file does not exist (default: fail, naming them).
+    #[arg(long)]
+    skip_missing_images: bool,
     /// The dataset JSON file to write.
     #[arg(short, long)]
     output: PathBuf,
@@ -350,7 +353,33 @@ fn load(path: &Path) -> Result<DLDataset> {
 pub fn run(command: &DatasetCommand, json_out: bool) -> Result<u8> {
     match command {
         DatasetCommand::Read(args) => {
-            let ds = read_dataset(args)?;
+            let mut ds = read_dataset(args)?;
+            let root = Path::new(&ds.image_dir).to_owned();
+            let missing: Vec<String> = ds
+                .samples
+                .iter()
+                .filter(|s| !root.join(&s.image_file_name).is_file())
+                .map(|s| root.join(&s.image_file_name).display().to_string())
+                .collect();
+            if !missing.is_empty() {
+                if !args.skip_missing_images {
+                    bail!(
+                        "{} of {} images do not exist, e.g. {}: check --images (or pass --skip-missing-images)",
+                        missing.len(),
+                        ds.samples.len(),
+                        missing.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
+                    );
+                }
+                ds.samples.retain(|s| root.join(&s.image_file_name).is_file());
+                eprintln!(
+                    "left out {} samples whose image does not exist (e.g. {})",
+                    missing.len(),
+                    missing[0]
+                );
+            }
+            if ds.samples.is_empty() {
+                bail!("no samples found: check the paths given");
+            }
             ds.save(&args.output)?;
             let boxes: usize = ds.samples.iter().map(|s| s.num_boxes()).sum();
             if json_out {

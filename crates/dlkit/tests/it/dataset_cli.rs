@@ -60,3 +60,56 @@ fn bad_input_gives_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.json") && err.contains("line 2"), "{err}");
 }
+
+/// Annotations whose images are not where `--images` points: reading fails naming
+/// the missing files, unless they are to be skipped (then nothing is left, which is an error too).
+#[test]
+fn read_refuses_missing_images() {
+    let voc = dl_testkit::data_dir("labelme").join("bbox_detection/data_dataset_voc");
+    let tmp = tempfile::tempdir().unwrap();
+    // The images are in JPEGImages/, not beside the annotation folders.
+    let wrong = voc.clone();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "dataset".to_owned(),
+            "read".into(),
+            "--format".into(),
+            "voc".into(),
+            "--annotations".into(),
+            voc.join("Annotations").display().to_string(),
+            "--images".into(),
+            wrong.display().to_string(),
+            "-o".into(),
+            "d.json".into(),
+        ];
+        a.extend(extra.iter().map(|s| (*s).to_owned()));
+        a
+    };
+    let run = |a: Vec<String>| dlkit(&a.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    let out = run(args(&[]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("do not exist") && err.contains("data_dataset_voc/2011_"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("d.json").exists());
+    let out = run(args(&["--skip-missing-images"]));
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no samples"));
+    // The right folder reads.
+    let out = dlkit(
+        &[
+            "dataset",
+            "read",
+            "--format",
+            "voc",
+            "--annotations",
+            voc.join("Annotations").to_str().unwrap(),
+            "--images",
+            voc.join("JPEGImages").to_str().unwrap(),
+            "-o",
+            "d.json",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

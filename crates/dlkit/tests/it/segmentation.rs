@@ -286,7 +286,7 @@ fn labelme_voc_export_through_the_command_line() {
     let w: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(w["class_weights"].as_array().unwrap().len(), 21);
     assert_eq!(w["class_weights"][0], 1.0, "the most frequent class (background) weighs 1");
-    dlkit_cli(
+    let out = dlkit_cli(
         &[
             "train",
             "--dataset",
@@ -302,6 +302,9 @@ fn labelme_voc_export_through_the_command_line() {
         ],
         dir,
     );
+    // Without a terminal, one line per epoch (no progress bar is drawn).
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("epoch 1/3: loss") && log.contains("epoch 3/3: loss"), "{log}");
     let out = dlkit_cli(
         &[
             "--json",
