@@ -487,7 +487,15 @@ pub fn run(command: &DatasetCommand, json_out: bool) -> Result<u8> {
             }
         }
         DatasetCommand::ExportCoco { dataset, output } => {
-            let coco = dlkit::data::read::write_coco(&load(dataset)?)?;
+            let ds = load(dataset)?;
+            if !ds.samples.iter().any(|s| s.bbox_label_id.is_some()) {
+                bail!(
+                    "{} has no boxes (a {} dataset): COCO export is for detection datasets",
+                    dataset.display(),
+                    ds.samples.iter().find_map(ModelType::infer).map_or("label-less", ModelType::as_str)
+                );
+            }
+            let coco = dlkit::data::read::write_coco(&ds)?;
             let bytes = serde_json::to_vec(&coco)?;
             dlkit::io::write_bytes_atomic(output, &bytes)?;
             if !json_out {

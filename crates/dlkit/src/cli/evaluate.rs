@@ -428,6 +428,25 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
                 .with_context(|| format!("cannot read the model {}", model.display()))?;
             m.set_param("device", &json!(device))?;
             let ds = DLDataset::load(dataset)?;
+            let d = m.description();
+            let ds_ids: Vec<i64> = ds.class_ids.iter().map(|c| i64::from(c.get())).collect();
+            if d.model_type() != ModelType::AnomalyDetection
+                && (ds_ids != d.class_ids || ds.class_names != d.class_names)
+            {
+                let pairs = |ids: &[i64], names: &[String]| -> String {
+                    ids.iter()
+                        .zip(names)
+                        .take(6)
+                        .map(|(i, n)| format!("{i} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                eprintln!(
+                    "warning: the model's classes ({}) differ from the dataset's ({}); samples are matched by class id",
+                    pairs(&d.class_ids, &d.class_names),
+                    pairs(&ds_ids, &ds.class_names)
+                );
+            }
             let selector = match split.as_str() {
                 "all" => dlkit::data::SampleSelector::All,
                 s => dlkit::data::SampleSelector::Split(s.parse()?),

@@ -113,3 +113,17 @@ fn read_refuses_missing_images() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// COCO export of a dataset without boxes is refused instead of writing an empty file.
+#[test]
+fn export_coco_needs_boxes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    make_folders(dir);
+    let out = dlkit(&["dataset", "read", "--format", "folders", "--images", "imgs", "-o", "ds.json"], dir);
+    assert!(out.status.success());
+    let out = dlkit(&["dataset", "export-coco", "ds.json", "-o", "coco.json"], dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("no boxes") && err.contains("classification"), "{err}");
+    assert!(!dir.join("coco.json").exists());
+}
