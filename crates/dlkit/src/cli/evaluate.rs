@@ -28,7 +28,7 @@ pub enum EvaluateCommand {
         #[arg(long, default_value = "test")]
         split: String,
         /// Largest k of the top-k errors.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 5)]
         max_k: usize,
         /// Write the confusion matrices here.
         #[arg(long)]

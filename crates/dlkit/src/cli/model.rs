@@ -204,6 +204,17 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
             let m = Model::read(model)?;
             let mut v = serde_json::to_value(m.description())?;
             v["num_trainable_params"] = json!(m.num_trainable_params());
+            if !json_out {
+                // Long class lists (ImageNet's 1 000) are summarised; --json prints them all.
+                for key in ["class_ids", "class_names"] {
+                    if let Some(list) = v[key].as_array().filter(|l| l.len() > 12).cloned() {
+                        let mut short: Vec<Value> = list[..5].to_vec();
+                        short.push(json!(format!("… {} more …", list.len() - 6)));
+                        short.push(list[list.len() - 1].clone());
+                        v[key] = Value::Array(short);
+                    }
+                }
+            }
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         ModelCommand::Get { model, name } => {
@@ -413,7 +424,9 @@ pub fn run_heatmap(
     if json_out {
         println!("{}", json!({"output": output, "class_id": hm.class_id}));
     } else {
-        println!("{method} heatmap of class {} → {}", hm.class_id, output.display());
+        let d = m.description();
+        let name = d.class_ids.iter().position(|&c| c == hm.class_id).map_or("", |i| d.class_names[i].as_str());
+        println!("{method} heatmap of class {} ({name}) → {}", hm.class_id, output.display());
     }
     Ok(0)
 }
