@@ -30,6 +30,7 @@ pub mod segmentation;
 pub mod squeezenet;
 pub mod weights;
 
+pub use anomaly::student::{StudentConfig, StudentParams, StudentTeacherNet};
 pub use anomaly::{AnomalyParams, PatchCoreConfig, PatchCoreNet};
 pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;

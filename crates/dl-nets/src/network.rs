@@ -38,6 +38,16 @@ pub enum Outputs {
         /// The logits.
         logits: Tensor,
     },
+    /// AD (student–teacher): the standardised teacher features and the student's prediction
+    /// `[N, D, h, w]`, with the (height, width) of the network input.
+    StudentTeacher {
+        /// The student's prediction.
+        student: Tensor,
+        /// The teacher's features.
+        teacher: Tensor,
+        /// (height, width) of the network input.
+        image_size: (i64, i64),
+    },
     /// AD: anomaly maps `[N, 1, H, W]` at the network input size (≥ 0) and image scores `[N]`.
     Anomaly {
         /// The maps.
@@ -118,6 +128,8 @@ pub enum MethodParams {
     Segmentation(crate::SegmentationParams),
     /// AD thresholds.
     Anomaly(crate::anomaly::AnomalyParams),
+    /// AD student–teacher training parameters and thresholds.
+    StudentTeacher(crate::anomaly::student::StudentParams),
 }
 
 /// The classes of a model, parallel lists.
@@ -133,10 +145,15 @@ pub struct Classes {
 pub trait AsAny {
     /// The network as `Any`.
     fn as_any(&self) -> &dyn std::any::Any;
+    /// The network as mutable `Any`.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 impl<T: std::any::Any> AsAny for T {
     fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
         self
     }
 }

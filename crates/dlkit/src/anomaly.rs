@@ -1,6 +1,8 @@
-//! Anomaly-detection models (`type = anomaly_detection`): `patchcore` (a feature memory on a frozen
-//! pretrained backbone) — creation, fitting on the good images of the train split, HALCON's thresholds
-//! (`compute_dl_anomaly_thresholds`) stored in the model, and the AD parameters.
+//! Anomaly-detection models (`type = anomaly_detection`): HALCON's `anomaly_detection` (a student
+//! regressing a frozen pretrained teacher, trained by `train_dl_model_anomaly_dataset`) and `patchcore`
+//! (a feature memory on a frozen pretrained backbone, fitted in one pass) — creation, training on the
+//! good images of the train split, HALCON's thresholds (`compute_dl_anomaly_thresholds`) stored in the
+//! model, and the AD parameters.
 
 use crate::Result;
 use crate::backbone::{BackboneChoice, param_error};
@@ -8,7 +10,7 @@ use crate::model::{MethodConfig, Model, ModelDescription, ModelParams};
 use dl_core::Split;
 use dl_data::preprocess::ImageMap;
 use dl_data::{AnomalyLabel, DLDataset, DLResult, ModelType};
-use dl_nets::{AnomalyParams, PatchCoreConfig};
+use dl_nets::{AnomalyParams, PatchCoreConfig, StudentConfig, StudentParams};
 use dl_train::pipeline::{BatchPlan, SampleSource, spawn_batches};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -18,6 +20,8 @@ use tch::Device;
 /// (settable; `dlkit model thresholds` computes them).
 pub const ANOMALY_PARAM_NAMES: &[&str] = &[
     "anomaly_method",
+    "domain_ratio",
+    "regularization_noise",
     "patchcore_strides",
     "coreset_ratio",
     "coreset_chunk_size",
@@ -37,6 +41,52 @@ pub struct FitReport {
     pub memory_bank_size: usize,
     /// The coverage radius (the anomaly image's unit).
     pub score_scale: f64,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// Parameters of [`Model::train_dl_model_anomaly_dataset`] (HALCON's names and defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyTrainParam {
+    /// At most this many epochs (default 30).
+    pub max_num_epochs: usize,
+    /// Stop when an epoch's mean error falls below it (default 0.001).
+    pub error_threshold: f64,
+    /// Share of each image's positions in the loss per step (default 0.1).
+    pub domain_ratio: f64,
+    /// Noise added to the student's input (default 1e−4).
+    pub regularization_noise: f64,
+    /// Seed of the epoch orders and the noise.
+    pub seed: u64,
+    /// 'nok' train images: refuse or skip.
+    pub nok: NokInTrain,
+    /// Show a progress bar.
+    pub display: bool,
+}
+
+impl Default for AnomalyTrainParam {
+    fn default() -> Self {
+        Self {
+            max_num_epochs: 30,
+            error_threshold: 0.001,
+            domain_ratio: 0.1,
+            regularization_noise: 1e-4,
+            seed: 42,
+            nok: NokInTrain::Refuse,
+            display: false,
+        }
+    }
+}
+
+/// What [`Model::train_dl_model_anomaly_dataset`] returns.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AnomalyTrainResult {
+    /// The last epoch's mean error.
+    pub final_error: f64,
+    /// Epochs done (1-based count).
+    pub final_epoch: usize,
+    /// Each epoch's mean error.
+    pub errors: Vec<f64>,
     /// Seconds.
     pub seconds: f64,
 }
@@ -298,12 +348,189 @@ impl Model {
     }
 
     fn set_anomaly_params(&mut self, p: AnomalyParams) -> Result<()> {
-        let MethodConfig::Patchcore { params, .. } = &mut self.description_mut().method else {
-            return Err(param_error("type", "not an anomaly model"));
-        };
-        *params = p.clone();
+        match &mut self.description_mut().method {
+            MethodConfig::Patchcore { params, .. } => *params = p.clone(),
+            MethodConfig::AnomalyDetection { params, .. } => params.thresholds = p.clone(),
+            _ => return Err(param_error("type", "not an anomaly model")),
+        }
         self.network_mut().set_method_params(&dl_nets::MethodParams::Anomaly(p))?;
         Ok(())
+    }
+
+    fn anomaly_thresholds(&self) -> Option<&AnomalyParams> {
+        match &self.description().method {
+            MethodConfig::Patchcore { params, .. } => Some(params),
+            MethodConfig::AnomalyDetection { params, .. } => Some(&params.thresholds),
+            _ => None,
+        }
+    }
+
+    /// HALCON's `anomaly_detection` model: a student regressing the patch features of a frozen
+    /// pretrained teacher (`pretrained_dl_classifier_…`; weights from `weights` or the cache), at the
+    /// network input size; classes 'ok' (0) and 'nok' (1). Train it with
+    /// [`Model::train_dl_model_anomaly_dataset`].
+    ///
+    /// # Errors
+    /// [`Error::Param`](crate::Error::Param) for a teacher that is not pretrained, a configuration that
+    /// does not fit it, missing or altered weights.
+    pub fn create_anomaly_detection(
+        backbone: &str,
+        weights: Option<&Path>,
+        size: (usize, usize, usize),
+        config: &StudentConfig,
+    ) -> Result<Self> {
+        if !crate::pretrained::is_pretrained(backbone) {
+            return Err(param_error(
+                "backbone",
+                format!(
+                    "`{backbone}`: the student learns a pretrained teacher's features; expected one of {}",
+                    crate::pretrained_names().join(", ")
+                ),
+            ));
+        }
+        let (names, ids) = ok_nok();
+        let choice =
+            BackboneChoice::new(backbone, weights, ModelType::AnomalyDetection, (&names, &ids), size)?;
+        let mut params = ModelParams::default();
+        // The teacher stays as pretrained; only the student learns.
+        params.freeze_backbone = true;
+        params.solver_type = dl_train::SolverType::Adam;
+        params.learning_rate = 1e-3;
+        let description = ModelDescription {
+            method: MethodConfig::AnomalyDetection {
+                backbone: choice.architecture.clone(),
+                pretrained: choice.pretrained_name(),
+                student: config.clone(),
+                params: StudentParams::default(),
+            },
+            class_ids: ids,
+            class_names: names,
+            preprocess: choice.preprocess.clone(),
+            params,
+        };
+        let model = Model::from_description(description, Device::Cpu)?;
+        choice.import_into(model.var_store(), &[dl_nets::anomaly::student::STUDENT_PREFIX, "anomaly."])?;
+        Ok(model)
+    }
+
+    /// `train_dl_model_anomaly_dataset`: trains an `anomaly_detection` model on the 'ok' images of
+    /// `dataset`'s train split — first the teacher's feature statistics (one pass over up to 64 images),
+    /// then epochs of the shared training step (seeded order and noise) until the epoch's mean error
+    /// falls below `error_threshold` or `max_num_epochs` are done. Thresholds are reset.
+    ///
+    /// # Errors
+    /// [`Error::Param`](crate::Error::Param) for another model, bad parameters, a dataset of another
+    /// method, an empty train split, 'nok' train images (unless skipped); a non-finite loss; errors
+    /// naming an image that cannot be read.
+    pub fn train_dl_model_anomaly_dataset(
+        &mut self,
+        dataset: &DLDataset,
+        param: &AnomalyTrainParam,
+    ) -> Result<AnomalyTrainResult> {
+        let MethodConfig::AnomalyDetection { params, .. } = &self.description().method else {
+            return Err(param_error(
+                "type",
+                "train_dl_model_anomaly_dataset needs an anomaly_detection model",
+            ));
+        };
+        if param.max_num_epochs == 0 || !(param.error_threshold >= 0.0) {
+            return Err(param_error("max_num_epochs", "at least 1 epoch and an error_threshold ≥ 0"));
+        }
+        let t0 = std::time::Instant::now();
+        let mut p = params.clone();
+        p.domain_ratio = param.domain_ratio;
+        p.regularization_noise = param.regularization_noise;
+        p.thresholds = AnomalyParams::default();
+        self.network_mut().set_method_params(&dl_nets::MethodParams::StudentTeacher(p.clone()))?;
+        if let MethodConfig::AnomalyDetection { params, .. } = &mut self.description_mut().method {
+            *params = p;
+        }
+        let indices = good_train_samples(dataset, param.nok)?;
+        let source = SampleSource::new(dataset, &self.description().preprocess)?;
+        let classes = self.classes();
+        let (batch, _) = dl_train::batch_sizes(self)?;
+        let device = self.var_store().device();
+        // Teacher statistics.
+        let stats: Vec<Vec<usize>> = indices
+            .iter()
+            .take(64)
+            .copied()
+            .collect::<Vec<_>>()
+            .chunks(batch)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let plan = |epoch: u64, targets: Option<ModelType>| BatchPlan {
+            augment: None,
+            epoch,
+            class_ids: &classes.ids,
+            targets,
+            keep_samples: false,
+            prefetch: 3,
+            label_check: None,
+        };
+        let mut feats = Vec::new();
+        std::thread::scope(|scope| -> Result<()> {
+            for loaded in spawn_batches(scope, &source, stats, plan(0, None)) {
+                let (images, _) = dl_nets::upload(&loaded?.batch, device)?;
+                feats.push(self.student_net()?.teacher_features(&images));
+            }
+            Ok(())
+        })?;
+        let feats = tch::Tensor::cat(&feats, 0);
+        self.student_net_mut()?.set_teacher_statistics(&feats);
+        drop(feats);
+        let mut optimizer = dl_train::model_optimizer(self)?;
+        let bar = dl_train::progress::bar(param.max_num_epochs as u64, param.display, "training");
+        let (mut final_error, mut final_epoch) = (f64::NAN, 0);
+        let mut errors = Vec::new();
+        for epoch in 0..param.max_num_epochs {
+            tch::manual_seed((dl_core::Rng::derived(param.seed, &[epoch as u64, 1]).next_u64() >> 1) as i64);
+            let mut order = indices.clone();
+            dl_core::Rng::derived(param.seed, &[epoch as u64]).shuffle(&mut order);
+            let steps: Vec<Vec<usize>> =
+                order.chunks_exact(batch.min(order.len())).map(<[usize]>::to_vec).collect();
+            let mut sum = 0.0;
+            let n = steps.len();
+            std::thread::scope(|scope| -> Result<()> {
+                for loaded in spawn_batches(
+                    scope,
+                    &source,
+                    steps,
+                    plan(epoch as u64, Some(ModelType::AnomalyDetection)),
+                ) {
+                    let r = dl_train::train_dl_model_batch(self, &mut optimizer, &loaded?.batch)?;
+                    sum += r.component("loss_anomaly").unwrap_or(r.total_loss);
+                }
+                Ok(())
+            })?;
+            final_error = sum / n.max(1) as f64;
+            final_epoch = epoch + 1;
+            errors.push(final_error);
+            bar.set_message(format!("error {final_error:.5}"));
+            bar.inc(1);
+            if param.display && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                eprintln!("epoch {final_epoch}/{}: error {final_error:.5}", param.max_num_epochs);
+            }
+            if final_error < param.error_threshold {
+                break;
+            }
+        }
+        bar.finish_and_clear();
+        Ok(AnomalyTrainResult { final_error, final_epoch, errors, seconds: t0.elapsed().as_secs_f64() })
+    }
+
+    fn student_net(&self) -> Result<&dl_nets::StudentTeacherNet> {
+        self.network()
+            .as_any()
+            .downcast_ref::<dl_nets::StudentTeacherNet>()
+            .ok_or_else(|| param_error("type", "not an anomaly_detection model"))
+    }
+
+    fn student_net_mut(&mut self) -> Result<&mut dl_nets::StudentTeacherNet> {
+        self.network_mut()
+            .as_any_mut()
+            .downcast_mut::<dl_nets::StudentTeacherNet>()
+            .ok_or_else(|| param_error("type", "not an anomaly_detection model"))
     }
 
     /// An AD parameter; `None` for a name that is not one.
@@ -312,6 +539,21 @@ impl Model {
             return None;
         }
         let d = self.description();
+        if let MethodConfig::AnomalyDetection { student, params, .. } = &d.method {
+            return Some(match name {
+                "anomaly_method" => Ok(json!("anomaly_detection")),
+                "patchcore_strides" => Ok(json!(student.strides)),
+                "domain_ratio" => Ok(json!(params.domain_ratio)),
+                "regularization_noise" => Ok(json!(params.regularization_noise)),
+                "anomaly_segmentation_threshold" => {
+                    Ok(json!(params.thresholds.anomaly_segmentation_threshold))
+                }
+                "anomaly_classification_threshold" => {
+                    Ok(json!(params.thresholds.anomaly_classification_threshold))
+                }
+                _ => Err(param_error(name, "is a patchcore parameter")),
+            });
+        }
         let MethodConfig::Patchcore { patchcore: c, params: p, .. } = &d.method else {
             return Some(Err(param_error(
                 name,
@@ -320,6 +562,9 @@ impl Model {
         };
         Some(Ok(match name {
             "anomaly_method" => json!("patchcore"),
+            "domain_ratio" | "regularization_noise" => {
+                return Some(Err(param_error(name, "is a parameter of anomaly_detection models")));
+            }
             "patchcore_strides" => json!(c.strides),
             "coreset_ratio" => json!(c.coreset_ratio),
             "coreset_chunk_size" => json!(c.coreset_chunk_size),
@@ -335,7 +580,7 @@ impl Model {
             return None;
         }
         Some((|| {
-            let MethodConfig::Patchcore { params, .. } = &self.description().method else {
+            let Some(params) = self.anomaly_thresholds() else {
                 return Err(param_error(name, "is an anomaly-detection parameter"));
             };
             let mut p = params.clone();

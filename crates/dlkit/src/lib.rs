@@ -22,7 +22,7 @@ mod heatmap;
 mod model;
 mod pretrained;
 mod segmentation;
-pub use anomaly::{ANOMALY_PARAM_NAMES, FitReport, NokInTrain};
+pub use anomaly::{ANOMALY_PARAM_NAMES, AnomalyTrainParam, AnomalyTrainResult, FitReport, NokInTrain};
 pub use detection::{
     DETECTION_PARAM_NAMES, DetectionParamReport, DetectorOptions, determine_dl_model_detection_param,
 };

@@ -109,6 +109,19 @@ pub enum MethodConfig {
         /// Post-processing and loss weights.
         params: dl_nets::DetectionParams,
     },
+    /// HALCON's anomaly-detection model: a student network regressing a frozen pretrained teacher's
+    /// features.
+    AnomalyDetection {
+        /// The teacher's family (its classification head is not used).
+        backbone: Architecture,
+        /// The teacher's pretrained weights (`pretrained_dl_classifier_…`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pretrained: Option<String>,
+        /// Teacher taps and student.
+        student: dl_nets::StudentConfig,
+        /// Training parameters and thresholds.
+        params: dl_nets::StudentParams,
+    },
     /// An anomaly-detection model: PatchCore's feature memory on a frozen pretrained backbone.
     Patchcore {
         /// The backbone family (its classification head is not used).
@@ -142,7 +155,18 @@ impl MethodConfig {
             Self::Classification { .. } => ModelType::Classification,
             Self::Detection { .. } => ModelType::Detection,
             Self::Segmentation { .. } => ModelType::Segmentation,
-            Self::Patchcore { .. } => ModelType::AnomalyDetection,
+            Self::Patchcore { .. } | Self::AnomalyDetection { .. } => ModelType::AnomalyDetection,
+        }
+    }
+
+    /// The backbone and the pretrained model it started from, for every method but classification.
+    pub fn backbone(&self) -> Option<(&Architecture, Option<&String>)> {
+        match self {
+            Self::Classification { .. } => None,
+            Self::Detection { backbone, pretrained, .. }
+            | Self::Segmentation { backbone, pretrained, .. }
+            | Self::Patchcore { backbone, pretrained, .. }
+            | Self::AnomalyDetection { backbone, pretrained, .. } => Some((backbone, pretrained.as_ref())),
         }
     }
 
@@ -152,7 +176,8 @@ impl MethodConfig {
             Self::Classification { network } => network,
             Self::Detection { backbone, .. }
             | Self::Segmentation { backbone, .. }
-            | Self::Patchcore { backbone, .. } => backbone,
+            | Self::Patchcore { backbone, .. }
+            | Self::AnomalyDetection { backbone, .. } => backbone,
         }
     }
 }
@@ -255,7 +280,7 @@ impl ModelDescription {
                 }
                 detector.num_classes
             }
-            MethodConfig::Patchcore { .. } => 2,
+            MethodConfig::Patchcore { .. } | MethodConfig::AnomalyDetection { .. } => 2,
             MethodConfig::Segmentation { segmenter, .. } => {
                 let p = &self.preprocess;
                 if p.image_width < 32 || p.image_height < 32 {
@@ -421,6 +446,15 @@ impl Model {
                     crate::backbone::build(backbone, &root)?,
                     &root,
                     detector.clone(),
+                    params.clone(),
+                )?)
+            }
+            MethodConfig::AnomalyDetection { backbone, student, params, .. } => {
+                Box::new(dl_nets::StudentTeacherNet::new(
+                    crate::backbone::build(backbone, &root)?,
+                    &root,
+                    description.preprocess.image_num_channels as i64,
+                    student.clone(),
                     params.clone(),
                 )?)
             }
@@ -600,15 +634,9 @@ impl Model {
             "preprocess_param" => serde_json::to_value(&d.preprocess).expect("serialisable"),
             "freeze_backbone" => json!(p.freeze_backbone),
             "backbone_learning_rate_factor" => json!(p.backbone_learning_rate_factor),
-            "backbone"
-                if matches!(d.method, MethodConfig::Segmentation { .. } | MethodConfig::Patchcore { .. }) =>
-            {
-                let (MethodConfig::Segmentation { backbone, pretrained, .. }
-                | MethodConfig::Patchcore { backbone, pretrained, .. }) = &d.method
-                else {
-                    unreachable!()
-                };
-                crate::backbone::backbone_name(backbone, pretrained.as_ref())
+            "backbone" if d.method.backbone().is_some() => {
+                let (backbone, pretrained) = d.method.backbone().expect("checked");
+                crate::backbone::backbone_name(backbone, pretrained)
             }
             other => {
                 return self

@@ -8,6 +8,7 @@
 //! smoothed by a Gaussian (σ = 4 pixels), and the image score is its maximum.
 
 pub mod coreset;
+pub mod student;
 
 use crate::backbone::Backbone;
 use crate::network::{Classes, Losses, MethodParams, Network, Outputs, Targets, wrong_targets};
@@ -136,24 +137,7 @@ impl PatchCoreNet {
     /// Patch features `[N, D, h, w]` (the first tapped level's size) of images `[N, C, H, W]`, without
     /// gradients.
     pub fn features(&self, images: &Tensor) -> Tensor {
-        tch::no_grad(|| {
-            let x = crate::device::channels_last(images);
-            let levels = self.backbone.forward_levels(&x, false);
-            let k = self.config.neighbourhood;
-            let mut maps = Vec::with_capacity(self.taps.len());
-            let mut size = None;
-            for &i in &self.taps {
-                let f = levels[i].avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>);
-                let s = *size.get_or_insert_with(|| (f.size()[2], f.size()[3]));
-                let f = if (f.size()[2], f.size()[3]) == s {
-                    f
-                } else {
-                    f.upsample_bilinear2d([s.0, s.1], false, None, None)
-                };
-                maps.push(f);
-            }
-            Tensor::cat(&maps, 1).contiguous()
-        })
+        patch_features(&*self.backbone, &self.taps, self.config.neighbourhood, images)
     }
 
     /// Distances of patch features `[P, D]` to their nearest memory entry `[P]`, in chunks of rows.
@@ -193,6 +177,29 @@ impl PatchCoreNet {
         self.config.score_scale = score_scale;
         Ok(())
     }
+}
+
+/// Patch features `[N, D, h, w]` of images: the maps of `backbone`'s levels `taps` (in inference mode,
+/// without gradients), each averaged over a `k`×`k` neighbourhood, upsampled bilinearly to the first
+/// one's size and concatenated.
+pub fn patch_features(backbone: &dyn Backbone, taps: &[usize], k: i64, images: &Tensor) -> Tensor {
+    tch::no_grad(|| {
+        let x = crate::device::channels_last(images);
+        let levels = backbone.forward_levels(&x, false);
+        let mut maps = Vec::with_capacity(taps.len());
+        let mut size = None;
+        for &i in taps {
+            let f = levels[i].avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>);
+            let s = *size.get_or_insert_with(|| (f.size()[2], f.size()[3]));
+            let f = if (f.size()[2], f.size()[3]) == s {
+                f
+            } else {
+                f.upsample_bilinear2d([s.0, s.1], false, None, None)
+            };
+            maps.push(f);
+        }
+        Tensor::cat(&maps, 1).contiguous()
+    })
 }
 
 /// Gaussian smoothing of maps `[N, 1, H, W]` (separable, reflected borders).

@@ -425,7 +425,8 @@ pub fn run_heatmap(
         println!("{}", json!({"output": output, "class_id": hm.class_id}));
     } else {
         let d = m.description();
-        let name = d.class_ids.iter().position(|&c| c == hm.class_id).map_or("", |i| d.class_names[i].as_str());
+        let name =
+            d.class_ids.iter().position(|&c| c == hm.class_id).map_or("", |i| d.class_names[i].as_str());
         println!("{method} heatmap of class {} ({name}) → {}", hm.class_id, output.display());
     }
     Ok(0)

@@ -204,3 +204,52 @@ fn patchcore_through_the_command_line() {
         "{err}"
     );
 }
+
+/// HALCON's `anomaly_detection` (a student regressing ImageNet MobileNetV2's features) trained on good
+/// ELPV cells only: it learns (the error falls), the same seed gives identical weights, a loose
+/// `error_threshold` stops early and reports the epoch, and the test image AUROC is reported and
+/// asserted with a margin (DLKIT_AD_EPOCHS, DLKIT_AD_SIZE, DLKIT_AD_TRAIN_EVERY, DLKIT_AD_TEST_EVERY for
+/// longer runs; numbers in the closing note).
+#[test]
+fn anomaly_detection_on_elpv() {
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (epochs, size) = (env("DLKIT_AD_EPOCHS", 6), env("DLKIT_AD_SIZE", 128));
+    let ds = elpv(env("DLKIT_AD_TRAIN_EVERY", 16), env("DLKIT_AD_TEST_EVERY", 4));
+    let create = || {
+        tch::manual_seed(5);
+        let mut m = Model::create_anomaly_detection(
+            "pretrained_dl_classifier_mobilenet_v2",
+            None,
+            (size, size, 3),
+            &dlkit::nets::StudentConfig::default(),
+        )
+        .unwrap();
+        m.set_param("batch_size", &serde_json::json!(8)).unwrap();
+        m
+    };
+    let param =
+        dlkit::AnomalyTrainParam { max_num_epochs: epochs, error_threshold: 0.0, ..Default::default() };
+    let mut model = create();
+    let r = model.train_dl_model_anomaly_dataset(&ds, &param).unwrap();
+    let test = SampleSelector::Split("test".parse().unwrap());
+    let a = anomaly(evaluate_dl_model(&model, &ds, &test, &EvalParams::default()).unwrap());
+    eprintln!(
+        "ELPV anomaly_detection at {size}×{size}: {epochs} epochs in {:.0} s, errors {:?}; test image AUROC {:.4}",
+        r.seconds, r.errors, a.image_auroc
+    );
+    assert_eq!(r.final_epoch, epochs);
+    assert!(r.errors[epochs - 1] < 0.8 * r.errors[0], "the error falls: {:?}", r.errors);
+    assert!(a.image_auroc >= 0.6, "image AUROC {}", a.image_auroc);
+    // Same seed, same weights.
+    let short = dlkit::AnomalyTrainParam { max_num_epochs: 1, ..param.clone() };
+    let (mut m1, mut m2) = (create(), create());
+    m1.train_dl_model_anomaly_dataset(&ds, &short).unwrap();
+    m2.train_dl_model_anomaly_dataset(&ds, &short).unwrap();
+    assert_eq!(m1.export_weights().unwrap(), m2.export_weights().unwrap());
+    // A loose threshold stops after the first epoch.
+    let loose = dlkit::AnomalyTrainParam { max_num_epochs: 5, error_threshold: 100.0, ..param };
+    // (also checks the reported epoch and error)
+    let r = create().train_dl_model_anomaly_dataset(&ds, &loose).unwrap();
+    assert_eq!(r.final_epoch, 1);
+    assert!(r.final_error < 100.0);
+}
