@@ -24,6 +24,15 @@ pub struct AnomalyArgs {
     /// Anomaly: leave 'nok' images of the train split out instead of refusing them.
     #[arg(long)]
     pub skip_nok_train: bool,
+    /// Anomaly (anomaly_detection): stop when an epoch's mean error falls below it (default 0.001).
+    #[arg(long)]
+    pub error_threshold: Option<f64>,
+    /// Anomaly (anomaly_detection): share of each image's positions per step (default 0.1).
+    #[arg(long)]
+    pub domain_ratio: Option<f64>,
+    /// Anomaly (anomaly_detection): noise added to the student's input (default 1e-4).
+    #[arg(long)]
+    pub regularization_noise: Option<f64>,
 }
 
 impl AnomalyArgs {
@@ -41,6 +50,54 @@ impl AnomalyArgs {
         }
         c
     }
+}
+
+/// Trains an `anomaly_detection` model (train_dl_model_anomaly_dataset, `epochs` or 30, the
+/// --error-threshold / --domain-ratio / --regularization-noise given) and writes `model_final.dlm`
+/// (thresholds from the validation split when it has ok and nok images) into `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn train_student(
+    model: &mut Model,
+    ds: &DLDataset,
+    args: &AnomalyArgs,
+    epochs: Option<usize>,
+    out: &Path,
+    seed: u64,
+    json_out: bool,
+) -> Result<()> {
+    let defaults = dlkit::AnomalyTrainParam::default();
+    let param = dlkit::AnomalyTrainParam {
+        max_num_epochs: epochs.unwrap_or(defaults.max_num_epochs),
+        error_threshold: args.error_threshold.unwrap_or(defaults.error_threshold),
+        domain_ratio: args.domain_ratio.unwrap_or(defaults.domain_ratio),
+        regularization_noise: args.regularization_noise.unwrap_or(defaults.regularization_noise),
+        seed,
+        nok: if args.skip_nok_train { NokInTrain::Skip } else { NokInTrain::Refuse },
+        display: !json_out,
+    };
+    let r = model.train_dl_model_anomaly_dataset(ds, &param)?;
+    let thresholds = model.compute_anomaly_thresholds(ds).ok();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let path = out.join("model_final.dlm");
+    model.write(&path)?;
+    if json_out {
+        println!("{}", json!({"train": r, "thresholds": thresholds, "output": path}));
+    } else {
+        println!(
+            "final_error {:.5} after final_epoch {} ({:.1} s){}",
+            r.final_error,
+            r.final_epoch,
+            r.seconds,
+            if r.final_epoch < param.max_num_epochs { ": below error_threshold" } else { "" }
+        );
+        if thresholds.is_none() {
+            println!(
+                "no thresholds stored (the validation split needs ok and nok images): dlkit model thresholds"
+            );
+        }
+        println!("model → {}", path.display());
+    }
+    Ok(())
 }
 
 /// Fits a PatchCore model on the dataset's good train images and writes `model_final.dlm` (thresholds

@@ -12,7 +12,7 @@ pub enum ModelCommand {
     /// Create a classifier with fresh weights, or from pretrained ImageNet weights, or a detector or
     /// segmentation model on a backbone, and write it.
     Create {
-        /// classification | detection | segmentation | patchcore (anomaly detection).
+        /// classification | detection | segmentation | anomaly_detection | patchcore.
         #[arg(long = "type", default_value = "classification")]
         model_type: String,
         /// Classifier: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2 |
@@ -128,7 +128,9 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
             output,
         } => {
             let given: Option<(Vec<String>, Vec<i64>)> = match (dataset, classes.is_empty()) {
-                _ if model_type == "patchcore" => Some((vec!["ok".into(), "nok".into()], vec![0, 1])),
+                _ if model_type == "patchcore" || model_type == "anomaly_detection" => {
+                    Some((vec!["ok".into(), "nok".into()], vec![0, 1]))
+                }
                 (Some(d), true) => {
                     let ds = DLDataset::load(d)?;
                     Some((ds.class_names.clone(), ds.class_ids.iter().map(|c| i64::from(c.get())).collect()))
@@ -162,6 +164,15 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                     &segmentation.options(ds.as_ref())?,
                 )?;
                 (model, format!("segmentation model on {backbone}"))
+            } else if model_type == "anomaly_detection" {
+                let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
+                let model = Model::create_anomaly_detection(
+                    backbone,
+                    None,
+                    size,
+                    &dlkit::nets::StudentConfig::default(),
+                )?;
+                (model, format!("anomaly_detection model, teacher {backbone} (train it with dlkit train)"))
             } else if model_type == "patchcore" {
                 let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
                 let model = Model::create_patchcore(backbone, None, size, &anomaly.config())?;
@@ -183,7 +194,9 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 };
                 (model, format!("{} classifier", pretrained.as_ref().unwrap_or(arch)))
             } else {
-                bail!("--type {model_type}: expected classification, detection, segmentation or patchcore");
+                bail!(
+                    "--type {model_type}: expected classification, detection, segmentation, anomaly_detection or patchcore"
+                );
             };
             model.write(output)?;
             if json_out {

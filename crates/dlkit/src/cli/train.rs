@@ -21,8 +21,8 @@ pub struct TrainArgs {
     /// the backbone, which may also be a pretrained_dl_classifier_… name) …
     #[arg(long, conflicts_with = "pretrained")]
     create: Option<String>,
-    /// With --create: classification | detection | segmentation | anomaly_detection (PatchCore on a
-    /// pretrained backbone; default: what the dataset's samples hold).
+    /// With --create: classification | detection | segmentation | patchcore | anomaly_detection (both on
+    /// a pretrained backbone; default: what the dataset's samples hold, patchcore for anomaly datasets).
     #[arg(long = "type")]
     model_type: Option<String>,
     /// With --create and a detection dataset: the detector's parameters.
@@ -164,7 +164,8 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
         _ => bail!("give both --width and --height"),
     };
     tch::manual_seed((args.seed.unwrap_or(42) & 0x7fff_ffff_ffff_ffff) as i64);
-    let model_type = match &args.model_type {
+    let model_type = match args.model_type.as_deref() {
+        Some("patchcore") => dlkit::data::ModelType::AnomalyDetection,
         Some(t) => t.parse::<dlkit::data::ModelType>().map_err(anyhow::Error::msg)?,
         None => ds
             .samples
@@ -189,7 +190,16 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
         dlkit::data::ModelType::AnomalyDetection => {
             // The pretrained backbones take 3 channels; gray images are replicated.
             let c = if args.channels.is_none() { 3 } else { c };
-            Model::create_patchcore(arch, None, (w, h, c), &args.anomaly.config())?
+            if args.model_type.as_deref() == Some("anomaly_detection") {
+                Model::create_anomaly_detection(
+                    arch,
+                    None,
+                    (w, h, c),
+                    &dlkit::nets::StudentConfig::default(),
+                )?
+            } else {
+                Model::create_patchcore(arch, None, (w, h, c), &args.anomaly.config())?
+            }
         }
     };
     if let Some(p) = &ds.preprocess_param {
@@ -229,10 +239,16 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
         }
     }
     model.set_param("device", &json!(args.device))?;
-    if model.get_param("anomaly_method").is_ok() {
-        // PatchCore is fitted in one pass over the good images, not trained by gradient.
+    if let Ok(method) = model.get_param("anomaly_method") {
+        // Anomaly models train on the good images only: PatchCore in one pass, the student by
+        // train_dl_model_anomaly_dataset.
         let out = args.out.clone().unwrap_or_else(|| PathBuf::from("training"));
-        super::anomaly::fit(&mut model, &ds, &args.anomaly, &out, args.seed.unwrap_or(42), json_out)?;
+        let seed = args.seed.unwrap_or(42);
+        if method == "patchcore" {
+            super::anomaly::fit(&mut model, &ds, &args.anomaly, &out, seed, json_out)?;
+        } else {
+            super::anomaly::train_student(&mut model, &ds, &args.anomaly, args.epochs, &out, seed, json_out)?;
+        }
         return Ok(0);
     }
     let mut param: TrainParam = match &args.train_param {
