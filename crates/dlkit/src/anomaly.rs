@@ -391,11 +391,13 @@ impl Model {
         let (names, ids) = ok_nok();
         let choice =
             BackboneChoice::new(backbone, weights, ModelType::AnomalyDetection, (&names, &ids), size)?;
-        let mut params = ModelParams::default();
         // The teacher stays as pretrained; only the student learns.
-        params.freeze_backbone = true;
-        params.solver_type = dl_train::SolverType::Adam;
-        params.learning_rate = 1e-3;
+        let params = ModelParams {
+            freeze_backbone: true,
+            solver_type: dl_train::SolverType::Adam,
+            learning_rate: 1e-3,
+            ..Default::default()
+        };
         let description = ModelDescription {
             method: MethodConfig::AnomalyDetection {
                 backbone: choice.architecture.clone(),
@@ -433,7 +435,7 @@ impl Model {
                 "train_dl_model_anomaly_dataset needs an anomaly_detection model",
             ));
         };
-        if param.max_num_epochs == 0 || !(param.error_threshold >= 0.0) {
+        if param.max_num_epochs == 0 || param.error_threshold.is_nan() || param.error_threshold < 0.0 {
             return Err(param_error("max_num_epochs", "at least 1 epoch and an error_threshold ≥ 0"));
         }
         let t0 = std::time::Instant::now();
