@@ -112,7 +112,7 @@ impl Model {
     /// [`Model::fit_patchcore`] fills its memory bank.
     ///
     /// # Errors
-    /// [`Error::Param`] for a backbone that is not pretrained, a configuration that does not fit it,
+    /// [`Error::Param`](crate::Error::Param) for a backbone that is not pretrained, a configuration that does not fit it,
     /// missing or altered weights.
     pub fn create_patchcore(
         backbone: &str,
@@ -157,7 +157,7 @@ impl Model {
     /// are reset (compute them again).
     ///
     /// # Errors
-    /// [`Error::Param`] for another model, a dataset of another method, an empty train split, 'nok'
+    /// [`Error::Param`](crate::Error::Param) for another model, a dataset of another method, an empty train split, 'nok'
     /// train images (unless `nok` is [`NokInTrain::Skip`]); errors naming an image that cannot be read.
     pub fn fit_patchcore(
         &mut self,
@@ -260,7 +260,7 @@ impl Model {
     /// that minimises FPR + FNR in the model, so `apply` classifies as the evaluation does.
     ///
     /// # Errors
-    /// [`Error::Param`] for a model that is not an anomaly model, a dataset without a validation split or
+    /// [`Error::Param`](crate::Error::Param) for a model that is not an anomaly model, a dataset without a validation split or
     /// without ok and nok validation images; errors naming an image that cannot be read.
     pub fn compute_anomaly_thresholds(
         &mut self,

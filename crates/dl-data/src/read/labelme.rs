@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The labelme label whose pixels are left out of training and evaluation (segmentation).
 const IGNORE_LABEL: &str = "__ignore__";
-/// The label-image value of [`IGNORE_LABEL`] pixels (add it to `ignore_class_ids`).
+/// The label-image value of `__ignore__` pixels (add it to `ignore_class_ids`).
 pub const LABELME_IGNORE_VALUE: u16 = 255;
 const IGNORE_VALUE: ClassId = ClassId::from_u16(LABELME_IGNORE_VALUE).unwrap();
 
@@ -21,7 +21,7 @@ pub struct LabelmeReadParams {
     pub instance_type: InstanceType,
     /// When set, write one label image per sample into this folder (PNG, class id per pixel, 0 =
     /// `_background_`, 255 = `__ignore__`, shapes painted in file order) and return a segmentation
-    /// dataset instead (with `ignore_class_ids` = [255] when `__ignore__` shapes were painted).
+    /// dataset instead (with `ignore_class_ids` = `[255]` when `__ignore__` shapes were painted).
     pub label_image_dir: Option<PathBuf>,
 }
 
