@@ -32,6 +32,6 @@ pub use result::DLResult;
 pub use sample::{
     Boxes, DLSample, SampleSelector, find_dl_samples, gen_dl_samples, gen_dl_samples_from_images,
 };
-pub use split::{SplitParams, split_dl_dataset};
+pub use split::{SplitParams, split_dl_dataset, split_from_folders};
 pub use tile::{TileParams, tile_dl_dataset};
 pub use validate::Problem;

@@ -184,8 +184,55 @@ fn label_sets(dataset: &DLDataset, model_type: ModelType) -> Result<Vec<BTreeSet
     }
 }
 
+/// Sets each sample's split from the first folder of its image path — `train`, `validation` or `val`,
+/// `test` (any case), as in Fashion-MNIST's or MVTec AD's layout — and returns how many samples got one;
+/// the others keep theirs.
+///
+/// # Errors
+/// [`Error::Param`] when no image path starts with such a folder.
+pub fn split_from_folders(dataset: &mut DLDataset) -> Result<usize> {
+    let mut n = 0;
+    for s in &mut dataset.samples {
+        let first = s.image_file_name.split(['/', '\\']).next().unwrap_or("").to_ascii_lowercase();
+        let split = match first.as_str() {
+            "train" => Split::Train,
+            "validation" | "val" => Split::Validation,
+            "test" => Split::Test,
+            _ => continue,
+        };
+        s.split = Some(split);
+        n += 1;
+    }
+    if n == 0 {
+        return Err(Error::Param {
+            key: "split",
+            message: "no image path starts with a train/, validation/ (val/) or test/ folder".into(),
+        });
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn splits_follow_the_top_folders() {
+        let mut ds = DLDataset::default();
+        for (i, name) in ["train/a/1.png", "TEST/b/2.png", "val/a/3.png", "other/4.png"].iter().enumerate() {
+            ds.samples.push(crate::SampleEntry {
+                image_id: dl_core::ImageId(i as u64),
+                image_file_name: (*name).into(),
+                ..Default::default()
+            });
+        }
+        assert_eq!(split_from_folders(&mut ds).unwrap(), 3);
+        let splits: Vec<Option<Split>> = ds.samples.iter().map(|s| s.split).collect();
+        assert_eq!(splits, [Some(Split::Train), Some(Split::Test), Some(Split::Validation), None]);
+        let mut flat = DLDataset::default();
+        flat.samples.push(crate::SampleEntry { image_file_name: "1.png".into(), ..Default::default() });
+        assert!(split_from_folders(&mut flat).is_err());
+    }
+
     use super::*;
     use crate::SampleEntry;
     use dl_core::{ClassId, ImageId};

@@ -60,9 +60,17 @@ pub fn read_dl_dataset_classification(dir: &Path, source: LabelSource) -> Result
         .map(|f| {
             let label = label_of(f, source);
             if label.is_empty() {
+                let hint = if source == LabelSource::LastFolder
+                    && f.parent().is_none_or(|p| p.as_os_str().is_empty())
+                {
+                    " — with label_source last_folder, images must be in class sub-folders (folder = class), \
+                     or take the class from the file name"
+                } else {
+                    ""
+                };
                 Err(Error::Param {
                     key: "label_source",
-                    message: format!("{}: empty class label", f.display()),
+                    message: format!("{}: empty class label{hint}", f.display()),
                 })
             } else {
                 Ok(label)

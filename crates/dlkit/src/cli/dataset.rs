@@ -170,6 +170,10 @@ pub struct ReadArgs {
     /// Leave out samples whose image file does not exist (default: fail, naming them).
     #[arg(long)]
     skip_missing_images: bool,
+    /// Keep the split of a tree whose top folders are train/, validation/ (val/) and test/ (Fashion-MNIST,
+    /// MVTec AD).
+    #[arg(long)]
+    split_from_folders: bool,
     /// The dataset JSON file to write.
     #[arg(short, long)]
     output: PathBuf,
@@ -379,6 +383,9 @@ pub fn run(command: &DatasetCommand, json_out: bool) -> Result<u8> {
             }
             if ds.samples.is_empty() {
                 bail!("no samples found: check the paths given");
+            }
+            if args.split_from_folders {
+                dlkit::data::split_from_folders(&mut ds)?;
             }
             ds.save(&args.output)?;
             let boxes: usize = ds.samples.iter().map(|s| s.num_boxes()).sum();

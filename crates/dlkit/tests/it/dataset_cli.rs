@@ -127,3 +127,41 @@ fn export_coco_needs_boxes() {
     assert!(!out.status.success() && err.contains("no boxes") && err.contains("classification"), "{err}");
     assert!(!dir.join("coco.json").exists());
 }
+
+/// A tree with top-level `train/` and `test/` folders keeps that split when asked; a flat folder's
+/// error says that images must be in class sub-folders.
+#[test]
+fn read_keeps_the_folder_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    for (split, class, n) in [("train", "good", 3), ("test", "good", 2), ("test", "bad", 2)] {
+        std::fs::create_dir_all(dir.join("tree").join(split).join(class)).unwrap();
+        for i in 0..n {
+            image::GrayImage::new(8, 8).save(dir.join(format!("tree/{split}/{class}/{i}.png"))).unwrap();
+        }
+    }
+    let out = dlkit(
+        &[
+            "dataset",
+            "read",
+            "--format",
+            "folders",
+            "--images",
+            "tree",
+            "--split-from-folders",
+            "-o",
+            "d.json",
+        ],
+        dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ds = dlkit::data::DLDataset::load(&dir.join("d.json")).unwrap();
+    let count = |s: &str| ds.samples.iter().filter(|x| x.split == Some(s.parse().unwrap())).count();
+    assert_eq!((count("train"), count("test")), (3, 4));
+    assert_eq!(ds.class_names, ["bad", "good"]);
+    std::fs::create_dir_all(dir.join("flat")).unwrap();
+    image::GrayImage::new(8, 8).save(dir.join("flat/a.png")).unwrap();
+    let out = dlkit(&["dataset", "read", "--format", "folders", "--images", "flat", "-o", "f.json"], dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("class sub-folders"), "{err}");
+}
