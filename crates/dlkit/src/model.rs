@@ -75,14 +75,18 @@ impl Architecture {
 }
 
 impl ModuleT for Model {
-    /// Class logits of a classification model, inputs converted to the weights' channels-last layout.
-    ///
-    /// # Panics
-    /// For a model of another method (only classifiers are modules).
+    /// The network's main output tensor, inputs converted to the weights' channels-last layout: class
+    /// logits `[N, classes]` (classification), per-anchor class logits `[N, M, classes]` (detection),
+    /// per-pixel logits `[N, classes, H, W]` (segmentation), anomaly maps `[N, 1, H, W]` (patchcore) or the
+    /// student's prediction `[N, D, h, w]` (anomaly_detection). `Model::network` gives all outputs.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self.net.forward_t(xs, train) {
-            Outputs::Classification { logits } => logits,
-            _ => panic!("ModuleT is implemented for classification models only"),
+            Outputs::Classification { logits } | Outputs::Segmentation { logits } => logits,
+            Outputs::Detection { class_logits, .. } => class_logits,
+            Outputs::Anomaly { maps, .. } => maps,
+            Outputs::StudentTeacher { student, .. } => student,
+            // A kind of output added to dl-nets later: an undefined tensor until it is listed here.
+            _ => Tensor::new(),
         }
     }
 }
