@@ -33,6 +33,7 @@ from torchvision.models.detection import RetinaNet
 from torchvision.models.detection._utils import BoxCoder
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import FeaturePyramidNetwork, batched_nms
+from safetensors_np import load_file
 
 
 class Backbone(nn.Module):
@@ -55,22 +56,6 @@ def build(size):
         image_std=[0.229, 0.224, 0.225], anchor_generator=anchors, score_thresh=0.0, nms_thresh=0.5,
         detections_per_img=100, topk_candidates=1000,
     )
-
-
-def load_file(path):
-    """A safetensors file (8-byte header length, JSON header, raw little-endian data) as tensors."""
-    raw = open(path, "rb").read()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": np.float32, "I64": np.int64, "F64": np.float64}
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        arr = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-        out[name] = torch.from_numpy(arr.copy())
-    return out
 
 
 def load_dlkit_weights(model, path):

@@ -28,25 +28,11 @@ import torchvision
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
+from safetensors_np import load_file
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 SIZE = 224
-
-
-def load_file(path):
-    raw = open(path, "rb").read()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": np.float32, "I64": np.int64, "F64": np.float64}
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dtypes[info["dtype"]])
-                                     .reshape(info["shape"]).copy())
-    return out
 
 
 class Extractor(torch.nn.Module):

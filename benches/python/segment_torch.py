@@ -29,6 +29,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
+from safetensors_np import load_file
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -80,22 +81,6 @@ class SegNet(nn.Module):
         if y.shape[-2:] != size:
             y = F.interpolate(y, size=size, mode="bilinear", align_corners=False)
         return y
-
-
-def load_file(path):
-    """A safetensors file (8-byte header length, JSON header, raw little-endian data) as tensors."""
-    raw = open(path, "rb").read()
-    n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
-    dtypes = {"F32": np.float32, "I64": np.int64, "F64": np.float64}
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        arr = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=dtypes[info["dtype"]]).reshape(info["shape"])
-        out[name] = torch.from_numpy(arr.copy())
-    return out
 
 
 def load_dlkit_weights(model, path):

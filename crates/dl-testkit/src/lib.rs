@@ -1,4 +1,5 @@
-//! Test support shared by the dlkit crates and `xtask`: where the real data lives, float comparison.
+//! Test support shared by the dlkit crates and `xtask`: where the real data lives, float comparison,
+//! the peak memory the benches report.
 //!
 //! Real datasets are fetched and converted by `cargo xtask data` into a per-user cache shared by every
 //! clone of the repository. [`cache_root`] and [`data_dir`] resolve that location the same way for
@@ -9,6 +10,19 @@ use std::path::PathBuf;
 /// The per-user dlkit cache: `$DLKIT_CACHE`, else `$XDG_CACHE_HOME/dlkit`, else `$HOME/.cache/dlkit`,
 /// else `.dlkit/cache` in the current directory (one definition, in dl-io, for xtask, tests and dlkit).
 pub use dl_io::cache_root;
+
+/// The process's peak resident memory in MiB (`VmHWM` of `/proc/self/status`; NaN where unavailable),
+/// as the benches report it.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
 
 /// Folder holding the converted real datasets (`<cache_root>/data`).
 pub fn data_root() -> PathBuf {

@@ -23,17 +23,6 @@ use std::time::Instant;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
 fn prepare(dir: &Path) -> Res<()> {
     let elpv = dl_testkit::data_dir("elpv");
     let mut ds = read_dl_dataset_anomaly(&elpv, None)?;
@@ -99,7 +88,7 @@ fn measure(dir: &Path) -> Res<()> {
     println!(
         "{}",
         json!({"bench": "fit", "tool": tool, "images": fit.images, "seconds": seconds, "patches": fit.patches,
-               "memory_bank_size": fit.memory_bank_size, "peak_rss_mib": peak_rss_mib()})
+               "memory_bank_size": fit.memory_bank_size, "peak_rss_mib": dl_testkit::peak_rss_mib()})
     );
     let test: Vec<(String, u8)> = std::fs::read_to_string(dir.join("test.txt"))?
         .lines()

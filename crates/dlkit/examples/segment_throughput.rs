@@ -26,17 +26,6 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 const CROP: usize = 256;
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
 fn prepare(dir: &Path) -> Res<()> {
     let data = dl_testkit::data_dir("stardist");
     let image = image::open(data.join("nuclei.png"))?.into_luma8();
@@ -133,7 +122,7 @@ fn measure(dir: &Path, epochs: usize) -> Res<()> {
     let _ = std::fs::remove_dir_all(&out);
     println!(
         "{}",
-        json!({"bench": "train", "tool": tool, "images": images, "seconds": seconds, "peak_rss_mib": peak_rss_mib()})
+        json!({"bench": "train", "tool": tool, "images": images, "seconds": seconds, "peak_rss_mib": dl_testkit::peak_rss_mib()})
     );
     Ok(())
 }

@@ -17,17 +17,6 @@ use dlkit::train::{
 use serde_json::json;
 use std::time::Instant;
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [list, epochs] = args.as_slice() else {
@@ -80,7 +69,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "{}",
         json!({"bench": "loop", "tool": "dlkit train_dl_model (pipeline: decode + preprocess on rayon)",
-               "images": images, "seconds": seconds, "peak_rss_mib": peak_rss_mib(),
+               "images": images, "seconds": seconds, "peak_rss_mib": dl_testkit::peak_rss_mib(),
                "final_loss": timed.last().map(|e| e.mean_loss)})
     );
 

@@ -101,9 +101,23 @@ pub enum NokInTrain {
     Skip,
 }
 
-/// The classes of every anomaly model.
-fn ok_nok() -> (Vec<String>, Vec<i64>) {
-    (vec!["ok".into(), "nok".into()], vec![0, 1])
+/// The pretrained backbone of an anomaly model and its classes 'ok' (0) and 'nok' (1); `why` says why
+/// it must be pretrained.
+fn pretrained_choice(
+    backbone: &str,
+    weights: Option<&Path>,
+    size: (usize, usize, usize),
+    why: &str,
+) -> Result<(BackboneChoice, Vec<String>, Vec<i64>)> {
+    if !crate::pretrained::is_pretrained(backbone) {
+        return Err(param_error(
+            "backbone",
+            format!("`{backbone}`: {why}; expected one of {}", crate::pretrained_names().join(", ")),
+        ));
+    }
+    let (names, ids) = (vec!["ok".to_owned(), "nok".to_owned()], vec![0, 1]);
+    let choice = BackboneChoice::new(backbone, weights, ModelType::AnomalyDetection, (&names, &ids), size)?;
+    Ok((choice, names, ids))
 }
 
 impl Model {
@@ -120,18 +134,12 @@ impl Model {
         size: (usize, usize, usize),
         config: &PatchCoreConfig,
     ) -> Result<Self> {
-        if !crate::pretrained::is_pretrained(backbone) {
-            return Err(param_error(
-                "backbone",
-                format!(
-                    "`{backbone}`: patchcore compares features of a pretrained backbone; expected one of {}",
-                    crate::pretrained_names().join(", ")
-                ),
-            ));
-        }
-        let (names, ids) = ok_nok();
-        let choice =
-            BackboneChoice::new(backbone, weights, ModelType::AnomalyDetection, (&names, &ids), size)?;
+        let (choice, names, ids) = pretrained_choice(
+            backbone,
+            weights,
+            size,
+            "patchcore compares features of a pretrained backbone",
+        )?;
         let mut config = config.clone();
         config.memory_bank_size = 0;
         let description = ModelDescription {
@@ -379,18 +387,8 @@ impl Model {
         size: (usize, usize, usize),
         config: &StudentConfig,
     ) -> Result<Self> {
-        if !crate::pretrained::is_pretrained(backbone) {
-            return Err(param_error(
-                "backbone",
-                format!(
-                    "`{backbone}`: the student learns a pretrained teacher's features; expected one of {}",
-                    crate::pretrained_names().join(", ")
-                ),
-            ));
-        }
-        let (names, ids) = ok_nok();
-        let choice =
-            BackboneChoice::new(backbone, weights, ModelType::AnomalyDetection, (&names, &ids), size)?;
+        let (choice, names, ids) =
+            pretrained_choice(backbone, weights, size, "the student learns a pretrained teacher's features")?;
         // The teacher stays as pretrained; only the student learns.
         let params = ModelParams {
             freeze_backbone: true,

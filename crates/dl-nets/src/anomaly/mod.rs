@@ -92,18 +92,7 @@ impl PatchCoreNet {
         let bad =
             |key, value: String, expected| Error::InvalidConfig { config: "patchcore", key, value, expected };
         let levels = backbone.levels();
-        let taps = config
-            .strides
-            .iter()
-            .map(|s| {
-                levels.iter().position(|l| l.stride == *s).ok_or_else(|| {
-                    bad("strides", format!("{:?}", config.strides), "strides of the backbone's levels")
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if taps.is_empty() {
-            return Err(bad("strides", "[]".into(), "at least one stride"));
-        }
+        let taps = level_indices(&levels, &config.strides, "patchcore")?;
         if !(config.coreset_ratio > 0.0 && config.coreset_ratio <= 1.0) {
             return Err(bad("coreset_ratio", config.coreset_ratio.to_string(), "in (0, 1]"));
         }
@@ -177,6 +166,26 @@ impl PatchCoreNet {
         self.config.score_scale = score_scale;
         Ok(())
     }
+}
+
+/// The indices of the backbone levels of `strides` (at least one).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] of `config` for no strides or a stride the backbone does not have.
+pub fn level_indices(levels: &[crate::Level], strides: &[i64], config: &'static str) -> Result<Vec<usize>> {
+    let bad = |value: String, expected| Error::InvalidConfig { config, key: "strides", value, expected };
+    if strides.is_empty() {
+        return Err(bad("[]".into(), "at least one stride"));
+    }
+    strides
+        .iter()
+        .map(|s| {
+            levels
+                .iter()
+                .position(|l| l.stride == *s)
+                .ok_or_else(|| bad(format!("{strides:?}"), "strides of the backbone's levels"))
+        })
+        .collect()
 }
 
 /// Patch features `[N, D, h, w]` of images: the maps of `backbone`'s levels `taps` (in inference mode,

@@ -10,7 +10,7 @@
 //! anew per step) enter the loss; `regularization_noise` is the standard deviation of Gaussian noise
 //! added to the student's input.
 
-use super::{AnomalyParams, anomaly_results, gaussian_blur, patch_features};
+use super::{AnomalyParams, anomaly_results, gaussian_blur, level_indices, patch_features};
 use crate::backbone::Backbone;
 use crate::network::{Classes, Losses, MethodParams, Network, Outputs, Targets, wrong_targets};
 use crate::{Error, Result};
@@ -98,17 +98,8 @@ impl StudentTeacherNet {
             expected,
         };
         let levels = teacher.levels();
-        let taps = config
-            .strides
-            .iter()
-            .map(|s| {
-                levels.iter().position(|l| l.stride == *s).ok_or_else(|| {
-                    bad("strides", format!("{:?}", config.strides), "strides of the backbone's levels")
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let first =
-            *config.strides.first().ok_or_else(|| bad("strides", "[]".into(), "at least one stride"))?;
+        let taps = level_indices(&levels, &config.strides, "anomaly_detection")?;
+        let first = config.strides[0];
         if first < 2 || first.count_ones() != 1 {
             return Err(bad("strides", first.to_string(), "a first stride that is a power of two ≥ 2"));
         }
