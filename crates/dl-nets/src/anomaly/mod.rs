@@ -360,3 +360,69 @@ pub fn anomaly_results(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MobileNetV2Config;
+
+    fn patchcore(config: PatchCoreConfig) -> (nn::VarStore, Result<PatchCoreNet>) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let backbone = Box::new(MobileNetV2Config::new(1, 3).build(&vs.root()).unwrap());
+        let net = PatchCoreNet::new(backbone, &vs.root(), config, AnomalyParams::default());
+        (vs, net)
+    }
+
+    /// Distances by matrix products equal brute force; features have the stride-8 size and 32 + 96
+    /// channels; an unfitted model refuses to post-process; bad configurations name their key.
+    #[test]
+    fn distances_features_and_refusals() {
+        let (vs, net) = patchcore(PatchCoreConfig { memory_bank_size: 50, ..Default::default() });
+        let mut net = net.unwrap();
+        let bank = Tensor::randn([50, 128], (Kind::Float, Device::Cpu));
+        net.set_memory_bank(&bank, 2.0).unwrap();
+        assert!(net.set_memory_bank(&Tensor::zeros([3, 128], (Kind::Float, Device::Cpu)), 1.0).is_err());
+        let x = Tensor::randn([300, 128], (Kind::Float, Device::Cpu));
+        let d = net.nearest_distances(&x);
+        let brute = x
+            .unsqueeze(1)
+            .f_sub(&bank.unsqueeze(0))
+            .unwrap()
+            .square()
+            .sum_dim_intlist([2].as_slice(), false, Kind::Float)
+            .min_dim(1, false)
+            .0
+            .sqrt();
+        assert!((d - brute).abs().max().double_value(&[]) < 1e-3);
+        let f = net.features(&Tensor::randn([1, 3, 64, 96], (Kind::Float, Device::Cpu)));
+        assert_eq!(f.size(), [1, 128, 8, 12]);
+        assert_eq!(vs.variables()[MEMORY_BANK].size(), [50, 128]);
+        let (_, empty) = patchcore(PatchCoreConfig::default());
+        let empty = empty.unwrap();
+        let out = empty.forward_t(&Tensor::randn([1, 3, 64, 64], (Kind::Float, Device::Cpu)), false);
+        let map = ImageMap::new(0, 0, 64, 64, 64, 64);
+        let classes = Classes { ids: vec![], names: vec![] };
+        assert!(empty.postprocess(&out, &[map], &classes).unwrap_err().to_string().contains("not fitted"));
+        for (c, key) in [
+            (PatchCoreConfig { strides: vec![5], ..Default::default() }, "strides"),
+            (PatchCoreConfig { coreset_ratio: 0.0, ..Default::default() }, "coreset_ratio"),
+            (PatchCoreConfig { neighbourhood: 2, ..Default::default() }, "neighbourhood"),
+        ] {
+            let err = patchcore(c).1.unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    /// The blur keeps constants and the mass of an interior impulse, and spreads it.
+    #[test]
+    fn gaussian_blur_is_normalised() {
+        let c = Tensor::full([1, 1, 40, 40], 3.0, (Kind::Float, Device::Cpu));
+        assert!((gaussian_blur(&c, 4.0) - 3.0).abs().max().double_value(&[]) < 1e-5);
+        let mut v = vec![0f32; 60 * 60];
+        v[30 * 60 + 30] = 1.0;
+        let imp = Tensor::from_slice(&v).view([1, 1, 60, 60]);
+        let b = gaussian_blur(&imp, 2.0);
+        assert!((b.sum(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-4);
+        assert!(b.double_value(&[0, 0, 30, 30]) < 0.1 && b.double_value(&[0, 0, 30, 32]) > 0.01);
+    }
+}
