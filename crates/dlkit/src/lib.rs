@@ -2,9 +2,10 @@
 //!
 //! This facade re-exports the layered crates — [`core`] (ids, boxes, geometry), [`data`] (datasets),
 //! [`eval`] (measures), [`io`] (file formats), [`nets`] (architectures) and [`train`] (training) — and
-//! wraps their errors in one [`Error`]. [`Model`] is a network of one method (classification, detection, segmentation)
-//! with its classes, preprocessing and parameters: create, get/set parameters, apply, write/read, train
-//! through [`train`].
+//! wraps their errors in one [`Error`]. [`Model`] is a network of one method (classification,
+//! detection, segmentation, anomaly detection) with its classes, preprocessing and parameters: create,
+//! get/set parameters, apply, write/read, train through [`train`] (anomaly models: `fit_patchcore`,
+//! `train_dl_model_anomaly_dataset`).
 
 #![warn(missing_docs)]
 
