@@ -176,7 +176,8 @@ pub fn curves_png(
     })
 }
 
-/// Histograms of ok and nok anomaly scores on common bins.
+/// Histograms of ok and nok anomaly scores on common bins, with the named thresholds as vertical lines
+/// (one colour each, named with their value in the legend).
 ///
 /// # Errors
 /// [`Error::Plot`] naming the file.
@@ -185,7 +186,7 @@ pub fn score_histogram_png(
     ok: &[f64],
     nok: &[f64],
     bins: usize,
-    thresholds: &[f64],
+    thresholds: &[(String, f64)],
 ) -> Result<()> {
     let all: Vec<f64> = ok.iter().chain(nok).copied().filter(|v| v.is_finite()).collect();
     let (lo, hi) = all.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
@@ -225,10 +226,13 @@ pub fn score_histogram_png(
                 .label(name)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
         }
-        for &t in thresholds {
+        for (k, (name, t)) in thresholds.iter().enumerate() {
+            let color = [BLACK, BLUE, MAGENTA][k % 3];
             chart
-                .draw_series(LineSeries::new([(t, 0), (t, top)], BLACK.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
+                .draw_series(LineSeries::new([(*t, 0), (*t, top)], color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(format!("{name} {t:.4}"))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2)));
         }
         chart
             .configure_series_labels()
@@ -468,7 +472,7 @@ pub fn training_curves_png(path: &Path, panels: &[CurvePanel]) -> Result<()> {
                 ($chart:expr) => {{
                     let chart = &mut $chart;
                     // Few, short labels: log axes (learning rates) in scientific notation.
-                    let y_label = |v: &f64| if panel.log_y { format!("{v:.0e}") } else { format!("{v:.3}") };
+                    let y_label = |v: &f64| if panel.log_y { format!("{v:.1e}") } else { format!("{v:.3}") };
                     chart
                         .configure_mesh()
                         .x_desc("epoch")
@@ -504,7 +508,9 @@ pub fn training_curves_png(path: &Path, panels: &[CurvePanel]) -> Result<()> {
                     }
                 }};
             }
-            if panel.log_y {
+            // A log axis labels only powers of ten: within two decades (3e-3 … 6e-4), a linear axis with
+            // six labels is readable.
+            if panel.log_y && hi / lo >= 100.0 {
                 let mut chart = builder
                     .build_cartesian_2d(0.0..x_max, (lo..hi).log_scale())
                     .map_err(|e| e.to_string())?;
@@ -539,7 +545,7 @@ mod tests {
         )
         .unwrap();
         let h = dir.path().join("h.png");
-        score_histogram_png(&h, &[0.1, 0.2, 0.25], &[0.6, 0.9], 10, &[0.4]).unwrap();
+        score_histogram_png(&h, &[0.1, 0.2, 0.25], &[0.6, 0.9], 10, &[("t".into(), 0.4)]).unwrap();
         let t = dir.path().join("t.png");
         let panel = |title: &str, log_y, series| CurvePanel {
             title: title.into(),

@@ -332,7 +332,11 @@ fn report_anomaly(a: &AnomalyMeasures, plot_dir: Option<&Path>, json_out: bool) 
             &a.ok_scores,
             &a.nok_scores,
             40,
-            &a.classification_thresholds[2..],
+            &["max ok", "min nok", "min FPR+FNR"]
+                .iter()
+                .zip(&a.classification_thresholds)
+                .map(|(n, &t)| ((*n).to_owned(), t))
+                .collect::<Vec<_>>(),
         )?;
         let scores: Vec<f64> = a.ok_scores.iter().chain(&a.nok_scores).copied().collect();
         let nok: Vec<bool> =
@@ -354,10 +358,19 @@ fn report_anomaly(a: &AnomalyMeasures, plot_dir: Option<&Path>, json_out: bool) 
     if let (Some(p), Some(pro)) = (a.pixel_auroc, a.pro) {
         println!("pixel AUROC {p:.4}   PRO (FPR ≤ 0.3) {pro:.4}");
     }
-    for t in &a.at_thresholds {
+    let names = ["max ok score", "min nok score", "min FPR + FNR"];
+    for (i, t) in a.at_thresholds.iter().enumerate() {
+        let c = t.confusion_matrix;
         println!(
-            "  threshold {:.6}: precision {:.4} recall {:.4} confusion (rows predicted ok/nok) {:?}",
-            t.threshold, t.precision, t.recall, t.confusion_matrix
+            "  {:<14} {:.6}: nok precision {:.4}, recall {:.4}; ok images: {} ok, {} nok; nok images: {} ok, {} nok",
+            names.get(i).copied().unwrap_or("threshold"),
+            t.threshold,
+            t.precision,
+            t.recall,
+            c[0],
+            c[2],
+            c[1],
+            c[3]
         );
     }
     Ok(())
