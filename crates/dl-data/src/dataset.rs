@@ -150,11 +150,23 @@ impl DLDataset {
             path: path.to_owned(),
             source,
         })?;
-        serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-            path: path.to_owned(),
-            line: source.line(),
-            column: source.column(),
-            source,
+        serde_json::from_slice(&bytes).map_err(|source| {
+            // Valid JSON of another kind (results, parameters, COCO): say so instead of a missing key.
+            if source.is_data()
+                && let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                && !(map.contains_key("image_dir") && map.contains_key("samples"))
+            {
+                let keys: Vec<&str> = map.keys().take(6).map(String::as_str).collect();
+                return Error::Annotation {
+                    path: path.to_owned(),
+                    message: format!(
+                        "valid JSON, but not a DLDataset (it needs image_dir, class_names, class_ids and samples; \
+                         this file has {})",
+                        if keys.is_empty() { "no keys".to_owned() } else { keys.join(", ") }
+                    ),
+                };
+            }
+            Error::Json { path: path.to_owned(), line: source.line(), column: source.column(), source }
         })
     }
 
@@ -174,6 +186,21 @@ impl DLDataset {
 
 #[cfg(test)]
 mod tests {
+
+    /// Valid JSON that is not a dataset (a results list's object, COCO) is named as such; broken JSON
+    /// keeps its line and column.
+    #[test]
+    fn json_that_is_not_a_dataset_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("coco.json");
+        std::fs::write(&p, br#"{"images": [], "annotations": [], "categories": []}"#).unwrap();
+        let e = DLDataset::load(&p).unwrap_err().to_string();
+        assert!(e.contains("not a DLDataset") && e.contains("images, annotations"), "{e}");
+        std::fs::write(&p, b"{\n  \"image_dir\": ").unwrap();
+        let e = DLDataset::load(&p).unwrap_err().to_string();
+        assert!(e.contains("invalid JSON at line 2"), "{e}");
+    }
+
     use super::*;
 
     #[test]

@@ -112,6 +112,17 @@ mod tests {
 
     const H: Header = Header { magic: *b"DLKTEST0", version: 2 };
 
+    /// A file that is not the container says what it looks like instead of listing bytes.
+    #[test]
+    fn bad_magic_says_what_the_file_looks_like() {
+        let json = br#"{"image_dir": "imgs", "samples": []}"#;
+        let e = decode(H, json, "d.json").unwrap_err().to_string();
+        assert!(e.contains("not a DLKTEST0 file") && e.contains("starts like JSON"), "{e}");
+        let png = b"\x89PNG\r\n\x1a\n0000000000000000000000000000";
+        assert!(decode(H, png, "a.png").unwrap_err().to_string().contains("PNG image"));
+        assert!(decode(H, b"", "empty").unwrap_err().to_string().contains("empty"));
+    }
+
     #[test]
     fn file_round_trip() {
         let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The bytes do not start with the expected magic.
-    #[error("{what}: not a {expected} file (magic {found:?})")]
+    #[error("{what}: not a {expected} file ({})", describe_start(found))]
     BadMagic {
         /// The file or buffer.
         what: String,
@@ -71,4 +71,23 @@ pub enum Error {
         /// CRC-32 of the payload read.
         computed: u32,
     },
+}
+
+/// What the first bytes of a file that is not the expected container look like.
+fn describe_start(found: &[u8]) -> String {
+    let text = String::from_utf8_lossy(found);
+    let t = text.trim_start();
+    if t.starts_with('{') || t.starts_with('[') {
+        format!("it starts like JSON, `{t}…`: a dataset, parameter or results file?")
+    } else if found.starts_with(b"\x89PNG") {
+        "it is a PNG image".into()
+    } else if found.starts_with(b"\xff\xd8") {
+        "it is a JPEG image".into()
+    } else if found.starts_with(b"PK") {
+        "it is a zip archive".into()
+    } else if found.is_empty() {
+        "the file is empty".into()
+    } else {
+        format!("it starts with the bytes {found:?}")
+    }
 }
