@@ -79,6 +79,27 @@ pub struct DLResult {
     pub extra: Extra,
 }
 
+impl DLResult {
+    /// HALCON's `threshold_dl_anomaly_results` on this result: `anomaly_region` (1 where the anomaly
+    /// image exceeds `segmentation_threshold`), `anomaly_class` and `anomaly_class_id` (nok when the score
+    /// exceeds `classification_threshold`). Returns false (and changes nothing) without an anomaly image
+    /// or score.
+    pub fn threshold_anomaly(&mut self, segmentation_threshold: f64, classification_threshold: f64) -> bool {
+        let (Some(image), Some(score)) = (&self.anomaly_image, self.anomaly_score) else {
+            return false;
+        };
+        self.anomaly_region = Some(LabelImage {
+            width: image.width,
+            height: image.height,
+            data: image.data.iter().map(|&v| u16::from(f64::from(v) > segmentation_threshold)).collect(),
+        });
+        let nok = score > classification_threshold;
+        self.anomaly_class = Some(if nok { AnomalyLabel::Nok } else { AnomalyLabel::Ok });
+        self.anomaly_class_id = Some(u8::from(nok));
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! threshold estimation, thresholding of results, confusion at a threshold, score histograms.
 
 use crate::{Error, Result};
-use dl_data::{AnomalyLabel, DLResult, LabelImage};
+use dl_data::{DLResult, LabelImage};
 use serde::Serialize;
 
 /// The ROC curve (false-positive rates, true-positive rates) over the distinct scores, highest first,
@@ -218,18 +218,11 @@ pub fn threshold_dl_anomaly_results(
     segmentation_threshold: f64,
     classification_threshold: f64,
 ) -> Result<()> {
-    let (Some(image), Some(score)) = (&result.anomaly_image, result.anomaly_score) else {
-        return Err(Error::InvalidInput("the result has no anomaly_image or anomaly_score".into()));
-    };
-    result.anomaly_region = Some(LabelImage {
-        width: image.width,
-        height: image.height,
-        data: image.data.iter().map(|&v| u16::from(f64::from(v) > segmentation_threshold)).collect(),
-    });
-    let nok = score > classification_threshold;
-    result.anomaly_class = Some(if nok { AnomalyLabel::Nok } else { AnomalyLabel::Ok });
-    result.anomaly_class_id = Some(u8::from(nok));
-    Ok(())
+    if result.threshold_anomaly(segmentation_threshold, classification_threshold) {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput("the result has no anomaly_image or anomaly_score".into()))
+    }
 }
 
 /// Image classification at a threshold: confusion matrix (rows predicted ok/nok, columns ground truth

@@ -17,6 +17,17 @@ impl ConfusionMatrix {
         Self { num_classes, counts: vec![0; num_classes * num_classes] }
     }
 
+    /// A matrix from row-major counts (rows predicted), e.g. a segmentation's pixel confusion matrix.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when there are not `num_classes²` counts.
+    pub fn from_counts(num_classes: usize, counts: Vec<u64>) -> Result<Self> {
+        if counts.len() != num_classes * num_classes {
+            return Err(Error::InvalidInput(format!("{} counts for {num_classes} classes", counts.len())));
+        }
+        Ok(Self { num_classes, counts })
+    }
+
     /// Counts one prediction.
     ///
     /// # Errors

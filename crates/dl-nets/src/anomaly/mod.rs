@@ -14,7 +14,7 @@ use crate::backbone::Backbone;
 use crate::network::{Classes, Losses, MethodParams, Network, Outputs, Targets, wrong_targets};
 use crate::{Error, Result};
 use dl_data::preprocess::ImageMap;
-use dl_data::{AnomalyLabel, DLResult, HostImage, LabelImage, ModelType};
+use dl_data::{DLResult, HostImage, ModelType};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor, nn};
 
@@ -346,15 +346,7 @@ pub fn anomaly_results(
             if let (Some(seg), Some(cls)) =
                 (params.anomaly_segmentation_threshold, params.anomaly_classification_threshold)
             {
-                let img = r.anomaly_image.as_ref().map(|a| a.data.as_slice()).unwrap_or_default();
-                r.anomaly_region = Some(LabelImage {
-                    width: sw,
-                    height: sh,
-                    data: img.iter().map(|&v| u16::from(f64::from(v) > seg)).collect(),
-                });
-                let nok = scores[i] > cls;
-                r.anomaly_class = Some(if nok { AnomalyLabel::Nok } else { AnomalyLabel::Ok });
-                r.anomaly_class_id = Some(u8::from(nok));
+                r.threshold_anomaly(seg, cls);
             }
             Ok(r)
         })

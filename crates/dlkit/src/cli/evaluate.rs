@@ -292,12 +292,7 @@ fn report_segmentation(
             false,
             "pixel confusion matrix",
         )?;
-        let column: Vec<f64> = (0..n).map(|g| (0..n).map(|p| abs[p * n + g]).sum()).collect();
-        let rel: Vec<f64> = abs
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| if column[i % n] > 0.0 { v / column[i % n] } else { 0.0 })
-            .collect();
+        let rel = dlkit::eval::ConfusionMatrix::from_counts(n, e.pixel_confusion_matrix.clone())?.relative();
         plots::confusion_matrix_png(
             &dir.join("pixel_confusion_matrix_relative.png"),
             &rel,
