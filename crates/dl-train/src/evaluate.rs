@@ -55,11 +55,33 @@ pub(crate) fn evaluate_indices(
         });
     }
     let classes = model.classes();
+    let mut evaluator = Evaluator::new(model.network().model_type(), &classes.ids, &params.measures);
+    visit_results(model, source, indices, params.display, |sample, result| {
+        Ok(evaluator.add(sample, result)?)
+    })?;
+    Ok(evaluator.finish()?)
+}
+
+/// Applies `model` to the samples at `indices` of `source` (batches of `batch_size`, read ahead by the
+/// pipeline) and calls `visit` with each preprocessed sample and its result, in order. The ground
+/// truth is preprocessed, so results stay in network coordinates. Segmentation label values are
+/// checked against the model's classes and ignore ids.
+///
+/// # Errors
+/// Errors naming a sample that cannot be read or whose labels are not the model's; libtorch errors;
+/// what `visit` returns.
+pub fn visit_results(
+    model: &impl TrainableModel,
+    source: &SampleSource,
+    indices: &[usize],
+    display: bool,
+    mut visit: impl FnMut(&dl_data::DLSample, &dl_data::DLResult) -> Result<()>,
+) -> Result<()> {
+    let classes = model.classes();
     let net = model.network();
     let (batch_size, _) = batch_sizes(model)?;
     let order: Vec<Vec<usize>> = indices.chunks(batch_size).map(<[usize]>::to_vec).collect();
-    let bar = crate::progress::bar(indices.len() as u64, params.display, "evaluating");
-    let mut evaluator = Evaluator::new(net.model_type(), &classes.ids, &params.measures);
+    let bar = crate::progress::bar(indices.len() as u64, display, "evaluating");
     let device = model.var_store().device();
     let _guard = tch::no_grad_guard();
     let ignore_class_ids = model.preprocess_param().ignore_class_ids;
@@ -68,15 +90,7 @@ pub(crate) fn evaluate_indices(
             ignore_class_ids: &ignore_class_ids,
             require_weights: false,
         });
-    let plan = BatchPlan {
-        augment: None,
-        epoch: 0,
-        class_ids: &classes.ids,
-        targets: None,
-        keep_samples: true,
-        prefetch: 3,
-        label_check,
-    };
+    let plan = BatchPlan { keep_samples: true, label_check, ..BatchPlan::inference(&classes.ids) };
     std::thread::scope(|scope| -> Result<()> {
         let rx = spawn_batches(scope, source, order, plan);
         for loaded in rx {
@@ -84,16 +98,15 @@ pub(crate) fn evaluate_indices(
             let samples = loaded.samples.unwrap_or_default();
             let (images, _) = dl_nets::upload(&loaded.batch, device)?;
             let [_, _, h, w] = loaded.batch.shape;
-            // The ground truth is preprocessed: results stay in network coordinates.
             let maps = vec![ImageMap::new(0, 0, w, h, w, h); samples.len()];
             let results = net.postprocess(&net.forward_t(&images, false), &maps, &classes)?;
             for (sample, result) in samples.iter().zip(&results) {
-                evaluator.add(sample, result)?;
+                visit(sample, result)?;
             }
             bar.inc(samples.len() as u64);
         }
         Ok(())
     })?;
     bar.finish_and_clear();
-    Ok(evaluator.finish()?)
+    Ok(())
 }

@@ -27,7 +27,7 @@ mod train;
 
 pub use dl_eval::{Evaluation, EvaluatorParams};
 pub use error::{Error, Result};
-pub use evaluate::{EvalParams, evaluate_dl_model};
+pub use evaluate::{EvalParams, evaluate_dl_model, visit_results};
 pub use model::{
     ModelError, ModelParams, SolverType, TrainBatchResult, TrainableModel, batch_sizes, model_optimizer,
     solver_param, train_dl_model_batch,

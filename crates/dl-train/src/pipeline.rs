@@ -108,6 +108,21 @@ pub struct BatchPlan<'a> {
     pub label_check: Option<LabelCheck<'a>>,
 }
 
+impl<'a> BatchPlan<'a> {
+    /// Images only, in order, without augmentation or checks: a pass of inference or feature extraction.
+    pub fn inference(class_ids: &'a [ClassId]) -> Self {
+        Self {
+            augment: None,
+            epoch: 0,
+            class_ids,
+            targets: None,
+            keep_samples: false,
+            prefetch: 3,
+            label_check: None,
+        }
+    }
+}
+
 /// What [`spawn_batches`] checks of segmentation samples.
 #[derive(Debug, Clone, Copy)]
 pub struct LabelCheck<'a> {

@@ -8,8 +8,7 @@ use crate::Result;
 use crate::backbone::{BackboneChoice, param_error};
 use crate::model::{MethodConfig, Model, ModelDescription, ModelParams};
 use dl_core::Split;
-use dl_data::preprocess::ImageMap;
-use dl_data::{AnomalyLabel, DLDataset, DLResult, ModelType};
+use dl_data::{AnomalyLabel, DLDataset, ModelType};
 use dl_nets::{AnomalyParams, PatchCoreConfig, StudentConfig, StudentParams};
 use dl_train::pipeline::{BatchPlan, SampleSource, spawn_batches};
 use serde_json::{Value, json};
@@ -184,15 +183,7 @@ impl Model {
         let batch = self.description().params.batch_size.max(1);
         let order: Vec<Vec<usize>> = indices.chunks(batch).map(<[usize]>::to_vec).collect();
         let classes = self.classes();
-        let plan = BatchPlan {
-            augment: None,
-            epoch: 0,
-            class_ids: &classes.ids,
-            targets: None,
-            keep_samples: false,
-            prefetch: 3,
-            label_check: None,
-        };
+        let plan = BatchPlan::inference(&classes.ids);
         let dim = self.patchcore_net()?.feature_dim() as usize;
         let mut builder = dl_nets::anomaly::coreset::CoresetBuilder::new(
             dim,
@@ -286,9 +277,12 @@ impl Model {
                 "no validation split: thresholds are computed on validation images (dlkit dataset split)",
             ));
         }
-        let results = self.results_of(dataset, &indices)?;
+        let source = SampleSource::new(dataset, &self.description().preprocess)?;
         let (mut pixels, mut ok, mut nok) = (Vec::new(), Vec::new(), Vec::new());
-        for (&i, r) in indices.iter().zip(&results) {
+        let mut next = indices.iter();
+        // Streamed: only the ok images' pixels are kept, not every anomaly image.
+        dl_train::visit_results(self, &source, &indices, false, |_, r| {
+            let i = *next.next().expect("one result per index");
             let score = r.anomaly_score.unwrap_or(f64::NAN);
             match dataset.samples[i].anomaly_label {
                 Some(AnomalyLabel::Ok) => {
@@ -300,7 +294,8 @@ impl Model {
                 Some(AnomalyLabel::Nok) => nok.push(score),
                 None => {}
             }
-        }
+            Ok(())
+        })?;
         if ok.is_empty() || nok.is_empty() {
             return Err(param_error(
                 "dataset",
@@ -318,41 +313,6 @@ impl Model {
         };
         self.set_anomaly_params(params)?;
         Ok(t)
-    }
-
-    /// The model's results for samples of a dataset (preprocessed, network coordinates).
-    fn results_of(&self, dataset: &DLDataset, indices: &[usize]) -> Result<Vec<DLResult>> {
-        let source = SampleSource::new(dataset, &self.description().preprocess)?;
-        let batch = self.description().params.batch_size.max(1);
-        let order: Vec<Vec<usize>> = indices.chunks(batch).map(<[usize]>::to_vec).collect();
-        let classes = self.classes();
-        let plan = BatchPlan {
-            augment: None,
-            epoch: 0,
-            class_ids: &classes.ids,
-            targets: None,
-            keep_samples: false,
-            prefetch: 3,
-            label_check: None,
-        };
-        let device = self.var_store().device();
-        let _guard = tch::no_grad_guard();
-        let mut out = Vec::with_capacity(indices.len());
-        std::thread::scope(|scope| -> Result<()> {
-            for loaded in spawn_batches(scope, &source, order, plan) {
-                let loaded = loaded?;
-                let [n, _, h, w] = loaded.batch.shape;
-                let (images, _) = dl_nets::upload(&loaded.batch, device)?;
-                let maps = vec![ImageMap::new(0, 0, w, h, w, h); n];
-                out.extend(self.network().postprocess(
-                    &self.network().forward_t(&images, false),
-                    &maps,
-                    &classes,
-                )?);
-            }
-            Ok(())
-        })?;
-        Ok(out)
     }
 
     fn set_anomaly_params(&mut self, p: AnomalyParams) -> Result<()> {
@@ -460,13 +420,9 @@ impl Model {
             .map(<[usize]>::to_vec)
             .collect();
         let plan = |epoch: u64, targets: Option<ModelType>| BatchPlan {
-            augment: None,
             epoch,
-            class_ids: &classes.ids,
             targets,
-            keep_samples: false,
-            prefetch: 3,
-            label_check: None,
+            ..BatchPlan::inference(&classes.ids)
         };
         let mut feats = Vec::new();
         std::thread::scope(|scope| -> Result<()> {

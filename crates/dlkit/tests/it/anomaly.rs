@@ -73,9 +73,11 @@ fn patchcore_on_elpv() {
         a.image_auroc,
         a.ok_scores.len() + a.nok_scores.len()
     );
-    // ⌈1 % of each chunk of 65 536 patches⌉.
-    let (full, rest) = (fit.patches / 65_536, fit.patches % 65_536);
-    assert_eq!(fit.memory_bank_size, full * 656 + (rest as f64 * 0.01).ceil() as usize);
+    // ⌈ratio · patches⌉ of each chunk.
+    let c = PatchCoreConfig::default();
+    let per_chunk = |n: usize| (n as f64 * c.coreset_ratio).ceil() as usize;
+    let (full, rest) = (fit.patches / c.coreset_chunk_size, fit.patches % c.coreset_chunk_size);
+    assert_eq!(fit.memory_bank_size, full * per_chunk(c.coreset_chunk_size) + per_chunk(rest));
     assert!(a.image_auroc >= 0.80, "image AUROC {}", a.image_auroc);
     // Raw cells through the model file: classes from the stored thresholds, as the evaluation's.
     let back = Model::deserialize(&model.serialize().unwrap(), "memory").unwrap();
