@@ -194,7 +194,7 @@ fn bench(repo: &Path, names: &[String]) -> Result<()> {
 
 /// Runs one side-by-side command and parses its JSON lines (`{"bench"?, "tool", "items" | "images",
 /// "seconds", …}`) into (bench, tool, items per second, the line).
-fn measurements(cmd: &mut Command) -> Result<Vec<(String, String, f64, serde_json::Value)>> {
+fn measurements(cmd: &mut Command) -> Result<Vec<Measurement>> {
     let out = cmd.output().map_err(|e| anyhow::anyhow!("cannot start {cmd:?}: {e}"))?;
     if !out.status.success() {
         bail!("{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -353,9 +353,6 @@ fn side_by_side_train(repo: &Path) -> Result<()> {
     );
     let _ = std::fs::remove_file(&list);
     let (ours, theirs) = (ours?, theirs?);
-    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
-        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
-    };
     let (us_loop, us_compute) = (find(&ours, "loop")?, find(&ours, "compute")?);
     let (them_loop, them_compute) = (find(&theirs, "loop")?, find(&theirs, "compute")?);
     println!(
@@ -423,35 +420,54 @@ fn detection_difference(
     Ok((worst_box, worst_score))
 }
 
-fn side_by_side_detect(repo: &Path) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("dlkit-bench-detect-{}", std::process::id()));
+/// One measurement line of a side-by-side command: (bench, tool, items per second, the line).
+type Measurement = (String, String, f64, serde_json::Value);
+
+/// The measurement named `bench`.
+fn find(m: &[Measurement], bench: &str) -> Result<Measurement> {
+    m.iter().find(|x| x.0 == bench).cloned().ok_or_else(|| anyhow::anyhow!("missing `{bench}` measurement"))
+}
+
+/// The side-by-side pattern of the model benches: in a fresh temporary folder, `cargo run --example
+/// EXAMPLE -- prepare DIR`, then the Python `script` on DIR and `extra`, then `EXAMPLE measure DIR
+/// extra…` (2 threads each); the folder is removed; returns (dlkit's, Python's) measurements.
+fn example_side_by_side(
+    repo: &Path,
+    example: &str,
+    script: &str,
+    extra: &[&str],
+) -> Result<(Vec<Measurement>, Vec<Measurement>)> {
+    let dir = std::env::temp_dir().join(format!("dlkit-bench-{example}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let epochs = "2";
-    let example = |args: &[&str]| {
+    let run = |args: &[&str]| {
         let mut c = cargo(repo);
-        c.args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "detect_throughput", "--"])
+        c.args(["run", "--quiet", "--release", "-p", "dlkit", "--example", example, "--"])
             .args(args)
             .env("DLKIT_BENCH_THREADS", "2")
             .env("RAYON_NUM_THREADS", "2");
         c
     };
     let d = dir.display().to_string();
-    run_checked(&mut example(&["prepare", &d]))?;
+    run_checked(&mut run(&["prepare", &d]))?;
     let python = setup::venv_dir().join("bin").join("python");
     let theirs = measurements(
         Command::new(python)
-            .arg(repo.join("benches/python/detect_torch.py"))
+            .arg(repo.join("benches/python").join(script))
             .arg(&dir)
-            .arg(epochs)
+            .args(extra)
             .env("DLKIT_BENCH_THREADS", "2"),
     );
-    let ours = measurements(&mut example(&["measure", &d, epochs]));
+    let mut args = vec!["measure", d.as_str()];
+    args.extend_from_slice(extra);
+    let ours = measurements(&mut run(&args));
     let _ = std::fs::remove_dir_all(&dir);
-    let (ours, theirs) = (ours?, theirs?);
-    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
-        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
-    };
+    Ok((ours?, theirs?))
+}
+
+fn side_by_side_detect(repo: &Path) -> Result<()> {
+    let epochs = "2";
+    let (ours, theirs) = example_side_by_side(repo, "detect_throughput", "detect_torch.py", &[epochs])?;
     println!(
         "RetinaNet-style detector, MobileNetV2 backbone, 128-channel pyramid on strides 4/8/16, 9 anchors, 256×256 deepforest tiles, 2 threads:"
     );
@@ -501,32 +517,7 @@ fn side_by_side_detect(repo: &Path) -> Result<()> {
 }
 
 fn side_by_side_anomaly(repo: &Path) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("dlkit-bench-anomaly-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let example = |args: &[&str]| {
-        let mut c = cargo(repo);
-        c.args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "anomaly_throughput", "--"])
-            .args(args)
-            .env("DLKIT_BENCH_THREADS", "2")
-            .env("RAYON_NUM_THREADS", "2");
-        c
-    };
-    let d = dir.display().to_string();
-    run_checked(&mut example(&["prepare", &d]))?;
-    let python = setup::venv_dir().join("bin").join("python");
-    let theirs = measurements(
-        Command::new(python)
-            .arg(repo.join("benches/python/patchcore_torch.py"))
-            .arg(&dir)
-            .env("DLKIT_BENCH_THREADS", "2"),
-    );
-    let ours = measurements(&mut example(&["measure", &d]));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (ours, theirs) = (ours?, theirs?);
-    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
-        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
-    };
+    let (ours, theirs) = example_side_by_side(repo, "anomaly_throughput", "patchcore_torch.py", &[])?;
     println!("PatchCore, ImageNet MobileNetV2 strides 8 + 16, 1 % coreset, ELPV at 224×224, 2 threads:");
     let (uf, tf) = (find(&ours, "fit")?, find(&theirs, "fit")?);
     let secs = |m: &serde_json::Value, k: &str| m[k].as_f64().unwrap_or(f64::NAN);
@@ -556,34 +547,8 @@ fn side_by_side_anomaly(repo: &Path) -> Result<()> {
 }
 
 fn side_by_side_segment(repo: &Path) -> Result<()> {
-    let dir = std::env::temp_dir().join(format!("dlkit-bench-segment-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
     let epochs = "2";
-    let example = |args: &[&str]| {
-        let mut c = cargo(repo);
-        c.args(["run", "--quiet", "--release", "-p", "dlkit", "--example", "segment_throughput", "--"])
-            .args(args)
-            .env("DLKIT_BENCH_THREADS", "2")
-            .env("RAYON_NUM_THREADS", "2");
-        c
-    };
-    let d = dir.display().to_string();
-    run_checked(&mut example(&["prepare", &d]))?;
-    let python = setup::venv_dir().join("bin").join("python");
-    let theirs = measurements(
-        Command::new(python)
-            .arg(repo.join("benches/python/segment_torch.py"))
-            .arg(&dir)
-            .arg(epochs)
-            .env("DLKIT_BENCH_THREADS", "2"),
-    );
-    let ours = measurements(&mut example(&["measure", &d, epochs]));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (ours, theirs) = (ours?, theirs?);
-    let find = |m: &[(String, String, f64, serde_json::Value)], b: &str| {
-        m.iter().find(|x| x.0 == b).cloned().ok_or_else(|| anyhow::anyhow!("missing `{b}` measurement"))
-    };
+    let (ours, theirs) = example_side_by_side(repo, "segment_throughput", "segment_torch.py", &[epochs])?;
     println!(
         "segmentation, MobileNetV2 backbone, U-Net-style decoder of 64 channels on strides 4/8/16/32, 2 classes, stardist nuclei, 2 threads:"
     );
