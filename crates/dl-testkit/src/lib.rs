@@ -138,11 +138,121 @@ pub fn assert_close_impl<L: CloseTo + ?Sized, R: CloseTo + ?Sized>(
     }
 }
 
+/// Why two sequences of numbers could not be compared value by value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Disagreement {
+    /// The sequences have different lengths (left, right).
+    Lengths(usize, usize),
+    /// A value is NaN (or the difference is): its index and both values.
+    NaN {
+        /// Position in both sequences.
+        index: usize,
+        /// The left-hand value there.
+        left: f64,
+        /// The right-hand value there.
+        right: f64,
+    },
+}
+
+impl std::fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lengths(l, r) => write!(f, "lengths differ: {l} values vs {r}"),
+            Self::NaN { index, left, right } => write!(f, "NaN at element {index}: {left} vs {right}"),
+        }
+    }
+}
+
+impl std::error::Error for Disagreement {}
+
+/// The largest |a − b| over two equally long sequences; an error when the lengths differ or any value
+/// is NaN (a NaN output is a broken output, never "no difference"). Empty sequences give 0.
+///
+/// ```
+/// use dl_testkit::{try_max_abs_diff, Disagreement};
+/// assert_eq!(try_max_abs_diff(&[1.0, 2.0][..], &[1.5, 2.0][..]), Ok(0.5));
+/// assert_eq!(try_max_abs_diff(&[1.0][..], &[1.0, 2.0][..]), Err(Disagreement::Lengths(1, 2)));
+/// assert!(try_max_abs_diff(&[f64::NAN][..], &[f64::NAN][..]).is_err());
+/// ```
+pub fn try_max_abs_diff<L: CloseTo + ?Sized, R: CloseTo + ?Sized>(
+    left: &L,
+    right: &R,
+) -> Result<f64, Disagreement> {
+    max_scaled_diff(&left.values(), &right.values(), |_| 1.0)
+}
+
+/// The largest |a − b| / max(1, |b|) (relative where the right-hand value exceeds 1 in magnitude),
+/// with the same failures as [`try_max_abs_diff`].
+pub fn try_max_rel_diff<L: CloseTo + ?Sized, R: CloseTo + ?Sized>(
+    left: &L,
+    right: &R,
+) -> Result<f64, Disagreement> {
+    max_scaled_diff(&left.values(), &right.values(), |b| b.abs().max(1.0))
+}
+
+fn max_scaled_diff(l: &[f64], r: &[f64], scale: impl Fn(f64) -> f64) -> Result<f64, Disagreement> {
+    if l.len() != r.len() {
+        return Err(Disagreement::Lengths(l.len(), r.len()));
+    }
+    let mut worst = 0.0f64;
+    for (index, (&a, &b)) in l.iter().zip(r).enumerate() {
+        let d = (a - b).abs() / scale(b);
+        if d.is_nan() {
+            return Err(Disagreement::NaN { index, left: a, right: b });
+        }
+        worst = worst.max(d);
+    }
+    Ok(worst)
+}
+
+/// [`try_max_abs_diff`] for tests.
+///
+/// # Panics
+/// When the lengths differ or a value is NaN.
+#[track_caller]
+pub fn max_abs_diff<L: CloseTo + ?Sized, R: CloseTo + ?Sized>(left: &L, right: &R) -> f64 {
+    try_max_abs_diff(left, right).unwrap_or_else(|e| panic!("cannot compare: {e}"))
+}
+
+/// [`try_max_rel_diff`] for tests.
+///
+/// # Panics
+/// When the lengths differ or a value is NaN.
+#[track_caller]
+pub fn max_rel_diff<L: CloseTo + ?Sized, R: CloseTo + ?Sized>(left: &L, right: &R) -> f64 {
+    try_max_rel_diff(left, right).unwrap_or_else(|e| panic!("cannot compare: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     #[should_panic(expected = "differ by more than")]
     fn assert_close_rejects_far_values() {
         assert_close!(1.0, 1.1, 1e-3);
+    }
+
+    #[test]
+    fn max_abs_diff_fails_on_nan_and_length() {
+        assert_eq!(try_max_abs_diff(&[1.0f32, -2.0][..], &[1.0f32, 1.0][..]), Ok(3.0));
+        assert_eq!(try_max_abs_diff(&[0.0f64; 0][..], &[0.0f64; 0][..]), Ok(0.0));
+        assert_eq!(try_max_abs_diff(&[1.0f64][..], &[0.0f64; 0][..]), Err(Disagreement::Lengths(1, 0)));
+        // NaN anywhere, on either side or both, is a failure, even after a large difference.
+        assert!(matches!(
+            try_max_abs_diff(&[5.0, f64::NAN][..], &[0.0, 0.0][..]),
+            Err(Disagreement::NaN { index: 1, .. })
+        ));
+        assert!(try_max_abs_diff(&[0.0][..], &[f64::NAN][..]).is_err());
+        assert!(try_max_abs_diff(&[f64::NAN][..], &[f64::NAN][..]).is_err());
+        assert!(try_max_abs_diff(&[f64::INFINITY][..], &[f64::INFINITY][..]).is_err());
+        assert_eq!(try_max_rel_diff(&[110.0][..], &[100.0][..]), Ok(0.1));
+        assert_eq!(try_max_rel_diff(&[0.5][..], &[0.25][..]), Ok(0.25));
+    }
+
+    #[test]
+    #[should_panic(expected = "cannot compare: lengths differ")]
+    fn max_abs_diff_panics_on_length() {
+        let _ = max_abs_diff(&vec![1.0f64], &vec![1.0f64, 2.0]);
     }
 }

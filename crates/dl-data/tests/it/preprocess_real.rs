@@ -18,6 +18,7 @@ fn deepforest_boxes_survive_preprocessing_to_224() {
     let mut samples = originals.clone();
     preprocess_dl_samples(&mut samples, &param).unwrap();
     let mut checked = 0;
+    assert_eq!(originals.len(), samples.len());
     for (orig, pre) in originals.iter().zip(&samples) {
         assert_eq!((pre.image.width, pre.image.height, pre.image.channels), (224, 224, 3));
         assert!(pre.image.data.iter().all(|v| (-127.0..=128.0).contains(v)));

@@ -123,6 +123,7 @@ fn labelme_coco_voc_and_json_agree() {
         read_dl_dataset_labelme(&dir.join("bbox_detection/data_annotated"), &LabelmeReadParams::default())
             .unwrap();
     assert_eq!(json.class_names, voc.class_names);
+    assert_eq!(json.samples.len(), voc.samples.len());
     for (a, b) in json.samples.iter().zip(&voc.samples) {
         let (ra, rb) = (a.rect1_boxes().unwrap(), b.rect1_boxes().unwrap());
         assert_eq!(ra.len(), rb.len());

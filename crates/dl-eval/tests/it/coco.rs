@@ -24,6 +24,7 @@ fn twelve_summary_numbers_equal_pycocotools() {
         .unwrap();
         let eval = evaluate_detections(&images, &DetectionEvalParams::coco()).unwrap();
         let got = eval.coco_summary().unwrap();
+        assert_eq!(got.len(), want.as_array().unwrap().len(), "set {name}: number of COCO stats");
         for (i, (g, w)) in got.iter().zip(want.as_array().unwrap()).enumerate() {
             let w = w.as_f64().unwrap();
             assert!((g - w).abs() <= 1e-9, "set {name}, stat {i}: {g} vs pycocotools {w}");

@@ -26,6 +26,7 @@ fn precision_recall_f1_and_confusion_equal_sklearn() {
     for (ours, key) in
         [(&e.class_precision, "precision"), (&e.class_recall, "recall"), (&e.class_f_score, "f1")]
     {
+        assert_eq!(ours.len(), c[key].as_array().unwrap().len(), "{key}: number of classes");
         for (k, (o, s)) in ours.iter().zip(c[key].as_array().unwrap()).enumerate() {
             match s.as_f64() {
                 Some(s) => assert!((o - s).abs() <= 1e-12, "{key} of class {k}: {o} vs {s}"),

@@ -812,6 +812,9 @@ mod tests {
         let a = b([5.0, 6.0, 20.0, 8.0, 0.3]);
         let d = Tensor::from_slice(&[0f32, 0.0, 0.0, 0.0, 0.0, 1.0]).reshape([1, 6]);
         let back: Vec<f32> = Vec::try_from(decode_rotated_t(&d, &a, true).reshape([-1])).unwrap();
-        assert!(back.iter().zip([5.0, 6.0, 20.0, 8.0, 0.3]).all(|(x, y)| (x - y).abs() < 1e-6), "{back:?}");
+        assert!(
+            back.len() == 5 && back.iter().zip([5.0, 6.0, 20.0, 8.0, 0.3]).all(|(x, y)| (x - y).abs() < 1e-6),
+            "{back:?}"
+        );
     }
 }

@@ -27,15 +27,7 @@ fn flat(v: &serde_json::Value) -> Vec<f32> {
 
 /// The largest |a − b| / max(1, |b|), failing on NaN and on different lengths.
 fn worst(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            let d = (x - y).abs() / y.abs().max(1.0);
-            assert!(!d.is_nan(), "NaN: {x} vs {y}");
-            d
-        })
-        .fold(0.0, f32::max)
+    dl_testkit::max_rel_diff(a, b) as f32
 }
 
 #[test]
@@ -82,12 +74,7 @@ fn focal_loss_equals_torchvision() {
     let (x, t, want) = (flat(&f["logits"]), flat(&f["targets"]), flat(&f["loss"]));
     let loss = sigmoid_focal_loss(&Tensor::from_slice(&x), &Tensor::from_slice(&t), 0.25, 2.0);
     let ours: Vec<f32> = Vec::try_from(loss).unwrap();
-    let worst_abs = ours
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, |m, d| if d.is_nan() { f32::NAN } else { m.max(d) });
+    let worst_abs = dl_testkit::max_abs_diff(&ours, &want);
     eprintln!("focal loss: max |ours − torchvision| = {worst_abs:e}");
-    assert_eq!(ours.len(), want.len());
     assert!(worst_abs <= 1e-6, "{worst_abs}");
 }

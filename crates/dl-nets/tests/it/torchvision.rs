@@ -57,12 +57,14 @@ fn logits_equal_torchvision() {
             "{arch}: tensor count differs from torchvision"
         );
         let logits = net.forward_t(&x, false);
-        let mut worst = 0.0f64;
-        for (i, row) in want["logits"].as_array().unwrap().iter().enumerate() {
-            for (j, v) in row.as_array().unwrap().iter().enumerate() {
-                worst = worst.max((logits.double_value(&[i as i64, j as i64]) - v.as_f64().unwrap()).abs());
-            }
-        }
+        let want_logits: Vec<f64> = want["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
+            .collect();
+        let ours: Vec<f64> = Vec::try_from(logits.to_kind(tch::Kind::Double).reshape([-1])).unwrap();
+        let worst = dl_testkit::max_abs_diff(&ours, &want_logits);
         assert!(worst <= 1e-4, "{arch}: max |ours − torchvision| = {worst:e}");
         // Export and re-import into a fresh network: bit-identical logits.
         let bytes = export_safetensors(&vs).unwrap();

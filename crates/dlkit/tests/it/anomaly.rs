@@ -94,6 +94,7 @@ fn patchcore_on_elpv() {
     let images: Vec<_> = raw.iter().map(|s| s.image.clone()).collect();
     let (r1, r2) = (model.apply(images.clone()).unwrap(), back.apply(images).unwrap());
     let cls = thresholds.classification_thresholds[2];
+    assert_eq!((r1.len(), r2.len()), (raw.len(), raw.len()));
     for ((s, a), b) in raw.iter().zip(&r1).zip(&r2) {
         assert_eq!(a.anomaly_score, b.anomaly_score);
         assert_eq!(a.anomaly_image, b.anomaly_image);
@@ -110,6 +111,7 @@ fn patchcore_on_elpv() {
     let mut from_apply: Vec<f64> = r1.iter().map(|r| r.anomaly_score.unwrap()).collect();
     from_eval.sort_by(f64::total_cmp);
     from_apply.sort_by(f64::total_cmp);
+    assert_eq!(from_eval.len(), from_apply.len());
     for (a, b) in from_eval.iter().zip(&from_apply) {
         assert!((a - b).abs() < 1e-5 * a.abs().max(1.0), "{from_eval:?} vs {from_apply:?}");
     }

@@ -85,6 +85,7 @@ fn train(model: &Model, samples: &[DLSample], steps: usize) -> f64 {
 fn mean_ap(model: &Model, samples: &[DLSample]) -> (f64, Vec<DLResult>) {
     let results = model.apply(samples.iter().map(|s| s.image.clone()).collect()).unwrap();
     let mut ev = Evaluator::new(ModelType::Detection, &model.classes().ids, &EvaluatorParams::default());
+    assert_eq!(results.len(), samples.len());
     for (s, r) in samples.iter().zip(&results) {
         ev.add(s, r).unwrap();
     }

@@ -14,6 +14,7 @@ use serde_json::json;
 fn measure(model: &Model, samples: &[DLSample]) -> (f64, f64, f64) {
     let results = model.apply(samples.iter().map(|s| s.image.clone()).collect()).unwrap();
     let mut ev = Evaluator::new(ModelType::Detection, &model.classes().ids, &EvaluatorParams::default());
+    assert_eq!(results.len(), samples.len());
     for (s, r) in samples.iter().zip(&results) {
         ev.add(s, r).unwrap();
     }

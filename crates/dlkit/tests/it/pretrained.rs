@@ -34,7 +34,7 @@ fn converted_weights_give_the_original_logits() {
         let theirs: Vec<f64> =
             want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         assert_eq!(ours.len(), 1000);
-        let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let worst = dl_testkit::max_abs_diff(&ours, &theirs);
         eprintln!("{weights}: max |ours − PyTorch| = {worst:e}");
         assert!(worst <= 1e-4, "{weights}: max |ours − PyTorch| = {worst:e}");
     }
@@ -46,7 +46,7 @@ fn converted_weights_give_the_original_logits() {
     let logits = tch::no_grad(|| model.module().forward_t(&x, false)).to_kind(Kind::Double);
     let ours: Vec<f64> = Vec::try_from(logits.reshape([-1])).unwrap();
     let theirs: Vec<f64> = want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-    let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let worst = dl_testkit::max_abs_diff(&ours, &theirs);
     eprintln!("mobilenet_v1: max |ours − TF graph in PyTorch| = {worst:e}");
     assert!(worst <= 1e-4, "mobilenet_v1: max |ours − TF graph in PyTorch| = {worst:e}");
     // SqueezeNet: the original takes BGR; the converted network takes RGB (conv1's input channels were
@@ -59,8 +59,8 @@ fn converted_weights_give_the_original_logits() {
     let logits = tch::no_grad(|| model.module().forward_t(&x, false)).to_kind(Kind::Double);
     let ours: Vec<f64> = Vec::try_from(logits.reshape([-1])).unwrap();
     let theirs: Vec<f64> = want["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-    let worst = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-    let scale = theirs.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let worst = dl_testkit::max_abs_diff(&ours, &theirs);
+    let scale = dl_testkit::max_abs_diff(&theirs, &vec![0.0; theirs.len()]);
     eprintln!("squeezenet: max |ours − PyTorch| = {worst:e} (largest logit {scale})");
     assert!(worst <= 1e-4 * scale.max(1.0), "squeezenet: max |ours − PyTorch| = {worst:e} (scale {scale})");
 }
@@ -86,6 +86,7 @@ fn real_photos_get_the_expected_imagenet_classes() {
         let images: Vec<HostImage> =
             expected.iter().map(|(p, _)| HostImage::read(&photos.join(p)).unwrap()).collect();
         let results = model.apply(images).unwrap();
+        assert_eq!(results.len(), expected.len());
         for ((photo, ok), r) in expected.iter().zip(&results) {
             if *weights == "squeezenet" && *photo == "giraffe.jpg" {
                 continue;
@@ -167,7 +168,9 @@ fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
         opt.step();
     }
     let after = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
-    for ((name, a), (_, b)) in before.iter().zip(&after) {
+    assert_eq!(before.len(), after.len());
+    for ((name, a), (name_b, b)) in before.iter().zip(&after) {
+        assert_eq!(name, name_b);
         if name.ends_with("num_batches_tracked") {
             continue;
         }
@@ -185,7 +188,9 @@ fn fine_tuning_with_a_frozen_backbone_changes_only_the_head() {
         opt.step();
     }
     let after = dlkit::nets::weights::safetensors_to_tensors(&m.export_weights().unwrap()).unwrap();
-    for ((name, a), (_, b)) in before.iter().zip(&after) {
+    assert_eq!(before.len(), after.len());
+    for ((name, a), (name_b, b)) in before.iter().zip(&after) {
+        assert_eq!(name, name_b);
         if name.ends_with("num_batches_tracked")
             || name.ends_with("running_mean")
             || name.ends_with("running_var")
