@@ -125,6 +125,39 @@ mod tests {
                     }
                 }
             }
+            // Non-empty input gives non-empty output; below the cap, every dropped detection overlaps a
+            // kept one of its class, of at least its score, above the threshold (an NMS that drops
+            // everything, or too much, fails here).
+            prop_assert_eq!(d.is_empty(), kept.is_empty());
+            if kept.len() < cap {
+                for (i, di) in d.iter().enumerate().filter(|(i, _)| !kept.contains(i)) {
+                    let covered = kept.iter().any(|&k| {
+                        d[k].class == di.class && d[k].score >= di.score && d[k].bbox.iou(&di.bbox) > t
+                    });
+                    prop_assert!(covered, "detection {} was suppressed by no kept detection", i);
+                }
+            }
+        }
+
+        /// With class-agnostic suppression too, a dropped detection overlaps a kept one: of its class
+        /// above `t`, or of any class above `t_agnostic`.
+        #[test]
+        fn class_agnostic_suppression_is_explained(d in dets(), t in 0.1..0.9f64, ta in 0.1..0.9f64) {
+            let kept = nms(&d, t, ta, usize::MAX);
+            prop_assert_eq!(d.is_empty(), kept.is_empty());
+            for (x, &i) in kept.iter().enumerate() {
+                for &j in &kept[x + 1..] {
+                    let iou = d[i].bbox.iou(&d[j].bbox);
+                    prop_assert!(iou <= ta && (d[i].class != d[j].class || iou <= t));
+                }
+            }
+            for (i, di) in d.iter().enumerate().filter(|(i, _)| !kept.contains(i)) {
+                let covered = kept.iter().any(|&k| {
+                    let iou = d[k].bbox.iou(&di.bbox);
+                    d[k].score >= di.score && ((d[k].class == di.class && iou > t) || iou > ta)
+                });
+                prop_assert!(covered, "detection {} was suppressed by no kept detection", i);
+            }
         }
     }
 }

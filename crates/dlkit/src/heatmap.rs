@@ -241,19 +241,34 @@ mod tests {
                 dl_data::preprocess::collate(&samples, &class_ids, Some(ModelType::Classification)).unwrap();
             train_dl_model_batch(&model, &mut opt, &batch).unwrap();
         }
-        let test = image(Some((30, 8)), 12345);
-        let r = model.apply(vec![test.clone()]).unwrap();
-        assert_eq!(r[0].classification_class_names.as_ref().unwrap()[0], "spot", "the model learnt the task");
-        for method in [HeatmapMethod::Occlusion, HeatmapMethod::GradCam, HeatmapMethod::GuidedGradCam] {
-            let hm = model.heatmap(&test, method, Some(1)).unwrap();
-            assert_eq!((hm.width, hm.height, hm.class_id), (48, 48, 1));
-            let peak = (0..hm.values.len()).max_by(|&a, &b| hm.values[a].total_cmp(&hm.values[b])).unwrap();
-            let (pr, pc) = (peak / 48, peak % 48);
-            // The patch covers rows 30..40, columns 8..18; allow the heatmap's resolution around it.
-            assert!((22..=46).contains(&pr) && (2..=26).contains(&pc), "{method:?} peak at ({pr}, {pc})");
-            let overlay = heatmap_overlay(&test, &hm);
-            assert_eq!(overlay.dimensions(), (48, 48));
+        // Two patches far from the centre, in opposite corners: each heatmap's peak lies next to its
+        // patch (within 6 px, the heatmaps' resolution) and so away from the centre and the other corner.
+        for (r0, c0) in [(2usize, 34usize), (34, 2)] {
+            let test = image(Some((r0, c0)), 12345 + r0 as u64);
+            let r = model.apply(vec![test.clone()]).unwrap();
+            assert_eq!(
+                r[0].classification_class_names.as_ref().unwrap()[0],
+                "spot",
+                "the model learnt the task"
+            );
+            for method in [HeatmapMethod::Occlusion, HeatmapMethod::GradCam, HeatmapMethod::GuidedGradCam] {
+                let hm = model.heatmap(&test, method, Some(1)).unwrap();
+                assert_eq!((hm.width, hm.height, hm.class_id), (48, 48, 1));
+                assert_eq!(hm.values.len(), 48 * 48);
+                assert!(hm.values.iter().all(|v| v.is_finite()), "{method:?}: non-finite values");
+                let peak =
+                    (0..hm.values.len()).max_by(|&a, &b| hm.values[a].total_cmp(&hm.values[b])).unwrap();
+                let (pr, pc) = (peak / 48, peak % 48);
+                let near = |v: usize, start: usize| v + 6 >= start && v <= start + 9 + 6;
+                assert!(
+                    near(pr, r0) && near(pc, c0),
+                    "{method:?}: patch at ({r0}, {c0}), peak at ({pr}, {pc})"
+                );
+                let overlay = heatmap_overlay(&test, &hm);
+                assert_eq!(overlay.dimensions(), (48, 48));
+            }
         }
+        let test = image(Some((2, 34)), 1);
         assert!(model.heatmap(&test, HeatmapMethod::GradCam, Some(7)).is_err());
     }
 }
