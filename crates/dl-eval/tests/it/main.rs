@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod coco;
+mod rotated;
 mod sklearn;
