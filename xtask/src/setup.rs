@@ -17,6 +17,9 @@ const BENCH_TOOLS: &[&str] = &[
     "faster-coco-eval==1.8.0",
     "shapely==2.2.0",
     "scikit-learn",
+    // Independent references for the pretrained-weight fixture (fixtures/scripts/pretrained_reference.py).
+    "efficientnet_lite_pytorch==0.1.0",
+    "protobuf==7.36.2",
 ];
 const VENV_STAMP: &str = ".dlkit-complete";
 const BENCH_STAMP: &str = ".dlkit-bench-tools";
