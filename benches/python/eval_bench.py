@@ -2,8 +2,10 @@
 the Python tools on them and prints one JSON line per measurement:
   coco:   COCO bbox evaluation, 5 000 images x 100 detections, 80 classes: pycocotools and faster-coco-eval
           (evaluate + accumulate + summarize; loading excluded)
-  riou:   IoU of 1 000 000 rotated-box pairs with shapely's vectorised polygon intersection
-  nms:    NMS of 10 000 boxes at IoU 0.5 with torchvision.ops.nms on the CPU
+  riou:   IoU of 1 000 000 rotated-box pairs with shapely's vectorised polygon intersection (polygons built inside
+          the clock); the IoUs are written to DIR/riou_shapely.f64 for the comparison with dlkit's
+  nms:    NMS of 10 000 boxes at IoU 0.5 with torchvision.ops.nms on the CPU (1 thread), with the kept indices
+All single-threaded.
 usage: python eval_bench.py DIR [--quick]
 Tools: pycocotools 2.0.11, faster-coco-eval 1.8.0, shapely 2.2.0, torch 2.13.0, torchvision 0.28.0.
 """
@@ -82,7 +84,7 @@ def main():
     for tool in ["faster_coco_eval", "pycocotools"]:
         secs, stats = time_coco(d, tool)
         name = "pycocotools" if tool == "pycocotools" else "faster-coco-eval"
-        print(json.dumps({"bench": "coco", "tool": f"{name} {md.version(name)}", "items": n, "seconds": secs, "stats": stats}), flush=True)
+        print(json.dumps({"bench": "coco", "tool": f"{name} {md.version(name)}", "items": n, "seconds": secs, "threads": 1, "stats": stats}), flush=True)
 
     import shapely
     np_rng = np.random.default_rng(3)
@@ -110,18 +112,22 @@ def main():
     inter = shapely.area(shapely.intersection(a, b))
     iou = inter / (shapely.area(a) + shapely.area(b) - inter)
     secs = time.perf_counter() - start
-    print(json.dumps({"bench": "riou", "tool": f"shapely {shapely.__version__} (vectorised)", "items": pairs, "seconds": secs,
-                      "checksum": float(iou.sum())}), flush=True)
+    print(json.dumps({"bench": "riou", "tool": f"shapely {shapely.__version__} (vectorised, 1 thread)", "items": pairs,
+                      "seconds": secs, "threads": 1}), flush=True)
+    iou.astype("<f8").tofile(os.path.join(d, "riou_shapely.f64"))
 
     import torch
     import torchvision
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     boxes = np.empty((10_000, 5))
     xy = np_rng.uniform(0, 1000, (10_000, 2))
     wh = np_rng.uniform(10, 100, (10_000, 2))
     boxes[:, 0:2] = xy
     boxes[:, 2:4] = xy + wh
-    boxes[:, 4] = np_rng.uniform(0, 1, 10_000)
+    # Distinct scores (no ties to order arbitrarily) and every value exactly a float32, so that torchvision's float32
+    # NMS and dlkit's float64 NMS see the same numbers.
+    boxes[:, 4] = (np_rng.permutation(10_000) + 1) / 16384.0
+    boxes = boxes.astype(np.float32).astype(np.float64)
     boxes.astype("<f8").tofile(os.path.join(d, "nms_boxes.f64"))
     tb = torch.tensor(boxes[:, :4], dtype=torch.float32)
     ts = torch.tensor(boxes[:, 4], dtype=torch.float32)
@@ -131,8 +137,8 @@ def main():
     for _ in range(reps):
         keep = torchvision.ops.nms(tb, ts, 0.5)
     secs = (time.perf_counter() - start) / reps
-    print(json.dumps({"bench": "nms", "tool": f"torchvision {torchvision.__version__} ops.nms (CPU)", "items": 10_000,
-                      "seconds": secs, "kept": int(keep.numel())}), flush=True)
+    print(json.dumps({"bench": "nms", "tool": f"torchvision {torchvision.__version__.split('+')[0]} ops.nms (CPU, 1 thread)",
+                      "items": 10_000, "seconds": secs, "threads": 1, "kept": keep.tolist()}), flush=True)
 
 
 if __name__ == "__main__":

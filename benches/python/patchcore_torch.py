@@ -2,14 +2,16 @@
 
 The same model as dlkit's `patchcore`: torchvision's MobileNetV2 features with dlkit's ImageNet weights
 (`weights.safetensors`, the converted `pretrained_dl_classifier_mobilenet_v2`), feature maps of `features.6` and
-`.13` (strides 8 and 16), each averaged over 3×3 (stride 1, padding 1), the stride-16 map upsampled bilinearly to
+`.13` (strides 8 and 16), each averaged over the 3×3 neighbours inside the map (padding not counted), the stride-16 map upsampled bilinearly to
 the stride-8 size and concatenated; a 1 % greedy k-center coreset with torch ops, in dlkit's chunks of 65 536
 patches (anomalib's `KCenterGreedy` runs one pass over all patches: its time is measured on 100 steps and
 extrapolated, reported as `unchunked_coreset_seconds`); nearest-neighbour distances with `torch.cdist`, divided by the coverage
 radius; the map upsampled bilinearly to 224×224, Gaussian blur σ = 4 (kernel 33), image score = max.
 Images: PNG → gray → RGB, bilinear resize to 224×224 (antialias off), ImageNet normalisation.
 
-Usage: patchcore_torch.py DIR. DIR holds `train.txt` (one image path per line), `test.txt` (path TAB 0 ok / 1 nok)
+Usage: patchcore_torch.py DIR [--check]. With --check (after dlkit's run): the test cells scored with dlkit's memory
+bank (DIR/bank.f32, DIR/bank.json) by the same inference code, printed as `check` with the scores, which must
+equal dlkit's. DIR holds `train.txt` (one image path per line), `test.txt` (path TAB 0 ok / 1 nok)
 and `weights.safetensors`. Prints JSON lines {"bench", "tool", "images", "seconds", …}: `fit` (reading the train
 images through a DataLoader with 2 workers, features, coreset; peak resident memory), `infer` (test images/s in
 batches of 16 from decoded images, with scores and image AUROC). Tools: torch 2.13.0, torchvision 0.28.0,
@@ -18,7 +20,6 @@ scikit-learn (AUROC).
 
 import json
 import os
-import resource
 import sys
 import time
 
@@ -28,6 +29,7 @@ import torchvision
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
+from bench_util import peak_rss_mib
 from safetensors_np import load_file
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -49,7 +51,9 @@ class Extractor(torch.nn.Module):
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i in (6, 13):
-                maps.append(F.avg_pool2d(x, 3, 1, 1))
+                # dlkit averages over the neighbours inside the map (count_include_pad=False); anomalib's AvgPool2d(3, 1, 1)
+                # counts the zero padding, which lowers border features.
+                maps.append(F.avg_pool2d(x, 3, 1, 1, count_include_pad=False))
         size = maps[0].shape[-2:]
         maps = [maps[0]] + [F.interpolate(m, size=size, mode="bilinear", align_corners=False) for m in maps[1:]]
         return torch.cat(maps, 1)
@@ -131,7 +135,7 @@ def main():
         feats = torch.cat(feats)
         bank, radius = chunked_coreset(feats, 0.01)
     seconds = time.perf_counter() - t
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    own = peak_rss_mib()
     with torch.no_grad():
         unchunked = unchunked_seconds(feats, 0.01)
     print(json.dumps({"bench": "fit", "tool": tool + ", DataLoader 2 workers", "images": len(train),
@@ -141,8 +145,16 @@ def main():
 
     images = [to_input(p) for p, _ in test]
     labels = [int(y) for _, y in test]
-    scores = []
     t = time.perf_counter()
+    scores = score(model, images, bank, radius)
+    seconds = time.perf_counter() - t
+    print(json.dumps({"bench": "infer", "tool": tool, "images": len(images), "seconds": seconds,
+                      "auroc": roc_auc_score(labels, scores), "scores": scores}), flush=True)
+
+
+def score(model, images, bank, radius):
+    """Image scores of decoded images in batches of 16."""
+    scores = []
     with torch.no_grad():
         for i in range(0, len(images), 16):
             x = prepare(torch.stack(images[i:i + 16]))
@@ -152,10 +164,23 @@ def main():
             maps = F.interpolate(dist.view(n, 1, h, w), size=(SIZE, SIZE), mode="bilinear", align_corners=False)
             maps = gaussian_blur(maps)
             scores.extend(maps.amax((1, 2, 3)).tolist())
-    seconds = time.perf_counter() - t
-    print(json.dumps({"bench": "infer", "tool": tool, "images": len(images), "seconds": seconds,
-                      "auroc": roc_auc_score(labels, scores), "scores": scores}), flush=True)
+    return scores
+
+
+def check(root):
+    """The test cells scored with dlkit's memory bank."""
+    torch.set_num_threads(int(os.environ.get("DLKIT_BENCH_THREADS", "2")))
+    model = Extractor(os.path.join(root, "weights.safetensors")).eval().to(memory_format=torch.channels_last)
+    meta = json.load(open(os.path.join(root, "bank.json")))
+    bank = torch.from_numpy(np.fromfile(os.path.join(root, "bank.f32"), dtype="<f4").reshape(meta["rows"], meta["features"]))
+    test = [l.rstrip("\n").split("\t") for l in open(os.path.join(root, "test.txt")) if l.strip()]
+    scores = score(model, [to_input(p) for p, _ in test], bank, meta["score_scale"])
+    print(json.dumps({"bench": "check", "tool": "PyTorch with dlkit's memory bank", "images": len(scores),
+                      "seconds": 1.0, "scores": scores}), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    if "--check" in sys.argv:
+        check(sys.argv[1])
+    else:
+        main()

@@ -19,7 +19,7 @@ Tools: torch 2.13.0, torchvision 0.28.0.
 
 import json
 import os
-import resource
+import tempfile
 import sys
 import time
 
@@ -29,6 +29,7 @@ import torchvision
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
+from bench_util import peak_rss_mib, save_checkpoint, worker_peak_rss_mib
 from safetensors_np import load_file
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -147,7 +148,8 @@ def main():
                                          persistent_workers=True)
     seen = 0
     t = time.perf_counter()
-    for _ in range(epochs):
+    ckpt = os.path.join(tempfile.mkdtemp(prefix="dlkit-bench-"), "checkpoint.pt")
+    for epoch in range(epochs):
         for x, y in loader:
             x = ((x - MEAN) / STD).contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(model(x), y)
@@ -155,11 +157,12 @@ def main():
             loss.backward()
             opt.step()
             seen += len(x)
+        save_checkpoint(ckpt, model, opt, epoch)
     seconds = time.perf_counter() - t
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    print(json.dumps({"bench": "train", "tool": tool + ", DataLoader 2 workers", "images": seen, "seconds": seconds,
-                      "peak_rss_mib": own, "peak_rss_children_mib": children}), flush=True)
+    own = peak_rss_mib()
+    workers = worker_peak_rss_mib(loader)
+    print(json.dumps({"bench": "train", "tool": tool + ", DataLoader 2 workers, checkpoint each epoch", "images": seen, "seconds": seconds,
+                      "peak_rss_mib": own, "peak_rss_workers_mib": workers}), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@
 //! process's peak resident memory), `infer` (images/s of `Model::apply` on the test cells in batches of
 //! 16, from decoded images: preprocessing, features, distances, upsampling, smoothing, results) with the
 //! test scores and the image AUROC. Threads: `DLKIT_BENCH_THREADS` (default 2) for libtorch and rayon.
+//! After measuring, the fitted memory bank is written to `DIR/bank.f32` (rows × features, little-endian)
+//! with `DIR/bank.json` ({"rows", "features", "score_scale"}): the Python side's `--check` run scores the
+//! test cells with it, and its scores must equal dlkit's.
 
 use dlkit::core::Split;
 use dlkit::data::read::read_dl_dataset_anomaly;
@@ -104,6 +107,16 @@ fn measure(dir: &Path) -> Res<()> {
         }
     }
     let seconds = t.elapsed().as_secs_f64();
+    let vars = model.var_store().variables();
+    let (_, bank) =
+        vars.iter().find(|(k, _)| k.ends_with("memory_bank")).ok_or("the fitted model has no memory bank")?;
+    let (rows, features) = bank.size2()?;
+    let values: Vec<f32> = Vec::try_from(bank.reshape([-1]))?;
+    std::fs::write(dir.join("bank.f32"), values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+    std::fs::write(
+        dir.join("bank.json"),
+        json!({"rows": rows, "features": features, "score_scale": fit.score_scale}).to_string(),
+    )?;
     let nok: Vec<bool> = test.iter().map(|(_, y)| *y == 1).collect();
     let auroc = dlkit::eval::anomaly::auroc(&scores, &nok)?;
     println!(

@@ -196,7 +196,7 @@ fn measure(dir: &Path, epochs: usize) -> Res<()> {
     let _ = std::fs::remove_dir_all(&out);
     println!(
         "{}",
-        json!({"bench": "train", "tool": tool, "images": images, "seconds": seconds, "train_samples": train})
+        json!({"bench": "train", "tool": tool, "images": images, "seconds": seconds, "train_samples": train, "peak_rss_mib": dl_testkit::peak_rss_mib()})
     );
     Ok(())
 }
