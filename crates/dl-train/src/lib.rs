@@ -34,4 +34,7 @@ pub use model::{
 };
 pub use param::{ChangeStrategy, SerializationStrategy, TrainParam};
 pub use solver::{Optimizer, SolverParam, build_optimizer};
-pub use train::{BestRecord, EpochRecord, StartEpoch, TrainFiles, TrainingLog, train_dl_model, write_curves};
+pub use train::{
+    BestRecord, CheckpointSummary, EpochRecord, StartEpoch, TrainFiles, TrainingLog, inspect_checkpoint,
+    train_dl_model, write_curves,
+};

@@ -238,8 +238,11 @@ fn read_checkpoint(files: &TrainFiles) -> Result<Checkpoint> {
             path.display()
         ))
     })?;
-    let what = path.display().to_string();
-    let file = dl_io::ModelFile::from_bytes(&bytes, &what)?;
+    decode_checkpoint(&bytes, &path.display().to_string())
+}
+
+fn decode_checkpoint(bytes: &[u8], what: &str) -> Result<Checkpoint> {
+    let file = dl_io::ModelFile::from_bytes(bytes, what)?;
     let d = &file.description;
     if d["kind"] != CHECKPOINT_KIND {
         return Err(Error::Resume(format!("{what} is not a training checkpoint")));
@@ -254,6 +257,32 @@ fn read_checkpoint(files: &TrainFiles) -> Result<Checkpoint> {
         log: serde_json::from_value(parse("log")?).map_err(|e| bad("log", e))?,
         epochs_done: serde_json::from_value(parse("epochs_done")?).map_err(|e| bad("epochs_done", e))?,
         tensors: dl_nets::weights::safetensors_to_tensors(&file.weights)?,
+    })
+}
+
+/// What a training checkpoint (`checkpoint.dlc`) holds, read without a model: epochs done, the logged
+/// epochs, and the number of tensors (weights and solver state).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointSummary {
+    /// Epochs finished when it was written.
+    pub epochs_done: usize,
+    /// Epochs in its training log.
+    pub logged_epochs: usize,
+    /// Tensors stored.
+    pub tensors: usize,
+}
+
+/// Reads checkpoint bytes (`what` names them in errors) as `resume` does, without restoring anything.
+///
+/// # Errors
+/// The errors `resume` reports for a corrupt, truncated or foreign file.
+pub fn inspect_checkpoint(bytes: &[u8], what: &str) -> Result<CheckpointSummary> {
+    let c = decode_checkpoint(bytes, what)?;
+    let _ = (&c.train_param, &c.model_key);
+    Ok(CheckpointSummary {
+        epochs_done: c.epochs_done,
+        logged_epochs: c.log.epochs.len(),
+        tensors: c.tensors.len(),
     })
 }
 

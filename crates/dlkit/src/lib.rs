@@ -19,6 +19,7 @@ pub use dl_train as train;
 mod anomaly;
 mod backbone;
 mod detection;
+pub mod fuzz;
 mod heatmap;
 mod model;
 mod pretrained;
