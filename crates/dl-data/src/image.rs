@@ -19,6 +19,18 @@ pub struct HostImage {
     pub data: Vec<f32>,
 }
 
+/// The most memory one image's decoder may allocate (512 MiB: a 16-bit 16 384 × 16 384 gray image).
+/// A file whose header claims more (a decompression bomb, a corrupt size) is an error.
+pub const MAX_IMAGE_DECODE_BYTES: u64 = 512 << 20;
+
+fn image_limits() -> image::Limits {
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(MAX_IMAGE_DECODE_BYTES);
+    l.max_image_width = Some(1 << 17);
+    l.max_image_height = Some(1 << 17);
+    l
+}
+
 impl HostImage {
     /// An image filled with `value`.
     pub fn filled(width: usize, height: usize, channels: usize, value: f32) -> Self {
@@ -55,7 +67,8 @@ impl HostImage {
         &self.data[c * n..(c + 1) * n]
     }
 
-    /// Decodes an image file. 8-bit and 16-bit gray stay one channel; RGB stays three; RGBA and gray with
+    /// Decodes an image file (within [`MAX_IMAGE_DECODE_BYTES`]: a header that claims more is refused
+    /// before anything is allocated). 8-bit and 16-bit gray stay one channel; RGB stays three; RGBA and gray with
     /// alpha drop the alpha channel (dlkit models take no transparency); 16-bit values are kept as
     /// 0 … 65535, 8-bit as 0 … 255.
     ///
@@ -64,11 +77,11 @@ impl HostImage {
     /// float or other pixel types — each naming the file.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(Error::io("reading image", path))?;
-        let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
             .with_guessed_format()
-            .map_err(Error::io("reading image", path))?
-            .decode()
-            .map_err(|source| Error::Image { path: path.to_owned(), source })?;
+            .map_err(Error::io("reading image", path))?;
+        reader.limits(image_limits());
+        let img = reader.decode().map_err(|source| Error::Image { path: path.to_owned(), source })?;
         Self::from_dynamic(img, path)
     }
 
