@@ -17,6 +17,23 @@ pub struct PreprocessOptions {
 }
 
 const STATE_FILE: &str = ".dlkit-preprocess-state.json";
+
+/// Whether `dir` or a folder below it holds a file (or cannot be listed); the temporary files of
+/// interrupted atomic writes (`.name.PID.N.tmp`) do not count.
+fn holds_files(dir: &Path) -> bool {
+    let temporary = |e: &std::fs::DirEntry| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.starts_with('.') && n.ends_with(".tmp")
+    };
+    match std::fs::read_dir(dir) {
+        Err(_) => true,
+        Ok(entries) => entries.into_iter().any(|e| match e {
+            Err(_) => true,
+            Ok(e) if e.path().is_dir() => holds_files(&e.path()),
+            Ok(e) => !temporary(&e),
+        }),
+    }
+}
 /// Name of the dataset file written into the output folder.
 pub const DATASET_FILE: &str = "dataset.json";
 
@@ -42,7 +59,8 @@ pub fn preprocess_dl_dataset(
     let state_path = out_dir.join(STATE_FILE);
     let state = serde_json::to_vec(param).expect("parameters serialise");
     let resume = out_dir.exists() && std::fs::read(&state_path).is_ok_and(|s| s == state);
-    if out_dir.exists() && !resume {
+    // A folder without any file (a run killed before it wrote its state) holds nothing to lose.
+    if out_dir.exists() && !resume && holds_files(out_dir) {
         if !options.overwrite {
             return Err(Error::Param {
                 key: "out_dir",

@@ -1,0 +1,270 @@
+//! Kill tests: real `dlkit` processes killed with SIGKILL at seeded random moments and resumed.
+//!
+//! - `dlkit train`: killed mid-epoch, during evaluation, while writing checkpoints and model files (the
+//!   moments are drawn over the whole run), at least 5 times, each time resumed with `--resume`; after
+//!   every kill each file in the output folder reads back whole, and the resumed runs end with weights
+//!   bit-identical to an uninterrupted run.
+//! - `dlkit dataset preprocess`: killed at least 5 times; every sample file reads back after each kill;
+//!   the resumed run finishes with the same files as an uninterrupted one.
+//! - `dlkit model set` and `dlkit dataset split` (in place): killed at random moments; the file is the
+//!   old one or the new one, never torn.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use dlkit::core::Rng;
+use dlkit::data::read::{LabelSource, read_dl_dataset_classification};
+use dlkit::data::{DLDataset, SplitParams, split_dl_dataset};
+use dlkit_e2e::{check_files, dlkit_exe};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// 400 train and 100 validation images of mnist5k (seeded), saved as `dir/d.json`.
+fn dataset(dir: &Path) {
+    let mut ds =
+        read_dl_dataset_classification(&dl_testkit::data_dir("mnist5k"), LabelSource::LastFolder).unwrap();
+    split_dl_dataset(&mut ds, 8.0, 2.0, &SplitParams { seed: 7, ..Default::default() }).unwrap();
+    ds.samples.retain(|s| s.split != Some(dlkit::core::Split::Test));
+    ds.save(&dir.join("d.json")).unwrap();
+}
+
+fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(dlkit_exe()).args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "dlkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Starts `dlkit args`, kills it with SIGKILL after `after` unless it ends first; true when it was killed.
+fn kill_after(dir: &Path, args: &[&str], after: Duration) -> bool {
+    let mut child = Command::new(dlkit_exe())
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while start.elapsed() < after {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            assert!(status.success(), "dlkit {args:?} failed: {err}\nfiles: {:?}", listing(dir));
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    true
+}
+
+/// The files below `dir` (for failure messages).
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if !e.path().extension().is_some_and(|x| x == "dls") {
+                out.push(e.path().strip_prefix(dir).unwrap_or(&e.path()).display().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn weights(path: &Path) -> Vec<u8> {
+    dlkit::Model::read(path).unwrap().export_weights().unwrap()
+}
+
+#[test]
+fn killed_training_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    dataset(dir);
+    let args = |out: &str| -> Vec<String> {
+        [
+            "train",
+            "--dataset",
+            "d.json",
+            "--create",
+            "compact",
+            "--batch-size",
+            "32",
+            "--solver",
+            "adam",
+            "--lr",
+            "0.003",
+            "--augment",
+            "mirror=c,augmentation_percentage=30",
+            "--serialize",
+            "best,current",
+            "--epochs",
+            "3",
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let t = Instant::now();
+    let reference: Vec<String> = args("reference");
+    run(dir, &reference.iter().map(String::as_str).collect::<Vec<_>>());
+    let whole = t.elapsed();
+    let want = weights(&dir.join("reference/model_current.dlm"));
+
+    let mut rng = Rng::new(11);
+    let (mut kills, mut chains) = (0, 0);
+    while kills < 5 {
+        // One chain: start fresh, then kill and resume until a run finishes.
+        let out = format!("killed{chains}");
+        chains += 1;
+        loop {
+            let mut a = args(&out);
+            if dir.join(&out).join("checkpoint.dlc").is_file() {
+                a.push("--resume".into());
+            }
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            // A moment anywhere in a whole run: start-up, epochs, evaluation, file writes.
+            let after = whole.mul_f64(0.05 + 0.9 * rng.next_f64());
+            if !kill_after(dir, &a, after) {
+                break;
+            }
+            kills += 1;
+            let checked = check_files(&dir.join(&out))
+                .unwrap_or_else(|e| panic!("after kill {kills} ({after:?}): {e}"));
+            eprintln!("kill {kills} after {after:?}: {checked} files read back");
+        }
+        let got = weights(&dir.join(&out).join("model_current.dlm"));
+        assert!(got == want, "chain {chains}: the resumed weights differ from the uninterrupted run's");
+        let log: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(&out).join("training_log.json")).unwrap())
+                .unwrap();
+        assert_eq!(log["epochs"].as_array().unwrap().len(), 3);
+    }
+    eprintln!("{kills} kills over {chains} chains; an uninterrupted run takes {whole:?}");
+}
+
+#[test]
+fn killed_preprocessing_resumes_and_every_sample_file_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    dataset(dir);
+    let args = |out: &'static str| {
+        ["dataset", "preprocess", "d.json", "--out", out, "--width", "32", "--height", "32"]
+    };
+    let t = Instant::now();
+    run(dir, &args("reference"));
+    let whole = t.elapsed();
+    let mut rng = Rng::new(5);
+    let mut kills = 0;
+    let mut attempts = 0;
+    while kills < 5 {
+        attempts += 1;
+        assert!(attempts < 50, "preprocessing finished before it could be killed 5 times");
+        // A finished folder is started over (a new run refuses it); an interrupted one is resumed.
+        if dir.join("killed/dataset.json").is_file() || attempts % 3 == 0 {
+            let _ = std::fs::remove_dir_all(dir.join("killed"));
+        }
+        if kill_after(dir, &args("killed"), whole.mul_f64(0.1 + 0.8 * rng.next_f64())) {
+            kills += 1;
+            check_files(&dir.join("killed")).unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
+            // The interrupted folder resumes (same parameters) and finishes.
+            if rng.below(2) == 0 {
+                run(dir, &args("killed"));
+                check_files(&dir.join("killed")).unwrap();
+            }
+        }
+    }
+    run(dir, &args("killed"));
+    let list = |d: &str| -> Vec<(String, Vec<u8>)> {
+        let mut v: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join(d).join("samples"))
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
+            })
+            .filter(|(n, _)| !n.starts_with('.'))
+            .collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (list("reference"), list("killed"));
+    assert_eq!(a.len(), 500);
+    assert!(a == b, "the resumed sample files differ from an uninterrupted run's");
+    let ds = DLDataset::load(&dir.join("killed/dataset.json")).unwrap();
+    assert_eq!(ds.samples.len(), 500);
+}
+
+#[test]
+fn killed_model_set_and_split_leave_the_old_or_the_new_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    run(
+        dir,
+        &[
+            "model",
+            "create",
+            "--arch",
+            "compact",
+            "--classes",
+            "a,b",
+            "--width",
+            "32",
+            "--height",
+            "32",
+            "-o",
+            "m.dlm",
+        ],
+    );
+    let lr = |p: &Path| dlkit::Model::read(p).unwrap().get_param("learning_rate").unwrap().as_f64().unwrap();
+    let t = Instant::now();
+    run(dir, &["model", "set", "m.dlm", "learning_rate", "0.5"]);
+    let whole = t.elapsed();
+    let mut rng = Rng::new(3);
+    let mut old = 0.5;
+    let mut killed = 0;
+    for i in 0..20 {
+        let new = 0.001 * f64::from(i + 1);
+        let v = new.to_string();
+        let was_killed = kill_after(
+            dir,
+            &["model", "set", "m.dlm", "learning_rate", &v],
+            whole.mul_f64(1.2 * rng.next_f64()),
+        );
+        killed += usize::from(was_killed);
+        let now = lr(&dir.join("m.dlm")); // reads back: never torn
+        assert!(now == old || now == new, "learning_rate {now}: neither the old {old} nor the new {new}");
+        assert!(was_killed || now == new, "a finished `model set` wrote the new value");
+        old = now;
+    }
+    assert!(killed >= 5, "only {killed} of 20 `model set` runs were killed");
+
+    dataset(dir);
+    let before = DLDataset::load(&dir.join("d.json")).unwrap();
+    let mut killed = 0;
+    for seed in 0..12u64 {
+        let s = seed.to_string();
+        let args = [
+            "dataset",
+            "split",
+            "d.json",
+            "--train",
+            "60",
+            "--validation",
+            "20",
+            "--overwrite",
+            "--seed",
+            &s,
+        ];
+        killed += usize::from(kill_after(dir, &args, Duration::from_millis(5 + rng.below(400))));
+        let ds = DLDataset::load(&dir.join("d.json")).unwrap(); // never torn
+        assert_eq!(ds.samples.len(), before.samples.len());
+    }
+    assert!(killed >= 3, "only {killed} of 12 `dataset split` runs were killed");
+}
