@@ -69,7 +69,7 @@ fn listing(dir: &Path) -> Vec<String> {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             if e.path().is_dir() {
                 stack.push(e.path());
-            } else if !e.path().extension().is_some_and(|x| x == "dls") {
+            } else if e.path().extension().is_none_or(|x| x != "dls") {
                 out.push(e.path().strip_prefix(dir).unwrap_or(&e.path()).display().to_string());
             }
         }

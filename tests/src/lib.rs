@@ -14,7 +14,8 @@ pub fn dlkit_exe() -> PathBuf {
     EXE.get_or_init(|| {
         let exe = std::env::current_exe().expect("the test binary has a path");
         // target/<profile>/deps/<test> → target/<profile>/dlkit
-        let dir = exe.parent().and_then(Path::parent).expect("the test binary lives in target/<profile>/deps");
+        let dir =
+            exe.parent().and_then(Path::parent).expect("the test binary lives in target/<profile>/deps");
         let path = dir.join("dlkit");
         let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         if modified(&path).is_none_or(|m| modified(&exe).is_some_and(|t| m < t)) {
@@ -25,7 +26,11 @@ pub fn dlkit_exe() -> PathBuf {
                 cmd.arg("--release");
             }
             let status = cmd.status().expect("cargo runs");
-            assert!(status.success() && path.is_file(), "cannot build the dlkit binary at {}", path.display());
+            assert!(
+                status.success() && path.is_file(),
+                "cannot build the dlkit binary at {}",
+                path.display()
+            );
         }
         path
     })

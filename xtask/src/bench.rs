@@ -356,8 +356,7 @@ fn side_by_side_eval(repo: &Path) -> Result<Vec<Ratio>> {
 
     // COCO: the 12 numbers of every tool equal pycocotools'.
     let coco1 = find_tool(&ours, "coco", "dlkit (1 thread)")?;
-    let coco_n =
-        ours.iter().filter(|m| m.0 == "coco").last().cloned().ok_or_else(|| anyhow::anyhow!("no coco"))?;
+    let coco_n = ours.iter().rfind(|m| m.0 == "coco").cloned().ok_or_else(|| anyhow::anyhow!("no coco"))?;
     let (py, fce) =
         (find_tool(&theirs, "coco", "pycocotools")?, find_tool(&theirs, "coco", "faster-coco-eval")?);
     let reference = numbers(&py.3["stats"]);
@@ -403,8 +402,7 @@ fn side_by_side_eval(repo: &Path) -> Result<Vec<Ratio>> {
 
     // Rotated IoU: every pair's IoU equals shapely's.
     let riou1 = find_tool(&ours, "riou", "dlkit (1 thread)")?;
-    let riou_n =
-        ours.iter().filter(|m| m.0 == "riou").last().cloned().ok_or_else(|| anyhow::anyhow!("no riou"))?;
+    let riou_n = ours.iter().rfind(|m| m.0 == "riou").cloned().ok_or_else(|| anyhow::anyhow!("no riou"))?;
     let shapely = find(&theirs, "riou")?;
     let iou_agree = agree(&our_ious, &their_ious, 1e-9, "rotated IoUs");
     println!(

@@ -67,7 +67,7 @@ impl HostImage {
         &self.data[c * n..(c + 1) * n]
     }
 
-    /// Decodes an image file (within [`MAX_IMAGE_DECODE_BYTES`]: a header that claims more is refused
+    /// Decodes an image file (within [`MAX_IMAGE_DECODE_BYTES`](crate::MAX_IMAGE_DECODE_BYTES): a header that claims more is refused
     /// before anything is allocated). 8-bit and 16-bit gray stay one channel; RGB stays three; RGBA and gray with
     /// alpha drop the alpha channel (dlkit models take no transparency); 16-bit values are kept as
     /// 0 … 65535, 8-bit as 0 … 255.

@@ -439,6 +439,9 @@ pub struct Report {
     pub crashes: Vec<PathBuf>,
 }
 
+/// One fuzzing thread's outcome: accepted cases, and each panicking input with its message.
+type ThreadResult = (u64, Vec<(Vec<u8>, String)>);
+
 /// Runs `cases` seeded mutations of `target` on `threads` threads; each panicking input is saved as
 /// `crash_dir/TARGET/crash-HASH.bin` (with the panic message in `.txt`).
 ///
@@ -453,7 +456,7 @@ pub fn fuzz(target: &str, cases: u64, seed: u64, threads: usize, crash_dir: &Pat
         LAST_PANIC.with(|l| *l.borrow_mut() = info.to_string());
     }));
     let start = std::time::Instant::now();
-    let results: Vec<(u64, Vec<(Vec<u8>, String)>)> = std::thread::scope(|scope| {
+    let results: Vec<ThreadResult> = std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()
             .enumerate()

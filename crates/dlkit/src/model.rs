@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use tch::{Device, Tensor, nn, nn::ModuleT};
 
+mod export;
+
 /// The network of a model, as a serde config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "architecture", content = "config", rename_all = "snake_case")]

@@ -111,7 +111,7 @@ fn upright_rectangle2_evaluation_equals_pycocotools() {
         assert!(d <= 1e-9, "set {name}: rectangle2 numbers differ from pycocotools by {d:e}");
         // Angles all equal: the true positives' orientation is perfect.
         assert!(eval.soap.iter().all(|&s| s == 1.0 || s == -1.0), "set {name}: {:?}", eval.soap);
-        assert!(eval.soap.iter().any(|&s| s == 1.0));
+        assert!(eval.soap.contains(&1.0));
     }
 }
 

@@ -107,6 +107,15 @@ pub enum ModelCommand {
         /// New value, as JSON (a bare word is taken as a string).
         value: String,
     },
+    /// Export a classification or segmentation model as TorchScript (for TorchServe, Triton's PyTorch
+    /// backend, libtorch C++, torch.jit.load): input raw 0…255 float images [N, C, H, W] at the model's
+    /// size, normalisation inside; output class probabilities ([N, classes] or [N, classes, H, W]).
+    ExportTorchscript {
+        /// The model file.
+        model: PathBuf,
+        /// The TorchScript file to write (.pt).
+        output: PathBuf,
+    },
 }
 
 pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
@@ -272,6 +281,27 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                     t.classification_thresholds,
                     t.classification_thresholds[2],
                     model.display()
+                );
+            }
+        }
+        ModelCommand::ExportTorchscript { model, output } => {
+            let m = Model::read(model)?;
+            m.export_torchscript(output)?;
+            let d = m.description();
+            let shape =
+                [d.preprocess.image_num_channels, d.preprocess.image_height, d.preprocess.image_width];
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::json!({"output": output, "input_shape": ["N", shape[0], shape[1], shape[2]]})
+                );
+            } else {
+                println!(
+                    "TorchScript → {} (input: float32 [N, {}, {}, {}], raw 0…255; output: class probabilities)",
+                    output.display(),
+                    shape[0],
+                    shape[1],
+                    shape[2]
                 );
             }
         }

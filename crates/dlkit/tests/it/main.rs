@@ -7,6 +7,7 @@ mod dataset_cli;
 mod detection;
 mod detection_real;
 mod evaluate_cli;
+mod export;
 mod fuzz;
 mod model_cli;
 mod model_v1;
