@@ -629,20 +629,8 @@ fn side_by_side_detect(repo: &Path) -> Result<Vec<Ratio>> {
         Ok(()) => println!("    the same {} kept boxes in the same order", uk.len()),
         Err(e) => println!("    DISAGREE: {e}"),
     }
-    let (ut, tt) = (find(&ours, "train")?, find(&theirs, "train")?);
-    let equal_work = trained_alike(&ut, &tt);
-    println!(
-        "  training, {epochs} epochs, Adam, batch 8, images read from PNG (wall time; checkpoint each epoch on both sides, dlkit also evaluates):"
-    );
-    println!("    {:<70} {:>10}", ut.1, per_s(&ut, "img"));
-    println!("    {:<70} {:>10}", tt.1, per_s(&tt, "img"));
-    if let Err(e) = &equal_work {
-        println!("    NOT THE SAME WORK: {e}");
-    }
-    let ours_rss = field(&ut, "peak_rss_mib").unwrap_or(f64::NAN);
-    let workers = numbers(&tt.3["peak_rss_workers_mib"]);
-    let theirs_rss = field(&tt, "peak_rss_mib")? + workers.iter().sum::<f64>();
     let same = same.map(|_| ());
+    let training = training_rows("detection", &ours, &theirs, epochs, "")?;
     Ok(vec![
         Ratio::new(
             "detection latency, batch 1",
@@ -658,15 +646,10 @@ fn side_by_side_detect(repo: &Path) -> Result<Vec<Ratio>> {
             kept_same.map(|()| up.2 / tp.2),
             "≥ 1×",
         ),
-        Ratio::new(
-            "detection training",
-            per_s(&ut, "img"),
-            per_s(&tt, "img"),
-            equal_work.map(|()| ut.2 / tt.2),
-            "≥ 1.2×",
-        ),
-        memory_row("detection training peak memory", ours_rss, theirs_rss, workers.len()),
-    ])
+    ]
+    .into_iter()
+    .chain(training)
+    .collect())
 }
 
 fn side_by_side_segment(repo: &Path) -> Result<Vec<Ratio>> {
@@ -705,17 +688,40 @@ fn side_by_side_segment(repo: &Path) -> Result<Vec<Ratio>> {
     );
     println!("    {:<70} {:>10}", ul.1, ms(&ul));
     println!("    {:<70} {:>10}", tl.1, ms(&tl));
-    let (ut, tt) = (find(&ours, "train")?, find(&theirs, "train")?);
+    let training = training_rows("segmentation", &ours, &theirs, epochs, " at 256×256")?;
+    Ok(vec![Ratio::new(
+        "segmentation latency, batch 1, 512²",
+        ms(&ul),
+        ms(&tl),
+        same.map(|_| ul.2 / tl.2),
+        "≥ 1.11× (latency ≤ 0.9×)",
+    )]
+    .into_iter()
+    .chain(training)
+    .collect())
+}
+
+/// The training part of the detect and segment benches: both sides' `train` measurements (the same
+/// number of images, finite losses), printed; rows for images/s and peak memory (PyTorch's with its
+/// workers').
+fn training_rows(
+    name: &str,
+    ours: &[Measurement],
+    theirs: &[Measurement],
+    epochs: &str,
+    size: &str,
+) -> Result<Vec<Ratio>> {
+    let (ut, tt) = (find(ours, "train")?, find(theirs, "train")?);
     let equal_work = trained_alike(&ut, &tt);
     println!(
-        "  training at 256×256, {epochs} epochs, Adam, batch 8, images read from PNG (wall time; checkpoint each epoch on both sides, dlkit also evaluates):"
+        "  training{size}, {epochs} epochs, Adam, batch 8, images read from PNG (wall time; checkpoint each epoch on both sides, dlkit also evaluates):"
     );
     println!("    {:<70} {:>10}", ut.1, per_s(&ut, "img"));
     println!("    {:<70} {:>10}", tt.1, per_s(&tt, "img"));
     if let Err(e) = &equal_work {
         println!("    NOT THE SAME WORK: {e}");
     }
-    let ours_rss = field(&ut, "peak_rss_mib")?;
+    let ours_rss = field(&ut, "peak_rss_mib").unwrap_or(f64::NAN);
     let workers = numbers(&tt.3["peak_rss_workers_mib"]);
     let theirs_rss = field(&tt, "peak_rss_mib")? + workers.iter().sum::<f64>();
     println!(
@@ -724,20 +730,13 @@ fn side_by_side_segment(repo: &Path) -> Result<Vec<Ratio>> {
     );
     Ok(vec![
         Ratio::new(
-            "segmentation latency, batch 1, 512²",
-            ms(&ul),
-            ms(&tl),
-            same.map(|_| ul.2 / tl.2),
-            "≥ 1.11× (latency ≤ 0.9×)",
-        ),
-        Ratio::new(
-            "segmentation training, 256²",
+            &format!("{name} training{size}"),
             per_s(&ut, "img"),
             per_s(&tt, "img"),
             equal_work.map(|()| ut.2 / tt.2),
             "≥ 1.2×",
         ),
-        memory_row("segmentation training peak memory", ours_rss, theirs_rss, workers.len()),
+        memory_row(&format!("{name} training peak memory"), ours_rss, theirs_rss, workers.len()),
     ])
 }
 
