@@ -1,11 +1,15 @@
 //! Hostile files cannot exhaust memory: a PNG claiming 100 000 × 100 000 pixels, JSON nested 100 000
-//! deep (dataset JSON, COCO, labelme), a sample file declaring a record of 2^64 bytes. Each is a typed
+//! deep (dataset JSON, COCO, labelme), VOC XML nested 100 000 deep and an entity-expansion bomb, a
+//! sample file declaring a record of 2^64 bytes. Each is a typed
 //! error naming the file, and the process's peak resident memory grows by less than 64 MiB over all of
 //! them. (Its own test binary, so that no other test shares the process's peak.)
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use dl_data::read::{CocoReadParams, LabelmeReadParams, read_dl_dataset_from_coco, read_dl_dataset_labelme};
+use dl_data::read::{
+    CocoReadParams, LabelmeReadParams, VocCoordinates, read_dl_dataset_from_coco, read_dl_dataset_labelme,
+    read_dl_dataset_voc,
+};
 use dl_data::{DLDataset, HostImage};
 
 /// A valid 1×1 gray PNG whose header then claims `w × h` (checksum recomputed).
@@ -56,6 +60,24 @@ fn hostile_files_are_errors_and_memory_stays_small() {
     std::fs::write(labelme.join("a.json"), format!(r#"{{"imagePath": "a.png", "shapes": {deep}}}"#)).unwrap();
     let err = read_dl_dataset_labelme(&labelme, &LabelmeReadParams::default()).unwrap_err().to_string();
     assert!(err.contains("a.json"), "{err}");
+
+    // Pascal VOC XML nested 100 000 deep, and an entity-expansion bomb ("billion laughs").
+    let voc = p.join("voc");
+    std::fs::create_dir_all(&voc).unwrap();
+    let deep_xml = format!("<annotation>{}{}</annotation>", "<a>".repeat(100_000), "</a>".repeat(100_000));
+    std::fs::write(voc.join("deep.xml"), deep_xml).unwrap();
+    let err = read_dl_dataset_voc(&voc, p, VocCoordinates::PixelEdge).unwrap_err().to_string();
+    assert!(err.contains("deep.xml"), "{err}");
+    std::fs::remove_file(voc.join("deep.xml")).unwrap();
+    let mut laughs = String::from("<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">");
+    for i in 1..10 {
+        let prev = if i == 1 { "lol".to_owned() } else { format!("lol{}", i - 1) };
+        laughs.push_str(&format!("<!ENTITY lol{i} \"{}\">", format!("&{prev};").repeat(10)));
+    }
+    laughs.push_str("]><annotation><filename>&lol9;</filename></annotation>");
+    std::fs::write(voc.join("laughs.xml"), laughs).unwrap();
+    let err = read_dl_dataset_voc(&voc, p, VocCoordinates::PixelEdge).unwrap_err().to_string();
+    assert!(err.contains("laughs.xml"), "{err}");
 
     // A sample file whose one record declares 2^64 − 1 bytes of annotations (checksum valid).
     let mut payload = 1u64.to_le_bytes().to_vec();
