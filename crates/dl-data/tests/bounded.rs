@@ -82,8 +82,8 @@ fn hostile_files_are_errors_and_memory_stays_small() {
     // A sample file whose one record declares 2^64 − 1 bytes of annotations (checksum valid).
     let mut payload = 1u64.to_le_bytes().to_vec();
     payload.extend_from_slice(&u64::MAX.to_le_bytes());
-    let header = dl_io::Header { magic: *b"DLSAMPLE", version: dl_data::preprocess::SAMPLE_FILE_VERSION };
-    std::fs::write(p.join("huge.dls"), dl_io::encode(header, &payload)).unwrap();
+    std::fs::write(p.join("huge.dls"), dl_io::encode(dl_data::preprocess::SAMPLE_FILE_HEADER, &payload))
+        .unwrap();
     let err = dl_data::preprocess::read_dl_samples(&p.join("huge.dls")).unwrap_err().to_string();
     assert!(err.contains("huge.dls"), "{err}");
 

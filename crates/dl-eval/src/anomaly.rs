@@ -180,6 +180,9 @@ pub fn compute_dl_anomaly_thresholds(
     })
 }
 
+/// The names of [`classification_thresholds`]' three values, in order (for reports and plots).
+pub const CLASSIFICATION_THRESHOLD_NAMES: [&str; 3] = ["max ok score", "min nok score", "min FPR + FNR"];
+
 /// HALCON's image classification thresholds: [max ok score, min nok score, the threshold minimising
 /// FPR + FNR (the smallest on ties)]; an image is 'nok' when its score is greater than the threshold.
 ///

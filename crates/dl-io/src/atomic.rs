@@ -47,6 +47,38 @@ where
     result
 }
 
+/// Writes the file at `path` atomically through a function that creates it at a given path (for
+/// writers that only take a path, such as libtorch's): `write` writes a temporary file beside `path`,
+/// which is synced and renamed onto it; on failure the temporary file is removed and `path` is kept.
+///
+/// # Errors
+/// What `write` returns; [`Error::Io`] naming `path` for syncing or renaming.
+pub fn write_path_atomic<E>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E>
+where
+    E: From<Error>,
+{
+    let tmp = temporary_path(path);
+    let io = |action, source| Error::Io { action, path: path.to_owned(), source };
+    let result = write(&tmp).and_then(|()| {
+        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| io("syncing", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io("renaming the temporary file onto", e))?;
+        Ok(())
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether a file name is one of the temporary files of atomic writes (`.name.<pid>.<n>.tmp`), left
+/// behind only when a process is killed mid-write; it never carries a final name.
+pub fn is_temporary_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
 /// `dir/.name.<pid>.<n>.tmp` beside `path`, unique within this process.
 fn temporary_path(path: &Path) -> PathBuf {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -14,10 +14,10 @@ pub mod container;
 mod error;
 pub mod model_file;
 
-pub use atomic::{write_atomic, write_bytes_atomic};
+pub use atomic::{is_temporary_name, write_atomic, write_bytes_atomic, write_path_atomic};
 pub use container::{Header, decode, encode, read_container, write_container};
 pub use error::{Error, Result};
-pub use model_file::{MODEL_FILE_VERSION, ModelFile};
+pub use model_file::{MODEL_FILE_HEADER, MODEL_FILE_VERSION, ModelFile};
 
 /// The per-user dlkit cache (libtorch venv, downloads, converted datasets, pretrained weights):
 /// `$DLKIT_CACHE`, else `$XDG_CACHE_HOME/dlkit`, else `$HOME/.cache/dlkit`, else `.dlkit/cache` in the

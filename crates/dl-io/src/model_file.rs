@@ -10,7 +10,8 @@ use std::path::Path;
 /// method-generic description) replaced version 1 (classifiers only); readers of the description
 /// convert version-1 descriptions.
 pub const MODEL_FILE_VERSION: u32 = 2;
-const HEADER: Header = Header { magic: *b"DLKMODEL", version: MODEL_FILE_VERSION };
+/// The container header of model files (and training checkpoints) this build writes.
+pub const MODEL_FILE_HEADER: Header = Header { magic: *b"DLKMODEL", version: MODEL_FILE_VERSION };
 
 /// The two parts of a model file.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,7 @@ impl ModelFile {
         payload.extend_from_slice(&(description.len() as u64).to_le_bytes());
         payload.extend_from_slice(&description);
         payload.extend_from_slice(&self.weights);
-        encode(HEADER, &payload)
+        encode(MODEL_FILE_HEADER, &payload)
     }
 
     /// Parses model-file bytes; `what` names the file or buffer in errors.
@@ -46,7 +47,7 @@ impl ModelFile {
     /// # Errors
     /// As [`ModelFile::from_bytes`].
     pub fn from_bytes_with_version(bytes: &[u8], what: &str) -> Result<(u32, Self)> {
-        let (version, payload) = decode(HEADER, bytes, what)?;
+        let (version, payload) = decode(MODEL_FILE_HEADER, bytes, what)?;
         let corrupt = |message: String| Error::Corrupt { what: what.to_owned(), message };
         let len = payload.get(..8).ok_or_else(|| corrupt("no description length".into()))?;
         let len = usize::try_from(u64::from_le_bytes(len.try_into().expect("8 bytes")))

@@ -278,7 +278,6 @@ pub struct CheckpointSummary {
 /// The errors `resume` reports for a corrupt, truncated or foreign file.
 pub fn inspect_checkpoint(bytes: &[u8], what: &str) -> Result<CheckpointSummary> {
     let c = decode_checkpoint(bytes, what)?;
-    let _ = (&c.train_param, &c.model_key);
     Ok(CheckpointSummary {
         epochs_done: c.epochs_done,
         logged_epochs: c.log.epochs.len(),

@@ -931,6 +931,17 @@ impl dl_train::TrainableModel for Model {
     }
 }
 
+/// A tiny classifier (a 4-channel compact net on 16×16 gray images, classes a and b): a model file of
+/// a few kilobytes, for the fuzz harness and the model-file tests.
+pub(crate) fn tiny_classifier() -> Result<Model> {
+    let names = vec!["a".to_owned(), "b".to_owned()];
+    let mut d = Model::create_classifier("compact", &names, &[0, 1], 16, 16, 1)?.description().clone();
+    d.method = MethodConfig::Classification {
+        network: Architecture::Compact(CompactConfig { widths: vec![4], ..CompactConfig::new(2, 1) }),
+    };
+    Model::from_description(d, Device::Cpu)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -996,16 +1007,6 @@ mod tests {
         }
     }
 
-    /// A tiny model (a 4-channel compact net) whose file is a few kilobytes.
-    fn tiny() -> Model {
-        let (n, ids) = names(2);
-        let mut d = Model::create_classifier("compact", &n, &ids, 16, 16, 1).unwrap().description().clone();
-        d.method = MethodConfig::Classification {
-            network: Architecture::Compact(CompactConfig { widths: vec![4], ..CompactConfig::new(2, 1) }),
-        };
-        Model::from_description(d, Device::Cpu).unwrap()
-    }
-
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(10_000))]
         /// Mutated model files — truncated, bytes overwritten, or bytes overwritten with the checksum
@@ -1019,7 +1020,7 @@ mod tests {
             value in proptest::prelude::any::<u8>(),
         ) {
             static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-            let bytes = BYTES.get_or_init(|| tiny().serialize().unwrap());
+            let bytes = BYTES.get_or_init(|| tiny_classifier().unwrap().serialize().unwrap());
             let value = if value.is_ascii_digit() { b'x' } else { value };
             let mut b = bytes.clone();
             match mode {
@@ -1031,7 +1032,7 @@ mod tests {
                     }
                 }
                 _ => {
-                    let header = dl_io::container::Header { magic: *b"DLKMODEL", version: dl_io::MODEL_FILE_VERSION };
+                    let header = dl_io::MODEL_FILE_HEADER;
                     let (_, payload) = dl_io::container::decode(header, bytes, "m").unwrap();
                     let mut payload = payload.to_vec();
                     let p = pos % payload.len();

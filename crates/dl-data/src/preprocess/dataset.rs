@@ -19,18 +19,14 @@ pub struct PreprocessOptions {
 const STATE_FILE: &str = ".dlkit-preprocess-state.json";
 
 /// Whether `dir` or a folder below it holds a file (or cannot be listed); the temporary files of
-/// interrupted atomic writes (`.name.PID.N.tmp`) do not count.
+/// interrupted atomic writes do not count.
 fn holds_files(dir: &Path) -> bool {
-    let temporary = |e: &std::fs::DirEntry| {
-        let n = e.file_name().to_string_lossy().into_owned();
-        n.starts_with('.') && n.ends_with(".tmp")
-    };
     match std::fs::read_dir(dir) {
         Err(_) => true,
         Ok(entries) => entries.into_iter().any(|e| match e {
             Err(_) => true,
             Ok(e) if e.path().is_dir() => holds_files(&e.path()),
-            Ok(e) => !temporary(&e),
+            Ok(e) => !dl_io::is_temporary_name(&e.file_name().to_string_lossy()),
         }),
     }
 }

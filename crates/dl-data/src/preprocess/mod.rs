@@ -15,7 +15,8 @@ pub use dataset::{PreprocessOptions, preprocess_dl_dataset};
 pub use geometry::ImageMap;
 pub use param::{DLPreprocessParam, DomainHandling, IMAGENET_MEAN, IMAGENET_STD, NormalizationType};
 pub use sample_file::{
-    SAMPLE_FILE_VERSION, decode_samples, encode_samples, read_dl_samples, write_dl_samples,
+    SAMPLE_FILE_HEADER, SAMPLE_FILE_VERSION, decode_samples, encode_samples, read_dl_samples,
+    write_dl_samples,
 };
 pub use weights::gen_dl_segmentation_weights;
 

@@ -9,7 +9,9 @@ use std::path::Path;
 
 /// The sample-file format version this build writes (and the newest it reads).
 pub const SAMPLE_FILE_VERSION: u32 = 1;
-const HEADER: dl_io::Header = dl_io::Header { magic: *b"DLSAMPLE", version: SAMPLE_FILE_VERSION };
+/// The container header of sample files this build writes.
+pub const SAMPLE_FILE_HEADER: dl_io::Header =
+    dl_io::Header { magic: *b"DLSAMPLE", version: SAMPLE_FILE_VERSION };
 
 #[derive(Encode, Decode)]
 struct Record {
@@ -164,7 +166,7 @@ pub fn encode_samples(samples: &[DLSample]) -> Vec<u8> {
             payload.extend_from_slice(&v.to_le_bytes());
         }
     }
-    dl_io::encode(HEADER, &payload)
+    dl_io::encode(SAMPLE_FILE_HEADER, &payload)
 }
 
 /// Decodes sample-file bytes; `what` names the file in errors.
@@ -173,7 +175,7 @@ pub fn encode_samples(samples: &[DLSample]) -> Vec<u8> {
 /// dl-io errors for a wrong magic, newer version, truncation or corruption; [`Error::Annotation`] for a
 /// payload that does not decode.
 pub fn decode_samples(bytes: &[u8], what: &str) -> Result<Vec<DLSample>> {
-    let (_, payload) = dl_io::decode(HEADER, bytes, what)?;
+    let (_, payload) = dl_io::decode(SAMPLE_FILE_HEADER, bytes, what)?;
     let corrupt =
         |m: &str| Error::Annotation { path: what.into(), message: format!("corrupt sample file: {m}") };
     let mut pos = 0usize;
@@ -284,7 +286,7 @@ mod tests {
     fn mutated_sample_files_are_errors_or_valid() {
         let original = [sample(1), sample(2), sample(3)];
         let bytes = encode_samples(&original);
-        let (_, payload) = dl_io::decode(HEADER, &bytes, "x").unwrap();
+        let (_, payload) = dl_io::decode(SAMPLE_FILE_HEADER, &bytes, "x").unwrap();
         let payload = payload.to_vec();
         let mut rng = dl_core::Rng::new(7);
         let (mut container_errors, mut record_errors, mut valid) = (0, 0, 0);
@@ -317,7 +319,7 @@ mod tests {
                         p.remove(at);
                     }
                 }
-                dl_io::encode(HEADER, &p)
+                dl_io::encode(SAMPLE_FILE_HEADER, &p)
             };
             match decode_samples(&b, "mutated") {
                 Err(Error::Annotation { .. }) => record_errors += 1,

@@ -327,7 +327,7 @@ fn report_anomaly(a: &AnomalyMeasures, plot_dir: Option<&Path>, json_out: bool) 
             &a.ok_scores,
             &a.nok_scores,
             40,
-            &["max ok", "min nok", "min FPR+FNR"]
+            &anomaly::CLASSIFICATION_THRESHOLD_NAMES
                 .iter()
                 .zip(&a.classification_thresholds)
                 .map(|(n, &t)| ((*n).to_owned(), t))
@@ -353,12 +353,11 @@ fn report_anomaly(a: &AnomalyMeasures, plot_dir: Option<&Path>, json_out: bool) 
     if let (Some(p), Some(pro)) = (a.pixel_auroc, a.pro) {
         println!("pixel AUROC {p:.4}   PRO (FPR ≤ 0.3) {pro:.4}");
     }
-    let names = ["max ok score", "min nok score", "min FPR + FNR"];
     for (i, t) in a.at_thresholds.iter().enumerate() {
         let c = t.confusion_matrix;
         println!(
             "  {:<14} {:.6}: nok precision {:.4}, recall {:.4}; ok images: {} ok, {} nok; nok images: {} ok, {} nok",
-            names.get(i).copied().unwrap_or("threshold"),
+            anomaly::CLASSIFICATION_THRESHOLD_NAMES.get(i).copied().unwrap_or("threshold"),
             t.threshold,
             t.precision,
             t.recall,

@@ -51,17 +51,7 @@ impl Model {
             })
         })
         .map_err(tch_err)?;
-        let tmp = path.with_file_name(format!(
-            ".{}.{}.tmp",
-            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            std::process::id()
-        ));
-        module.save(&tmp).map_err(tch_err)?;
-        std::fs::rename(&tmp, path).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::Io(dl_io::Error::Io { action: "writing", path: path.to_owned(), source: e })
-        })?;
-        Ok(())
+        dl_io::write_path_atomic(path, |tmp| module.save(tmp).map_err(tch_err))
     }
 }
 
