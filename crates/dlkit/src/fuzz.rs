@@ -12,7 +12,7 @@
 //! network size, and building a declared network is not a parser's work (no digit is produced, so no
 //! mutation asks for a huge network).
 
-use crate::{Architecture, MethodConfig, Model};
+use crate::Model;
 use dl_core::{ClassId, ImageId, Rect1, Rect2, Rng};
 use dl_data::preprocess::{decode_samples, encode_samples};
 use dl_data::read::{
@@ -44,12 +44,8 @@ pub const TARGETS: &[&str] = &[
 /// A container format: payload mutations get their header recomputed.
 fn container(target: &str) -> Option<dl_io::Header> {
     match target {
-        "sample-file" => {
-            Some(dl_io::Header { magic: *b"DLSAMPLE", version: dl_data::preprocess::SAMPLE_FILE_VERSION })
-        }
-        "model-file-v1" | "model-file-v2" | "checkpoint" => {
-            Some(dl_io::Header { magic: *b"DLKMODEL", version: dl_io::MODEL_FILE_VERSION })
-        }
+        "sample-file" => Some(dl_data::preprocess::SAMPLE_FILE_HEADER),
+        "model-file-v1" | "model-file-v2" | "checkpoint" => Some(dl_io::MODEL_FILE_HEADER),
         _ => None,
     }
 }
@@ -68,19 +64,6 @@ pub struct Target {
 
 fn io<E: std::fmt::Display>(e: E) -> crate::Error {
     crate::Error::Param { name: "fuzz".into(), message: e.to_string() }
-}
-
-/// A tiny classifier (a 4-channel compact net on 16×16 gray images): a model file of a few kilobytes.
-fn tiny_model() -> crate::Result<Model> {
-    let names = vec!["a".to_owned(), "b".to_owned()];
-    let mut d = Model::create_classifier("compact", &names, &[0, 1], 16, 16, 1)?.description().clone();
-    d.method = MethodConfig::Classification {
-        network: Architecture::Compact(dl_nets::CompactConfig {
-            widths: vec![4],
-            ..dl_nets::CompactConfig::new(2, 1)
-        }),
-    };
-    Model::from_description(d, tch::Device::Cpu)
 }
 
 fn png(path: &Path, w: u32, h: u32) -> crate::Result<()> {
@@ -172,9 +155,9 @@ impl Target {
                     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/model_v1/compact_tiny.dlm");
                 vec![std::fs::read(&p).map_err(io)?]
             }
-            "model-file-v2" => vec![tiny_model()?.serialize()?],
+            "model-file-v2" => vec![crate::model::tiny_classifier()?.serialize()?],
             "checkpoint" => vec![checkpoint_seed(dir)?],
-            "safetensors" => vec![tiny_model()?.export_weights()?],
+            "safetensors" => vec![crate::model::tiny_classifier()?.export_weights()?],
             "image" => {
                 let mut out = Vec::new();
                 let rgb =
@@ -278,7 +261,7 @@ impl Target {
     }
 }
 
-/// A checkpoint of one epoch of the tiny classifier on two 16×16 images.
+/// A checkpoint of one epoch of the tiny classifier on four 16×16 images (three train, one validation).
 fn checkpoint_seed(dir: &Path) -> crate::Result<Vec<u8>> {
     let data = dir.join("ckpt-data");
     std::fs::create_dir_all(&data).map_err(io)?;
@@ -301,7 +284,7 @@ fn checkpoint_seed(dir: &Path) -> crate::Result<Vec<u8>> {
         samples,
         ..Default::default()
     };
-    let mut model = tiny_model()?;
+    let mut model = crate::model::tiny_classifier()?;
     model.set_param("batch_size", &serde_json::json!(2))?;
     let out = dir.join("ckpt-out");
     let param = dl_train::TrainParam {
@@ -411,7 +394,7 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], container: Option<dl_io::Header>, no_d
                 b.splice(q.min(b.len())..q.min(b.len()), chunk);
             }
             7 if len > 0 => {
-                // A number made extreme: overwrite a digit run's start with many nines.
+                // An extreme number: a run of nines inserted (into a number, it multiplies it).
                 let p = at(rng);
                 b.splice(p..p, std::iter::repeat_n(b'9', 1 + rng.below(24) as usize));
             }
@@ -451,17 +434,26 @@ pub fn fuzz(target: &str, cases: u64, seed: u64, threads: usize, crash_dir: &Pat
     let threads = threads.max(1);
     let targets: Vec<Target> = (0..threads).map(|_| Target::new(target)).collect::<crate::Result<_>>()?;
     let name = targets[0].name;
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        LAST_PANIC.with(|l| *l.borrow_mut() = info.to_string());
+    // Panics of the fuzzing threads are recorded, not printed; other threads (a test harness running
+    // other tests) keep the previous hook.
+    let previous: std::sync::Arc<dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync> =
+        std::sync::Arc::from(std::panic::take_hook());
+    let chained = std::sync::Arc::clone(&previous);
+    std::panic::set_hook(Box::new(move |info| {
+        if FUZZING.get() {
+            LAST_PANIC.with(|l| *l.borrow_mut() = info.to_string());
+        } else {
+            chained(info);
+        }
     }));
     let start = std::time::Instant::now();
-    let results: Vec<ThreadResult> = std::thread::scope(|scope| {
+    let results: Vec<std::thread::Result<ThreadResult>> = std::thread::scope(|scope| {
         let handles: Vec<_> = targets
             .iter()
             .enumerate()
             .map(|(t, tgt)| {
                 scope.spawn(move || {
+                    FUZZING.set(true);
                     let (mut accepted, mut crashes) = (0u64, Vec::new());
                     let mut case = t as u64;
                     while case < cases {
@@ -477,10 +469,15 @@ pub fn fuzz(target: &str, cases: u64, seed: u64, threads: usize, crash_dir: &Pat
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or((0, Vec::new()))).collect()
+        handles.into_iter().map(std::thread::ScopedJoinHandle::join).collect()
     });
     let seconds = start.elapsed().as_secs_f64();
-    std::panic::set_hook(previous);
+    let _ = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| previous(info)));
+    let results: Vec<ThreadResult> = results
+        .into_iter()
+        .collect::<std::thread::Result<_>>()
+        .map_err(|_| io("a fuzzing thread panicked outside a case (a harness bug)"))?;
     let mut saved = Vec::new();
     for (input, message) in results.iter().flat_map(|r| &r.1) {
         let dir = crash_dir.join(name);
@@ -498,4 +495,5 @@ pub fn fuzz(target: &str, cases: u64, seed: u64, threads: usize, crash_dir: &Pat
 
 thread_local! {
     static LAST_PANIC: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static FUZZING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
