@@ -14,7 +14,7 @@
 use dlkit::core::Rng;
 use dlkit::data::read::{LabelSource, read_dl_dataset_classification};
 use dlkit::data::{DLDataset, SplitParams, split_dl_dataset};
-use dlkit_e2e::{check_files, dlkit_exe};
+use dlkit_e2e::{check_files, dlkit_exe, files_below};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -75,20 +75,14 @@ fn kill_after(dir: &Path, args: &[&str], after: Duration, whole: &mut Duration) 
     }
 }
 
-/// The files below `dir` (for failure messages).
+/// The files below `dir` other than sample files (for failure messages).
 fn listing(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else if e.path().extension().is_none_or(|x| x != "dls") {
-                out.push(e.path().strip_prefix(dir).unwrap_or(&e.path()).display().to_string());
-            }
-        }
-    }
-    out
+    files_below(dir)
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.extension().is_none_or(|x| x != "dls"))
+        .map(|p| p.strip_prefix(dir).unwrap_or(p).display().to_string())
+        .collect()
 }
 
 fn weights(path: &Path) -> Vec<u8> {
@@ -145,13 +139,13 @@ fn killed_training_resumes_to_the_weights_of_an_uninterrupted_run() {
                 a.push("--resume".into());
             }
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
-            // A moment anywhere in a whole run: start-up, epochs, evaluation, file writes.
-            let after = whole.mul_f64(0.05 + 0.9 * rng.next_f64());
             // After 5 kills the chain's next run finishes: the test ends whatever the timing.
             if kills >= 5 {
                 run(dir, &a);
                 break;
             }
+            // A moment anywhere in a whole run: start-up, epochs, evaluation, file writes.
+            let after = whole.mul_f64(0.05 + 0.9 * rng.next_f64());
             if !kill_after(dir, &a, after, &mut whole) {
                 break;
             }
@@ -279,9 +273,7 @@ fn killed_model_set_and_split_leave_the_old_or_the_new_file() {
             "--seed",
             &s,
         ];
-        let mut split_whole = Duration::from_secs(1);
-        killed +=
-            usize::from(kill_after(dir, &args, Duration::from_millis(5 + rng.below(400)), &mut split_whole));
+        killed += usize::from(run_or_kill(dir, &args, Duration::from_millis(5 + rng.below(400))).is_none());
         let ds = DLDataset::load(&dir.join("d.json")).unwrap(); // never torn
         assert_eq!(ds.samples.len(), before.samples.len());
     }

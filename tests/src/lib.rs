@@ -37,52 +37,52 @@ pub fn dlkit_exe() -> PathBuf {
     .clone()
 }
 
-/// Checks that every file below `dir` reads back whole: model files and checkpoints through dlkit,
-/// sample files, JSON, PNG. Temporary files of interrupted atomic writes (`.name.PID.N.tmp`) are left
-/// out: they never carry a final name. Returns how many files were checked (0 when `dir` was not made
-/// yet).
+/// Every file below `dir` (none when it was not made yet), without the temporary files of interrupted
+/// atomic writes (they never carry a final name).
+///
+/// # Errors
+/// A folder that cannot be listed, naming it.
+pub fn files_below(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut stack = if dir.exists() { vec![dir.to_owned()] } else { Vec::new() };
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))? {
+            let e = e.map_err(|e| format!("{}: {e}", d.display()))?;
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if !dlkit::io::is_temporary_name(&e.file_name().to_string_lossy()) {
+                out.push(e.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks that every file below `dir` (as [`files_below`]) reads back whole: model files and
+/// checkpoints through dlkit, sample files, JSON, PNG. Returns how many files were checked.
 ///
 /// # Errors
 /// The first file that does not read, naming it.
 pub fn check_files(dir: &Path) -> Result<usize, String> {
-    let mut checked = 0;
-    if !dir.exists() {
-        return Ok(0);
-    }
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        for e in entries {
-            let path = e.map_err(|e| e.to_string())?.path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            if path.is_dir() {
-                stack.push(path);
-                continue;
+    let files = files_below(dir)?;
+    for path in &files {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let what = path.display().to_string();
+        let ok = match path.extension().and_then(|x| x.to_str()) {
+            Some("dlm") => dlkit::Model::deserialize(&bytes, &what).map(|_| ()).map_err(|e| e.to_string()),
+            Some("dlc") => {
+                dlkit::train::inspect_checkpoint(&bytes, &what).map(|_| ()).map_err(|e| e.to_string())
             }
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                continue;
+            Some("dls") => {
+                dlkit::data::preprocess::decode_samples(&bytes, &what).map(|_| ()).map_err(|e| e.to_string())
             }
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let what = path.display().to_string();
-            let ok = match path.extension().and_then(|x| x.to_str()) {
-                Some("dlm") => {
-                    dlkit::Model::deserialize(&bytes, &what).map(|_| ()).map_err(|e| e.to_string())
-                }
-                Some("dlc") => {
-                    dlkit::train::inspect_checkpoint(&bytes, &what).map(|_| ()).map_err(|e| e.to_string())
-                }
-                Some("dls") => dlkit::data::preprocess::decode_samples(&bytes, &what)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Some("json") => {
-                    serde_json::from_slice::<serde_json::Value>(&bytes).map(|_| ()).map_err(|e| e.to_string())
-                }
-                Some("png") => image::load_from_memory(&bytes).map(|_| ()).map_err(|e| e.to_string()),
-                _ => Ok(()),
-            };
-            ok.map_err(|e| format!("{what} does not read back: {e}"))?;
-            checked += 1;
-        }
+            Some("json") => {
+                serde_json::from_slice::<serde_json::Value>(&bytes).map(|_| ()).map_err(|e| e.to_string())
+            }
+            Some("png") => image::load_from_memory(&bytes).map(|_| ()).map_err(|e| e.to_string()),
+            _ => Ok(()),
+        };
+        ok.map_err(|e| format!("{what} does not read back: {e}"))?;
     }
-    Ok(checked)
+    Ok(files.len())
 }

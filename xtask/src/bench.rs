@@ -185,12 +185,33 @@ fn agree(a: &[f64], b: &[f64], tol: f64, what: &str) -> std::result::Result<f64,
     }
 }
 
-/// A fresh temporary folder for one bench.
-fn bench_dir(name: &str) -> Result<PathBuf> {
+/// Runs `f` in a fresh temporary folder for one bench, removed afterwards whatever `f` returns.
+fn with_bench_dir<T>(name: &str, f: impl FnOnce(&Path) -> Result<T>) -> Result<T> {
     let dir = std::env::temp_dir().join(format!("dlkit-bench-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    let result = f(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// Both sides kept the same non-empty list of box indices, in the same order, or how they differ.
+fn same_kept(ours: &[f64], theirs: &[f64]) -> std::result::Result<(), String> {
+    if ours.is_empty() {
+        return Err("dlkit kept nothing".into());
+    }
+    if ours == theirs {
+        return Ok(());
+    }
+    let first = ours.iter().zip(theirs).position(|(a, b)| a != b).unwrap_or(ours.len().min(theirs.len()));
+    Err(format!("kept {} vs {} boxes, first difference at position {first}", ours.len(), theirs.len()))
+}
+
+/// A PyTorch measurement's peak memory: the main process plus its DataLoader workers (read while they
+/// ran); returns (total, workers).
+fn pytorch_memory(m: &Measurement) -> Result<(f64, Vec<f64>)> {
+    let workers = numbers(&m.3["peak_rss_workers_mib"]);
+    Ok((field(m, "peak_rss_mib")? + workers.iter().sum::<f64>(), workers))
 }
 
 fn python() -> PathBuf {
@@ -226,19 +247,16 @@ fn example_side_by_side(
     after: Option<&[&str]>,
 ) -> Result<(Vec<Measurement>, Vec<Measurement>)> {
     let ex = format!("{name}_throughput");
-    let dir = bench_dir(name)?;
-    let d = dir.display().to_string();
-    let result = (|| {
+    with_bench_dir(name, |dir| {
+        let d = dir.display().to_string();
         run_checked(example(repo, "dlkit", &ex).args(["prepare", &d]))?;
-        let mut theirs = measurements(python_script(repo, script).arg(&dir).args(extra))?;
+        let mut theirs = measurements(python_script(repo, script).arg(dir).args(extra))?;
         let ours = measurements(example(repo, "dlkit", &ex).args(["measure", &d]).args(extra))?;
         if let Some(after) = after {
-            theirs.extend(measurements(python_script(repo, script).arg(&dir).args(after))?);
+            theirs.extend(measurements(python_script(repo, script).arg(dir).args(after))?);
         }
         Ok((ours, theirs))
-    })();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    })
 }
 
 /// Milliseconds of one item of a measurement.
@@ -260,13 +278,12 @@ fn side_by_side_preprocess(repo: &Path) -> Result<Vec<Ratio>> {
         }
     }
     images.sort();
-    let dir = bench_dir("preprocess")?;
-    let list = dir.join("list.txt");
-    std::fs::write(&list, images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n"))?;
-    let run = || -> Result<_> {
+    let (ours, theirs, equal, default) = with_bench_dir("preprocess", |dir| {
+        let list = dir.join("list.txt");
+        std::fs::write(&list, images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n"))?;
         let ours =
-            find(&measurements(example(repo, "dl-data", "preprocess_throughput").arg(&list).arg(&dir))?, "")?;
-        let theirs = measurements(python_script(repo, "preprocess_torchvision.py").arg(&list).arg(&dir))?;
+            find(&measurements(example(repo, "dl-data", "preprocess_throughput").arg(&list).arg(dir))?, "")?;
+        let theirs = measurements(python_script(repo, "preprocess_torchvision.py").arg(&list).arg(dir))?;
         // Both sides' tensors of the first four images, and the sums of every tenth image's values.
         let compare = |variant: &str, tol: f64| -> Result<std::result::Result<f64, String>> {
             let n = (224 * 224 * 3) as f64;
@@ -296,10 +313,7 @@ fn side_by_side_preprocess(repo: &Path) -> Result<Vec<Ratio>> {
             Ok(Ok(worst))
         };
         Ok((ours, theirs, compare("equal", 1e-4)?, compare("default", f64::INFINITY)?))
-    };
-    let got = run();
-    let _ = std::fs::remove_dir_all(&dir);
-    let (ours, theirs, equal, default) = got?;
+    })?;
     let (eq, df) = (find(&theirs, "equal")?, find(&theirs, "default")?);
     println!(
         "{} ELPV PNGs (300×300 gray) → 224×224×3, ImageNet normalisation, 2 threads per side:",
@@ -339,19 +353,15 @@ fn side_by_side_preprocess(repo: &Path) -> Result<Vec<Ratio>> {
 }
 
 fn side_by_side_eval(repo: &Path) -> Result<Vec<Ratio>> {
-    let dir = bench_dir("eval")?;
     println!(
         "generating the workloads and timing pycocotools, faster-coco-eval, shapely, torchvision (a few minutes)"
     );
-    let run = || -> Result<_> {
-        let theirs = measurements(python_script(repo, "eval_bench.py").arg(&dir))?;
-        let ours = measurements(example(repo, "dl-eval", "eval_throughput").arg(&dir))?;
+    let (ours, theirs, (our_ious, their_ious)) = with_bench_dir("eval", |dir| {
+        let theirs = measurements(python_script(repo, "eval_bench.py").arg(dir))?;
+        let ours = measurements(example(repo, "dl-eval", "eval_throughput").arg(dir))?;
         let ious = (read_f64(&dir.join("riou_dlkit.f64"))?, read_f64(&dir.join("riou_shapely.f64"))?);
         Ok((ours, theirs, ious))
-    };
-    let got = run();
-    let _ = std::fs::remove_dir_all(&dir);
-    let (ours, theirs, (our_ious, their_ious)) = got?;
+    })?;
     let mut rows = Vec::new();
 
     // COCO: the 12 numbers of every tool equal pycocotools'.
@@ -433,14 +443,7 @@ fn side_by_side_eval(repo: &Path) -> Result<Vec<Ratio>> {
     // NMS: the same kept boxes in the same order.
     let (un, tn) = (find(&ours, "nms")?, find(&theirs, "nms")?);
     let (uk, tk) = (numbers(&un.3["kept"]), numbers(&tn.3["kept"]));
-    let same = if uk.is_empty() {
-        Err("dlkit kept nothing".to_string())
-    } else if uk == tk {
-        Ok(())
-    } else {
-        let first = uk.iter().zip(&tk).position(|(a, b)| a != b).unwrap_or(uk.len().min(tk.len()));
-        Err(format!("kept {} vs {} boxes, first difference at position {first}", uk.len(), tk.len()))
-    };
+    let same = same_kept(&uk, &tk);
     println!("NMS of 10 000 boxes at IoU 0.5:");
     for m in [&un, &tn] {
         println!("  {:<52} {:>12.0} boxes/s", m.1, m.2);
@@ -506,14 +509,13 @@ fn side_by_side_train(repo: &Path) -> Result<Vec<Ratio>> {
         images.sort();
         lines.extend(images.iter().step_by(5).map(|p| format!("{}\t{label}", p.display())));
     }
-    let dir = bench_dir("train")?;
-    let list = dir.join("list.txt");
-    std::fs::write(&list, lines.join("\n"))?;
     let epochs = "2";
-    let ours = measurements(example(repo, "dlkit", "train_throughput").arg(&list).arg(epochs));
-    let theirs = measurements(python_script(repo, "train_torch.py").arg(&list).arg(epochs));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (ours, theirs) = (ours?, theirs?);
+    let (ours, theirs) = with_bench_dir("train", |dir| {
+        let list = dir.join("list.txt");
+        std::fs::write(&list, lines.join("\n"))?;
+        let ours = measurements(example(repo, "dlkit", "train_throughput").arg(&list).arg(epochs))?;
+        Ok((ours, measurements(python_script(repo, "train_torch.py").arg(&list).arg(epochs))?))
+    })?;
     let (us_loop, us_compute) = (find(&ours, "loop")?, find(&ours, "compute")?);
     let (them_loop, them_compute) = (find(&theirs, "loop")?, find(&theirs, "compute")?);
     println!(
@@ -536,8 +538,7 @@ fn side_by_side_train(repo: &Path) -> Result<Vec<Ratio>> {
     println!("  dlkit loop / dlkit compute-only: {:.2} (goal ≥ 0.95)", us_loop.2 / us_compute.2);
     println!("  (PyTorch loop / PyTorch compute-only: {:.2})", them_loop.2 / them_compute.2);
     let ours_rss = field(&us_loop, "peak_rss_mib")?;
-    let workers = numbers(&them_loop.3["peak_rss_workers_mib"]);
-    let theirs_rss = field(&them_loop, "peak_rss_mib")? + workers.iter().sum::<f64>();
+    let (theirs_rss, workers) = pytorch_memory(&them_loop)?;
     println!(
         "  peak resident memory: dlkit {ours_rss:.0} MiB; PyTorch {theirs_rss:.0} MiB (main {:.0} + workers {workers:.0?}) (goal: dlkit ≤ PyTorch)",
         field(&them_loop, "peak_rss_mib")?,
@@ -617,11 +618,7 @@ fn side_by_side_detect(repo: &Path) -> Result<Vec<Ratio>> {
     println!("    {:<70} {:>10}", tl.1, ms(&tl));
     let (up, tp) = (find(&ours, "postprocess")?, find(&theirs, "postprocess")?);
     let (uk, tk) = (numbers(&up.3["kept"]), numbers(&tp.3["kept"]));
-    let kept_same = if !uk.is_empty() && uk == tk {
-        Ok(())
-    } else {
-        Err(format!("kept boxes differ ({} vs {})", uk.len(), tk.len()))
-    };
+    let kept_same = same_kept(&uk, &tk);
     println!("  post-processing of 100 000 candidates (decode, clip, NMS per class, 100 kept):");
     println!("    {:<70} {:>10}", up.1, format!("{:.2} ms", 1000.0 * field(&up, "seconds")?));
     println!("    {:<70} {:>10}", tp.1, format!("{:.2} ms", 1000.0 * field(&tp, "seconds")?));
@@ -641,8 +638,8 @@ fn side_by_side_detect(repo: &Path) -> Result<Vec<Ratio>> {
         ),
         Ratio::new(
             "detection post-processing",
-            format!("{:.2} ms", 1000.0 / up.2 * up.3["items"].as_f64().unwrap_or(1.0)),
-            format!("{:.2} ms", 1000.0 / tp.2 * tp.3["items"].as_f64().unwrap_or(1.0)),
+            format!("{:.2} ms", 1000.0 * field(&up, "seconds")?),
+            format!("{:.2} ms", 1000.0 * field(&tp, "seconds")?),
             kept_same.map(|()| up.2 / tp.2),
             "≥ 1×",
         ),
@@ -722,8 +719,7 @@ fn training_rows(
         println!("    NOT THE SAME WORK: {e}");
     }
     let ours_rss = field(&ut, "peak_rss_mib").unwrap_or(f64::NAN);
-    let workers = numbers(&tt.3["peak_rss_workers_mib"]);
-    let theirs_rss = field(&tt, "peak_rss_mib")? + workers.iter().sum::<f64>();
+    let (theirs_rss, workers) = pytorch_memory(&tt)?;
     println!(
         "  peak resident memory: dlkit {ours_rss:.0} MiB; PyTorch {theirs_rss:.0} MiB (main {:.0} + workers {workers:.0?})",
         field(&tt, "peak_rss_mib")?
