@@ -137,10 +137,11 @@ fn exported_segmenter_and_the_command_line() {
     assert_eq!(classes_differ, 0);
     assert!(worst <= 1e-5, "confidence differs by {worst:e}");
     python_check(tmp.path(), &tmp.path().join("seg.pt"), &x, &probs, shape);
-    // Detection and anomaly models have no export yet: a clear error.
-    let a = Model::create_patchcore("compact", None, (32, 32, 1), &dlkit::nets::PatchCoreConfig::default());
-    if let Ok(a) = a {
-        let err = a.export_torchscript(&tmp.path().join("a.pt")).unwrap_err().to_string();
-        assert!(err.contains("classification and segmentation"), "{err}");
-    }
+    // Detection models have no export yet: a clear error (and no file).
+    let det =
+        Model::create_detector("compact", &names, &[0, 1], (64, 64, 1), &dlkit::DetectorOptions::default())
+            .unwrap();
+    let err = det.export_torchscript(&tmp.path().join("det.pt")).unwrap_err().to_string();
+    assert!(err.contains("classification and segmentation"), "{err}");
+    assert!(!tmp.path().join("det.pt").exists());
 }
