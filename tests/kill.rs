@@ -1,6 +1,6 @@
 //! Kill tests: real `dlkit` processes killed with SIGKILL at seeded random moments and resumed.
 //!
-//! - `dlkit train`: killed mid-epoch, during evaluation, while writing checkpoints and model files (the
+//! - `dlkit train` of a classifier, a rotated-box detector and a segmentation model: killed mid-epoch, during evaluation, while writing checkpoints and model files (the
 //!   moments are drawn over the whole run), at least 5 times, each time resumed with `--resume`; after
 //!   every kill each file in the output folder reads back whole, and the resumed runs end with weights
 //!   bit-identical to an uninterrupted run.
@@ -89,79 +89,177 @@ fn weights(path: &Path) -> Vec<u8> {
     dlkit::Model::read(path).unwrap().export_weights().unwrap()
 }
 
-#[test]
-fn killed_training_resumes_to_the_weights_of_an_uninterrupted_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    dataset(dir);
-    let args = |out: &str| -> Vec<String> {
-        [
-            "train",
-            "--dataset",
-            "d.json",
-            "--create",
-            "compact",
-            "--batch-size",
-            "32",
-            "--solver",
-            "adam",
-            "--lr",
-            "0.003",
-            "--augment",
-            "mirror=c,augmentation_percentage=30",
-            "--serialize",
-            "best,current",
-            "--epochs",
-            "5",
-            "--out",
-            out,
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect()
+/// `dlkit train` with `args` (and `--out OUT`) run once uninterrupted, then in chains of runs killed at
+/// moments drawn (seeded) over a whole run and resumed with `--resume`, until `kills` kills: after each
+/// kill every file of the output folder reads back; each chain ends with the uninterrupted run's
+/// weights, bit for bit, and a log of `epochs` epochs.
+fn killed_training_resumes(dir: &Path, args: &[&str], epochs: usize, kills: usize, seed: u64) {
+    let with_out = |out: &str| -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).chain(["--out".to_owned(), out.to_owned()]).collect()
     };
     let t = Instant::now();
-    let reference: Vec<String> = args("reference");
+    let reference = with_out("reference");
     run(dir, &reference.iter().map(String::as_str).collect::<Vec<_>>());
     let mut whole = t.elapsed();
     let want = weights(&dir.join("reference/model_current.dlm"));
 
-    let mut rng = Rng::new(11);
-    let (mut kills, mut chains) = (0, 0);
-    while kills < 5 {
+    let mut rng = Rng::new(seed);
+    let (mut killed, mut chains) = (0, 0);
+    while killed < kills {
         // One chain: start fresh, then kill and resume until a run finishes.
         let out = format!("killed{chains}");
         chains += 1;
-        assert!(chains <= 30, "training kept finishing before it could be killed 5 times");
+        assert!(chains <= 30, "training kept finishing before it could be killed {kills} times");
         loop {
-            let mut a = args(&out);
+            let mut a = with_out(&out);
             if dir.join(&out).join("checkpoint.dlc").is_file() {
                 a.push("--resume".into());
             }
+            let resume = a.last().is_some_and(|x| x == "--resume");
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
-            // After 5 kills the chain's next run finishes: the test ends whatever the timing.
-            if kills >= 5 {
+            // After the last kill the chain's next run finishes: the test ends whatever the timing.
+            if killed >= kills {
                 run(dir, &a);
                 break;
             }
             // A moment anywhere in a whole run: start-up, epochs, evaluation, file writes.
             let after = whole.mul_f64(0.05 + 0.9 * rng.next_f64());
-            if !kill_after(dir, &a, after, &mut whole) {
+            // Only a fresh run's duration may shorten the whole (a resumed one has fewer epochs left).
+            let mut took = whole;
+            let was_killed = kill_after(dir, &a, after, &mut took);
+            if !resume {
+                whole = took;
+            }
+            if !was_killed {
                 break;
             }
-            kills += 1;
+            killed += 1;
             let checked = check_files(&dir.join(&out))
-                .unwrap_or_else(|e| panic!("after kill {kills} ({after:?}): {e}"));
-            eprintln!("kill {kills} after {after:?}: {checked} files read back");
+                .unwrap_or_else(|e| panic!("after kill {killed} ({after:?}): {e}"));
+            eprintln!("kill {killed} after {after:?}: {checked} files read back");
         }
         let got = weights(&dir.join(&out).join("model_current.dlm"));
         assert!(got == want, "chain {chains}: the resumed weights differ from the uninterrupted run's");
         let log: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join(&out).join("training_log.json")).unwrap())
                 .unwrap();
-        assert_eq!(log["epochs"].as_array().unwrap().len(), 5);
+        assert_eq!(log["epochs"].as_array().unwrap().len(), epochs);
     }
-    eprintln!("{kills} kills over {chains} chains; an uninterrupted run takes {whole:?}");
+    eprintln!("{killed} kills over {chains} chains; an uninterrupted run takes {whole:?}");
+}
+
+#[test]
+fn killed_training_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    dataset(dir);
+    let args = [
+        "train",
+        "--dataset",
+        "d.json",
+        "--create",
+        "compact",
+        "--batch-size",
+        "32",
+        "--solver",
+        "adam",
+        "--lr",
+        "0.003",
+        "--augment",
+        "mirror=c,augmentation_percentage=30",
+        "--serialize",
+        "best,current",
+        "--epochs",
+        "5",
+    ];
+    killed_training_resumes(dir, &args, 5, 5, 11);
+}
+
+/// A file or folder of stardist's nuclei quadrants (four 256×256 images).
+fn quadrants(name: &str) -> String {
+    dl_testkit::data_dir("stardist").join("quadrants").join(name).display().to_string()
+}
+
+/// stardist's quadrants read as `format` (`extra`: the format's flags) into `dir/d.json`, split 2
+/// train, 1 validation, 1 test.
+fn stardist(dir: &Path, format: &str, extra: &[&str]) {
+    let images = quadrants("images");
+    let mut args = vec!["dataset", "read", "--format", format, "--images", &images, "-o", "d.json"];
+    args.extend(extra);
+    run(dir, &args);
+    run(dir, &["dataset", "split", "d.json", "--train", "50", "--validation", "25", "--seed", "1"]);
+}
+
+/// A rotated-box detector (the method's own loss, anchors and evaluation) killed and resumed.
+#[test]
+fn killed_detection_training_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    stardist(dir, "coco-rotated", &["--annotations", &quadrants("rotated_coco.json")]);
+    let args = [
+        "train",
+        "--dataset",
+        "d.json",
+        "--create",
+        "compact",
+        "--width",
+        "96",
+        "--height",
+        "96",
+        "--channels",
+        "1",
+        "--batch-size",
+        "1",
+        "--solver",
+        "adam",
+        "--lr",
+        "0.001",
+        "--augment",
+        "mirror=rc,augmentation_percentage=50",
+        "--serialize",
+        "best,current",
+        "--epochs",
+        "6",
+    ];
+    killed_training_resumes(dir, &args, 6, 5, 12);
+}
+
+/// A segmentation model killed and resumed.
+#[test]
+fn killed_segmentation_training_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    stardist(
+        dir,
+        "segmentation",
+        &["--labels", &quadrants("labels"), "--class-names", "background,nucleus", "--class-ids", "0,1"],
+    );
+    let args = [
+        "train",
+        "--dataset",
+        "d.json",
+        "--create",
+        "compact",
+        "--width",
+        "128",
+        "--height",
+        "128",
+        "--channels",
+        "1",
+        "--batch-size",
+        "1",
+        "--solver",
+        "adam",
+        "--lr",
+        "0.001",
+        "--augment",
+        "mirror=rc,augmentation_percentage=50",
+        "--serialize",
+        "best,current",
+        "--epochs",
+        "8",
+    ];
+    killed_training_resumes(dir, &args, 8, 5, 13);
 }
 
 #[test]

@@ -228,10 +228,41 @@ pub fn class_index_table(class_ids: &[dl_core::ClassId]) -> Vec<i64> {
     table
 }
 
+/// Writes `image` as PNG at `path` atomically: encoded in memory, written to a temporary file beside
+/// `path` (named as [`dl_io::is_temporary_name`] knows), synced and renamed onto it. A process killed
+/// meanwhile leaves the old file or none, never a torn PNG under the final name.
+///
+/// # Errors
+/// [`Error::Image`] when the image cannot be encoded; [`Error::Io`] naming the file.
+pub fn write_png_atomic(path: &Path, image: &::image::DynamicImage) -> Result<()> {
+    let mut bytes = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut bytes), ::image::ImageFormat::Png)
+        .map_err(|source| Error::Image { path: path.to_owned(), source })?;
+    dl_io::write_bytes_atomic(path, &bytes)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     /// A 4-bit palette PNG (VOC's layout: the palette maps ids to colours) is read by its indices, not
     /// its colours; 8-bit palette indices keep 255.
+    #[test]
+    fn png_writes_replace_the_file_whole_and_leave_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.png");
+        for v in [10u8, 200] {
+            let img = ::image::GrayImage::from_raw(3, 2, vec![v; 6]).unwrap();
+            write_png_atomic(&path, &::image::DynamicImage::ImageLuma8(img)).unwrap();
+            let back = HostImage::read(&path).unwrap();
+            assert_eq!((back.width, back.height, back.data[5]), (3, 2, f32::from(v)));
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.png")]);
+        let err = write_png_atomic(&dir.path().join("no/a.png"), &::image::DynamicImage::new_luma8(1, 1));
+        assert!(err.unwrap_err().to_string().contains("no/a.png"));
+    }
+
     #[test]
     fn palette_label_images_are_read_by_index() {
         let tmp = tempfile::tempdir().unwrap();

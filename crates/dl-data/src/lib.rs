@@ -26,7 +26,7 @@ mod validate;
 pub use boxes::InstanceType;
 pub use dataset::{AnomalyLabel, DLDataset, Extra, IGNORE_CLASS_IDS, SampleEntry};
 pub use error::{Error, Result};
-pub use image::{Domain, HostImage, LabelImage, MAX_IMAGE_DECODE_BYTES, class_index_table};
+pub use image::{Domain, HostImage, LabelImage, MAX_IMAGE_DECODE_BYTES, class_index_table, write_png_atomic};
 pub use model_type::ModelType;
 pub use result::DLResult;
 pub use sample::{

@@ -202,12 +202,7 @@ pub(crate) fn write_png(img: &HostImage, path: &Path) -> Result<()> {
             });
         }
     };
-    let mut bytes = Vec::new();
-    dynamic
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::Param { key: "image", message: format!("{}: {e}", path.display()) })?;
-    dl_io::write_bytes_atomic(path, &bytes)?;
-    Ok(())
+    crate::write_png_atomic(path, &dynamic)
 }
 
 #[cfg(test)]

@@ -37,28 +37,25 @@ fn ensure_font() -> Result<()> {
     .map_err(Error::Plot)
 }
 
-/// Draws into a temporary PNG beside `path`, then renames it onto `path`.
+/// Draws into memory, then writes the PNG at `path` atomically (old file or new, never torn).
 fn draw_png(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(DrawingArea<BitMapBackend, plotters::coord::Shift>) -> std::result::Result<(), String>,
 ) -> Result<()> {
     ensure_font()?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp.png", std::process::id()));
-    let result = (|| {
-        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    (|| {
+        let root = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         draw(root.clone())?;
         root.present().map_err(|e| e.to_string())
-    })();
-    match result {
-        Ok(()) => std::fs::rename(&tmp, path).map_err(|e| Error::Plot(format!("{}: {e}", path.display()))),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(Error::Plot(format!("{}: {e}", path.display())))
-        }
-    }
+    })()
+    .map_err(|e| Error::Plot(format!("{}: {e}", path.display())))?;
+    let image =
+        image::RgbImage::from_raw(size.0, size.1, rgb).expect("the buffer holds width × height RGB pixels");
+    dl_data::write_png_atomic(path, &image::DynamicImage::ImageRgb8(image))
+        .map_err(|e| Error::Plot(e.to_string()))
 }
 
 /// A confusion matrix (rows = predicted, columns = ground truth) as a heat map with the values written

@@ -144,10 +144,7 @@ pub fn read_dl_dataset_labelme(dir: &Path, params: &LabelmeReadParams) -> Result
                 std::fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
             }
             let img = ::image::GrayImage::from_raw(w as u32, h as u32, label).expect("buffer has w·h pixels");
-            dl_io::write_atomic(&out, |wr| {
-                img.write_to(wr, ::image::ImageFormat::Png)
-                    .map_err(|source| Error::Image { path: out.clone(), source })
-            })?;
+            crate::write_png_atomic(&out, &::image::DynamicImage::ImageLuma8(img))?;
             s.segmentation_file_name = Some(name);
         } else {
             let mut r1 = Vec::new();

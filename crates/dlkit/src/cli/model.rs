@@ -461,9 +461,7 @@ pub fn run_heatmap(
             image::imageops::FilterType::Nearest,
         );
     }
-    let tmp = output.with_extension("tmp.png");
-    overlay.save(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, output).with_context(|| format!("cannot write {}", output.display()))?;
+    dlkit::data::write_png_atomic(output, &image::DynamicImage::ImageRgb8(overlay))?;
     if json_out {
         println!("{}", json!({"output": output, "class_id": hm.class_id}));
     } else {

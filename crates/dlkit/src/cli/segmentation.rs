@@ -1,7 +1,7 @@
 //! Command-line options of segmentation models, shared by `dlkit model create` and `dlkit train`, and
 //! the drawing of segmentation results for `dlkit apply --overlay`.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use dlkit::SegmenterOptions;
 use dlkit::data::{DLResult, HostImage};
@@ -96,24 +96,15 @@ pub fn write_overlay(
     )?;
     let path = dir.join(format!("{stem}_segmentation.png"));
     let (w, h) = (seg.width as u32, seg.height as u32);
-    dlkit::io::write_atomic(&path, |wr| {
-        let encoded = if seg.data.iter().all(|&v| v <= 255) {
-            image::GrayImage::from_raw(w, h, seg.data.iter().map(|&v| v as u8).collect())
-                .map(|i| i.write_to(wr, image::ImageFormat::Png))
-        } else {
-            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(w, h, seg.data.clone())
-                .map(|i| i.write_to(wr, image::ImageFormat::Png))
-        };
-        match encoded {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => {
-                Err(dlkit::io::Error::Corrupt { what: path.display().to_string(), message: e.to_string() })
-            }
-            None => Err(dlkit::io::Error::Corrupt {
-                what: path.display().to_string(),
-                message: "pixel count".into(),
-            }),
-        }
-    })?;
+    let png = if seg.data.iter().all(|&v| v <= 255) {
+        image::GrayImage::from_raw(w, h, seg.data.iter().map(|&v| v as u8).collect())
+            .map(image::DynamicImage::ImageLuma8)
+    } else {
+        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(w, h, seg.data.clone())
+            .map(image::DynamicImage::ImageLuma16)
+    };
+    let png =
+        png.with_context(|| format!("{}: the segmentation image has the wrong pixel count", path.display()))?;
+    dlkit::data::write_png_atomic(&path, &png)?;
     Ok(())
 }
