@@ -175,6 +175,54 @@ fn killed_training_resumes_to_the_weights_of_an_uninterrupted_run() {
     killed_training_resumes(dir, &args, 5, 5, 11);
 }
 
+/// HALCON's `anomaly_detection` (a student regressing a pretrained teacher's features) killed and
+/// resumed: the teacher statistics measured before the first epoch and the per-step noise and loss
+/// masks (libtorch's generator, reseeded per epoch) resume to the same weights too.
+#[test]
+fn killed_anomaly_training_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // ELPV: every 40th good train cell → train; every 20th good and defective test cell → validation.
+    let mut ds = dlkit::data::read::read_dl_dataset_anomaly(&dl_testkit::data_dir("elpv"), None).unwrap();
+    let mut seen = [0usize; 2];
+    ds.samples.retain_mut(|s| {
+        let name = s.image_file_name.replace('\\', "/");
+        let (k, every, split) = match name {
+            n if n.starts_with("train/") => (0, 40, dlkit::core::Split::Train),
+            n if n.starts_with("test/good") || n.starts_with("test/defect") => {
+                (1, 20, dlkit::core::Split::Validation)
+            }
+            _ => return false,
+        };
+        seen[k] += 1;
+        s.split = Some(split);
+        (seen[k] - 1) % every == 0
+    });
+    ds.save(&dir.join("d.json")).unwrap();
+    let args = [
+        "train",
+        "--dataset",
+        "d.json",
+        "--create",
+        "pretrained_dl_classifier_mobilenet_v2",
+        "--type",
+        "anomaly_detection",
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--batch-size",
+        "4",
+        "--error-threshold",
+        "0",
+        "--serialize",
+        "best,current",
+        "--epochs",
+        "4",
+    ];
+    killed_training_resumes(dir, &args, 4, 5, 14);
+}
+
 /// A file or folder of stardist's nuclei quadrants (four 256×256 images).
 fn quadrants(name: &str) -> String {
     dl_testkit::data_dir("stardist").join("quadrants").join(name).display().to_string()

@@ -189,6 +189,19 @@ pub trait Network: AsAny + std::fmt::Debug + Send {
     fn set_method_params(&mut self, params: &MethodParams) -> Result<()> {
         Err(Error::Targets(format!("{params:?} for a {} network", self.model_type().as_str())))
     }
+    /// How many train images the network measures before the first epoch (0: none): the
+    /// student–teacher model standardises its teacher's features over good train images.
+    fn statistics_images(&self) -> usize {
+        0
+    }
+    /// Sets what [`Network::statistics_images`] asks for from batches of those train images
+    /// (preprocessed, not augmented); stored in no-train variables, so checkpoints carry them.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    fn fit_statistics(&mut self, _images: &[Tensor]) -> Result<()> {
+        Ok(())
+    }
     /// The classifier behind a classification network (Grad-CAM, guided backpropagation).
     fn as_classifier(&self) -> Option<&dyn Classifier> {
         None

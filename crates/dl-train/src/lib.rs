@@ -35,6 +35,6 @@ pub use model::{
 pub use param::{ChangeStrategy, SerializationStrategy, TrainParam};
 pub use solver::{Optimizer, SolverParam, build_optimizer};
 pub use train::{
-    BestRecord, CheckpointSummary, EpochRecord, StartEpoch, TrainFiles, TrainingLog, inspect_checkpoint,
-    train_dl_model, write_curves,
+    BestRecord, CheckpointSummary, EpochRecord, StartEpoch, TrainFiles, TrainingLog, good_train_samples,
+    inspect_checkpoint, train_dl_model, write_curves,
 };

@@ -96,6 +96,8 @@ pub trait TrainableModel {
     fn var_store(&self) -> &nn::VarStore;
     /// The network (forward, loss, post-processing).
     fn network(&self) -> &dyn Network;
+    /// The network, to change (statistics measured before training).
+    fn network_mut(&mut self) -> &mut dyn Network;
     /// Class ids and names in the order of the outputs.
     fn classes(&self) -> Classes;
     /// How raw images are preprocessed for this model.

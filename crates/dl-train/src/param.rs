@@ -101,6 +101,13 @@ pub struct TrainParam {
     pub display: bool,
     /// Batches prepared ahead by the data pipeline.
     pub prefetch_batches: usize,
+    /// Stop after the first epoch whose mean loss falls below this (HALCON's `error_threshold` of
+    /// anomaly training; `None`: run every epoch). That epoch counts as the last: the final model is
+    /// written and a resume finds nothing left to do.
+    pub error_threshold: Option<f64>,
+    /// Anomaly detection: leave 'nok' images of the train split out (default: refuse them, naming the
+    /// first; anomaly models learn from good images only).
+    pub skip_nok_train: bool,
 }
 
 impl Default for TrainParam {
@@ -116,6 +123,8 @@ impl Default for TrainParam {
             evaluation_top_k: 1,
             display: true,
             prefetch_batches: 4,
+            error_threshold: None,
+            skip_nok_train: false,
         }
     }
 }
@@ -135,6 +144,11 @@ impl TrainParam {
         }
         if let Some(a) = &self.augmentation {
             a.validate()?;
+        }
+        if let Some(t) = self.error_threshold
+            && !(t >= 0.0 && t.is_finite())
+        {
+            return bad("error_threshold", format!("{t}: expected a finite number ≥ 0"));
         }
         for s in &self.change_strategies {
             if s.epochs.len() != s.values.len() {
@@ -164,7 +178,11 @@ impl TrainParam {
     /// augmented samples). Schedules, epochs, evaluation and serialization may change on resume — e.g.
     /// a lower learning rate after a NaN stop.
     pub(crate) fn resume_key(&self) -> Value {
-        serde_json::json!({"seed": self.seed, "augmentation": self.augmentation})
+        serde_json::json!({
+            "seed": self.seed,
+            "augmentation": self.augmentation,
+            "skip_nok_train": self.skip_nok_train,
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use crate::pipeline::{BatchPlan, SampleSource, spawn_batches};
 use crate::solver::Optimizer;
 use crate::{Error, Result};
 use dl_core::{Rng, Split};
-use dl_data::{DLDataset, ModelType};
+use dl_data::{AnomalyLabel, DLDataset, InstanceType, ModelType};
 use dl_eval::Evaluation;
 use dl_eval::plots::{CurvePanel, training_curves_png};
 use serde::{Deserialize, Serialize};
@@ -153,15 +153,86 @@ struct Checkpoint {
     tensors: Vec<(String, Tensor)>,
 }
 
+/// The train and validation samples. Anomaly detection learns from the good ('ok') train images only
+/// (a 'nok' one is refused, naming it, unless `skip_nok_train`), and evaluates only on a validation
+/// split with both ok and nok images (none without: an image AUROC needs both); every other method
+/// needs both splits.
+fn train_and_validation(
+    dataset: &DLDataset,
+    model_type: ModelType,
+    param: &TrainParam,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let split = |want: Split| -> Vec<usize> {
+        (0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(want)).collect()
+    };
+    let (mut train, mut validation) = (split(Split::Train), split(Split::Validation));
+    if model_type == ModelType::AnomalyDetection {
+        train = good_train_samples(dataset, param.skip_nok_train)?;
+        let labels: Vec<Option<AnomalyLabel>> =
+            validation.iter().map(|&i| dataset.samples[i].anomaly_label).collect();
+        if !(labels.contains(&Some(AnomalyLabel::Ok)) && labels.contains(&Some(AnomalyLabel::Nok))) {
+            validation.clear();
+        }
+        return Ok((train, validation));
+    }
+    if train.is_empty() || validation.is_empty() {
+        return Err(Error::Param {
+            key: "dataset",
+            message: format!(
+                "{} train and {} validation samples: both are needed — split the dataset first (dlkit dataset split)",
+                train.len(),
+                validation.len()
+            ),
+        });
+    }
+    Ok((train, validation))
+}
+
+/// The good ('ok') images of `dataset`'s train split, what anomaly models learn from: a 'nok' one is
+/// refused, naming it, unless `skip_nok`; so is one without `anomaly_label`.
+///
+/// # Errors
+/// [`Error::Param`] naming the sample, or for a train split without 'ok' images.
+pub fn good_train_samples(dataset: &DLDataset, skip_nok: bool) -> Result<Vec<usize>> {
+    let mut good = Vec::new();
+    for (i, s) in dataset.samples.iter().enumerate() {
+        if s.split != Some(Split::Train) {
+            continue;
+        }
+        match s.anomaly_label {
+            Some(AnomalyLabel::Ok) => good.push(i),
+            Some(AnomalyLabel::Nok) if skip_nok => {}
+            Some(AnomalyLabel::Nok) => {
+                return Err(Error::Param {
+                    key: "dataset",
+                    message: format!(
+                        "sample {} ({}) is 'nok' in the train split: anomaly models learn from good images \
+                         only (move it to validation/test, or skip nok train images)",
+                        s.image_id, s.image_file_name
+                    ),
+                });
+            }
+            None => check_method(dataset, ModelType::AnomalyDetection, None, [i].iter())?,
+        }
+    }
+    if good.is_empty() {
+        return Err(Error::Param {
+            key: "dataset",
+            message: "no 'ok' images in the train split (dlkit dataset split)".into(),
+        });
+    }
+    Ok(good)
+}
+
 /// The samples hold the model's ground truth: class labels for classification, boxes of the model's
 /// instance type for detection, label images for segmentation (naming the first sample that does not).
 fn check_method<'a>(
     dataset: &DLDataset,
-    model: &impl TrainableModel,
+    model_type: ModelType,
+    instance: Option<InstanceType>,
     indices: impl Iterator<Item = &'a usize>,
 ) -> Result<()> {
-    let model_type = model.model_type();
-    let instance = model.preprocess_param().instance_type.unwrap_or_default();
+    let instance = instance.unwrap_or_default();
     for &i in indices {
         let s = &dataset.samples[i];
         let problem = match model_type {
@@ -181,6 +252,9 @@ fn check_method<'a>(
                 if s.segmentation_file_name.is_none() && dataset.dlsample_dir.is_none() =>
             {
                 Some("has no segmentation_file_name".to_owned())
+            }
+            ModelType::AnomalyDetection if s.anomaly_label.is_none() => {
+                Some("has no anomaly_label".to_owned())
             }
             _ => None,
         };
@@ -330,7 +404,44 @@ fn apply_strategies(model: &mut impl TrainableModel, param: &TrainParam, epoch: 
     Ok(changed)
 }
 
+/// Whether the last logged epoch's mean loss fell below `error_threshold` (training is over).
+fn below_error_threshold(log: &TrainingLog, param: &TrainParam) -> bool {
+    param.error_threshold.is_some_and(|t| log.epochs.last().is_some_and(|e| e.mean_loss < t))
+}
+
+/// Measures what the network needs before the first epoch ([`dl_nets::Network::statistics_images`])
+/// on the first train images, preprocessed without augmentation.
+fn fit_statistics(
+    model: &mut impl TrainableModel,
+    source: &SampleSource,
+    train: &[usize],
+    class_ids: &[dl_core::ClassId],
+) -> Result<()> {
+    let n = model.network().statistics_images();
+    if n == 0 {
+        return Ok(());
+    }
+    let (batch_size, _) = batch_sizes(model)?;
+    let first: Vec<usize> = train.iter().take(n).copied().collect();
+    let order: Vec<Vec<usize>> = first.chunks(batch_size).map(<[usize]>::to_vec).collect();
+    let device = model.var_store().device();
+    let mut images = Vec::with_capacity(order.len());
+    std::thread::scope(|scope| -> Result<()> {
+        for loaded in spawn_batches(scope, source, order, BatchPlan::inference(class_ids)) {
+            images.push(dl_nets::upload(&loaded?.batch, device)?.0);
+        }
+        Ok(())
+    })?;
+    tch::no_grad(|| model.network_mut().fit_statistics(&images))?;
+    Ok(())
+}
+
 /// Trains `model` on the train split of `dataset` (HALCON's `train_dl_model`).
+///
+/// Every method trains here. Anomaly detection learns from the good train images only (see
+/// [`good_train_samples`]), measures the network's statistics first (the student–teacher model's
+/// teacher standardisation) and is evaluated on the validation split only when it holds ok and nok
+/// images; `error_threshold` ends training early when an epoch's mean loss falls below it.
 ///
 /// Each epoch visits the train split in an order drawn from (seed, epoch); `floor(#train /
 /// (batch_size · batch_size_multiplier))` steps, the last partial batch dropped. Raw datasets are
@@ -352,18 +463,11 @@ pub fn train_dl_model<M: TrainableModel>(
     start: StartEpoch,
 ) -> Result<TrainingLog> {
     param.validate()?;
-    let train: Vec<usize> =
-        (0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(Split::Train)).collect();
-    let validation: Vec<usize> =
-        (0..dataset.samples.len()).filter(|&i| dataset.samples[i].split == Some(Split::Validation)).collect();
-    if train.is_empty() || validation.is_empty() {
+    let (train, validation) = train_and_validation(dataset, model.model_type(), param)?;
+    if validation.is_empty() && param.serialization_strategies.contains(&SerializationStrategy::Best) {
         return Err(Error::Param {
-            key: "dataset",
-            message: format!(
-                "{} train and {} validation samples: both are needed — split the dataset first (dlkit dataset split)",
-                train.len(),
-                validation.len()
-            ),
+            key: "serialization_strategies",
+            message: "`best` needs a validation split with ok and nok images to compare epochs by".into(),
         });
     }
     let class_ids = model.class_ids();
@@ -375,7 +479,12 @@ pub fn train_dl_model<M: TrainableModel>(
             message: format!("the dataset's classes {} are not classes of the model", unknown.join(", ")),
         });
     }
-    check_method(dataset, model, train.iter().chain(&validation))?;
+    check_method(
+        dataset,
+        model.model_type(),
+        model.preprocess_param().instance_type,
+        train.iter().chain(&validation),
+    )?;
     let (batch_size, multiplier) = batch_sizes(model)?;
     let per_step = batch_size * multiplier;
     let iterations_per_epoch = (train.len() / per_step) as u64;
@@ -394,6 +503,9 @@ pub fn train_dl_model<M: TrainableModel>(
     let model_type = model.model_type();
     let (measure, lower_is_better) = dl_eval::comparison_measure(model_type);
 
+    if start == StartEpoch::Fresh {
+        fit_statistics(model, &source, &train, &class_ids)?;
+    }
     // The resolved parameters: initial values of the change strategies taken from the model.
     let mut param = param.clone();
     let (mut log, start_epoch, mut optimizer) = match start {
@@ -498,6 +610,9 @@ pub fn train_dl_model<M: TrainableModel>(
     };
 
     for epoch in start_epoch..param.num_epochs {
+        if below_error_threshold(&log, &param) {
+            break; // a resume of a run that stopped early
+        }
         let t0 = Instant::now();
         tch::manual_seed((Rng::derived(param.seed, &[epoch as u64, 1]).next_u64() >> 1) as i64);
         let mut order = train.clone();
@@ -554,8 +669,11 @@ pub fn train_dl_model<M: TrainableModel>(
             return Err(e);
         }
         let done = epoch + 1;
-        let evaluate = done == param.num_epochs
-            || (param.evaluation_interval_epochs > 0 && done % param.evaluation_interval_epochs == 0);
+        let mean_loss = epoch_loss / iterations_per_epoch as f64;
+        let last = done == param.num_epochs || param.error_threshold.is_some_and(|t| mean_loss < t);
+        let evaluate = !validation.is_empty()
+            && (last
+                || (param.evaluation_interval_epochs > 0 && done % param.evaluation_interval_epochs == 0));
         let mut evaluation: Option<Evaluation> = None;
         let mut improved = false;
         if evaluate {
@@ -574,19 +692,19 @@ pub fn train_dl_model<M: TrainableModel>(
         log.epochs.push(EpochRecord {
             epoch: done,
             iterations: done as u64 * iterations_per_epoch,
-            mean_loss: epoch_loss / iterations_per_epoch as f64,
+            mean_loss,
             learning_rate: optimizer.param().learning_rate(),
             seconds,
             evaluation: evaluation.as_ref().map(|e| e.comparison_key().1),
         });
-        if done == param.num_epochs {
+        if last {
             log.status = "finished".into();
         }
         let record = log.epochs.last().expect("just pushed").clone();
         for s in &param.serialization_strategies {
             let write = match s {
                 SerializationStrategy::Best => improved,
-                SerializationStrategy::Final => done == param.num_epochs,
+                SerializationStrategy::Final => last,
                 SerializationStrategy::Epochs { every } => done % every == 0,
                 SerializationStrategy::Current => true,
             };
@@ -613,7 +731,7 @@ pub fn train_dl_model<M: TrainableModel>(
             eprintln!("{}", epoch_line(&record, param.num_epochs, &log.measure));
         }
     }
-    if log.epochs.len() >= param.num_epochs {
+    if log.epochs.len() >= param.num_epochs || below_error_threshold(&log, &param) {
         // Also when a resume finds every epoch done already.
         log.status = "finished".into();
     }

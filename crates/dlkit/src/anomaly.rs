@@ -61,6 +61,8 @@ pub struct AnomalyTrainParam {
     pub nok: NokInTrain,
     /// Show a progress bar.
     pub display: bool,
+    /// Where the checkpoint and training log go (`None`: a scratch folder, removed afterwards).
+    pub output_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for AnomalyTrainParam {
@@ -73,6 +75,7 @@ impl Default for AnomalyTrainParam {
             seed: 42,
             nok: NokInTrain::Refuse,
             display: false,
+            output_dir: None,
         }
     }
 }
@@ -178,7 +181,7 @@ impl Model {
             return Err(param_error("type", "fit_patchcore needs a patchcore model"));
         };
         let config = patchcore.clone();
-        let indices = good_train_samples(dataset, nok)?;
+        let indices = dl_train::good_train_samples(dataset, nok == NokInTrain::Skip)?;
         let source = SampleSource::new(dataset, &self.description().preprocess)?;
         let batch = self.description().params.batch_size.max(1);
         let order: Vec<Vec<usize>> = indices.chunks(batch).map(<[usize]>::to_vec).collect();
@@ -373,10 +376,33 @@ impl Model {
         Ok(model)
     }
 
+    /// Sets what training an `anomaly_detection` model uses — the share of positions in each step's
+    /// loss and the noise on the student's input — and clears its thresholds (they belong to the old
+    /// weights). [`dl_train::train_dl_model`] then trains it like any model.
+    ///
+    /// # Errors
+    /// [`Error::Param`](crate::Error::Param) for another model or values out of range.
+    pub fn prepare_anomaly_training(&mut self, domain_ratio: f64, regularization_noise: f64) -> Result<()> {
+        let MethodConfig::AnomalyDetection { params, .. } = &self.description().method else {
+            return Err(param_error("type", "prepare_anomaly_training needs an anomaly_detection model"));
+        };
+        let mut p = params.clone();
+        p.domain_ratio = domain_ratio;
+        p.regularization_noise = regularization_noise;
+        p.thresholds = AnomalyParams::default();
+        self.network_mut().set_method_params(&dl_nets::MethodParams::StudentTeacher(p.clone()))?;
+        if let MethodConfig::AnomalyDetection { params, .. } = &mut self.description_mut().method {
+            *params = p;
+        }
+        Ok(())
+    }
+
     /// `train_dl_model_anomaly_dataset`: trains an `anomaly_detection` model on the 'ok' images of
-    /// `dataset`'s train split — first the teacher's feature statistics (one pass over up to 64 images),
-    /// then epochs of the shared training step (seeded order and noise) until the epoch's mean error
-    /// falls below `error_threshold` or `max_num_epochs` are done. Thresholds are reset.
+    /// `dataset`'s train split through [`dl_train::train_dl_model`] — first the teacher's feature
+    /// statistics (one pass over up to 64 images), then epochs of the shared training step (seeded order
+    /// and noise) until the epoch's mean error falls below `error_threshold` or `max_num_epochs` are
+    /// done. Thresholds are reset. The checkpoint and log go to `output_dir` (a scratch folder when
+    /// `None`); no model file is written.
     ///
     /// # Errors
     /// [`Error::Param`](crate::Error::Param) for another model, bad parameters, a dataset of another
@@ -387,106 +413,38 @@ impl Model {
         dataset: &DLDataset,
         param: &AnomalyTrainParam,
     ) -> Result<AnomalyTrainResult> {
-        let MethodConfig::AnomalyDetection { params, .. } = &self.description().method else {
-            return Err(param_error(
-                "type",
-                "train_dl_model_anomaly_dataset needs an anomaly_detection model",
-            ));
-        };
         if param.max_num_epochs == 0 || param.error_threshold.is_nan() || param.error_threshold < 0.0 {
             return Err(param_error("max_num_epochs", "at least 1 epoch and an error_threshold ≥ 0"));
         }
-        let t0 = std::time::Instant::now();
-        let mut p = params.clone();
-        p.domain_ratio = param.domain_ratio;
-        p.regularization_noise = param.regularization_noise;
-        p.thresholds = AnomalyParams::default();
-        self.network_mut().set_method_params(&dl_nets::MethodParams::StudentTeacher(p.clone()))?;
-        if let MethodConfig::AnomalyDetection { params, .. } = &mut self.description_mut().method {
-            *params = p;
-        }
-        let indices = good_train_samples(dataset, param.nok)?;
-        let source = SampleSource::new(dataset, &self.description().preprocess)?;
-        let classes = self.classes();
-        let (batch, _) = dl_train::batch_sizes(self)?;
-        let device = self.var_store().device();
-        // Teacher statistics.
-        let stats: Vec<Vec<usize>> = indices
-            .iter()
-            .take(64)
-            .copied()
-            .collect::<Vec<_>>()
-            .chunks(batch)
-            .map(<[usize]>::to_vec)
-            .collect();
-        let plan = |epoch: u64, targets: Option<ModelType>| BatchPlan {
-            epoch,
-            targets,
-            ..BatchPlan::inference(&classes.ids)
+        self.prepare_anomaly_training(param.domain_ratio, param.regularization_noise)?;
+        let scratch;
+        let output_dir = match &param.output_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                scratch = tempfile::tempdir()
+                    .map_err(|e| param_error("output_dir", format!("cannot create a scratch folder: {e}")))?;
+                scratch.path().to_owned()
+            }
         };
-        let mut feats = Vec::new();
-        std::thread::scope(|scope| -> Result<()> {
-            for loaded in spawn_batches(scope, &source, stats, plan(0, None)) {
-                let (images, _) = dl_nets::upload(&loaded?.batch, device)?;
-                feats.push(self.student_net()?.teacher_features(&images));
-            }
-            Ok(())
-        })?;
-        let feats = tch::Tensor::cat(&feats, 0);
-        self.student_net_mut()?.set_teacher_statistics(&feats);
-        drop(feats);
-        let mut optimizer = dl_train::model_optimizer(self)?;
-        let bar = dl_train::progress::bar(param.max_num_epochs as u64, param.display, "training");
-        let (mut final_error, mut final_epoch) = (f64::NAN, 0);
-        let mut errors = Vec::new();
-        for epoch in 0..param.max_num_epochs {
-            tch::manual_seed((dl_core::Rng::derived(param.seed, &[epoch as u64, 1]).next_u64() >> 1) as i64);
-            let mut order = indices.clone();
-            dl_core::Rng::derived(param.seed, &[epoch as u64]).shuffle(&mut order);
-            let steps: Vec<Vec<usize>> =
-                order.chunks_exact(batch.min(order.len())).map(<[usize]>::to_vec).collect();
-            let mut sum = 0.0;
-            let n = steps.len();
-            std::thread::scope(|scope| -> Result<()> {
-                for loaded in spawn_batches(
-                    scope,
-                    &source,
-                    steps,
-                    plan(epoch as u64, Some(ModelType::AnomalyDetection)),
-                ) {
-                    let r = dl_train::train_dl_model_batch(self, &mut optimizer, &loaded?.batch)?;
-                    sum += r.component("loss_anomaly").unwrap_or(r.total_loss);
-                }
-                Ok(())
-            })?;
-            final_error = sum / n.max(1) as f64;
-            final_epoch = epoch + 1;
-            errors.push(final_error);
-            bar.set_message(format!("error {final_error:.5}"));
-            bar.inc(1);
-            if param.display && !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-                eprintln!("epoch {final_epoch}/{}: error {final_error:.5}", param.max_num_epochs);
-            }
-            if final_error < param.error_threshold {
-                break;
-            }
-        }
-        bar.finish_and_clear();
-        Ok(AnomalyTrainResult { final_error, final_epoch, errors, seconds: t0.elapsed().as_secs_f64() })
-    }
-
-    fn student_net(&self) -> Result<&dl_nets::StudentTeacherNet> {
-        self.network()
-            .as_any()
-            .downcast_ref::<dl_nets::StudentTeacherNet>()
-            .ok_or_else(|| param_error("type", "not an anomaly_detection model"))
-    }
-
-    fn student_net_mut(&mut self) -> Result<&mut dl_nets::StudentTeacherNet> {
-        self.network_mut()
-            .as_any_mut()
-            .downcast_mut::<dl_nets::StudentTeacherNet>()
-            .ok_or_else(|| param_error("type", "not an anomaly_detection model"))
+        let train = dl_train::TrainParam {
+            num_epochs: param.max_num_epochs,
+            evaluation_interval_epochs: 0,
+            seed: param.seed,
+            serialization_strategies: Vec::new(),
+            output_dir,
+            display: param.display,
+            error_threshold: Some(param.error_threshold),
+            skip_nok_train: param.nok == NokInTrain::Skip,
+            ..Default::default()
+        };
+        let log = dl_train::train_dl_model(dataset, self, &train, dl_train::StartEpoch::Fresh)?;
+        let errors: Vec<f64> = log.epochs.iter().map(|e| e.mean_loss).collect();
+        Ok(AnomalyTrainResult {
+            final_error: errors.last().copied().unwrap_or(f64::NAN),
+            final_epoch: errors.len(),
+            errors,
+            seconds: log.seconds,
+        })
     }
 
     /// An AD parameter; `None` for a name that is not one.
@@ -555,41 +513,4 @@ impl Model {
             self.set_anomaly_params(p)
         })())
     }
-}
-
-/// The 'ok' samples of the train split.
-fn good_train_samples(dataset: &DLDataset, nok: NokInTrain) -> Result<Vec<usize>> {
-    let mut out = Vec::new();
-    for (i, s) in dataset.samples.iter().enumerate() {
-        if s.split != Some(Split::Train) {
-            continue;
-        }
-        match s.anomaly_label {
-            Some(AnomalyLabel::Ok) => out.push(i),
-            Some(AnomalyLabel::Nok) if nok == NokInTrain::Skip => {}
-            Some(AnomalyLabel::Nok) => {
-                return Err(param_error(
-                    "dataset",
-                    format!(
-                        "sample {} ({}) is 'nok' in the train split: anomaly models learn from good images only \
-                         (move it to validation/test, or skip nok train images)",
-                        s.image_id, s.image_file_name
-                    ),
-                ));
-            }
-            None => {
-                return Err(param_error(
-                    "dataset",
-                    format!(
-                        "sample {} ({}) has no anomaly_label: it does not fit an anomaly-detection model",
-                        s.image_id, s.image_file_name
-                    ),
-                ));
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(param_error("dataset", "no 'ok' images in the train split (dlkit dataset split)"));
-    }
-    Ok(out)
 }

@@ -911,6 +911,9 @@ impl dl_train::TrainableModel for Model {
     fn network(&self) -> &dyn Network {
         &*self.net
     }
+    fn network_mut(&mut self) -> &mut dyn Network {
+        &mut *self.net
+    }
     fn classes(&self) -> Classes {
         Model::classes(self)
     }

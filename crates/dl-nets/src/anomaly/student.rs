@@ -6,7 +6,8 @@
 //! ones, the student fails to predict the teacher: the anomaly image is the per-position mean squared
 //! difference, upsampled bilinearly to the input and smoothed (σ = 4), the score its maximum.
 //!
-//! Training (`train_dl_model_anomaly_dataset`): `domain_ratio` of the positions of each image (drawn
+//! Training (`train_dl_model`, as every model; `train_dl_model_anomaly_dataset` is HALCON's name for
+//! it): `domain_ratio` of the positions of each image (drawn
 //! anew per step) enter the loss; `regularization_noise` is the standard deviation of Gaussian noise
 //! added to the student's input.
 
@@ -236,6 +237,20 @@ impl Network for StudentTeacherNet {
 
     fn is_head_var(&self, name: &str) -> bool {
         name.starts_with(STUDENT_PREFIX)
+    }
+
+    /// The teacher's features are standardised over the first 64 good train images.
+    fn statistics_images(&self) -> usize {
+        64
+    }
+
+    fn fit_statistics(&mut self, images: &[Tensor]) -> Result<()> {
+        if images.is_empty() {
+            return Err(Error::Targets("no images for the teacher's statistics".into()));
+        }
+        let features: Vec<Tensor> = images.iter().map(|i| self.teacher_features(i)).collect();
+        self.set_teacher_statistics(&Tensor::cat(&features, 0));
+        Ok(())
     }
 
     /// The teacher is always frozen (see the model's `freeze_backbone`); nothing to switch here.

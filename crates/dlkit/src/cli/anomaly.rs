@@ -52,52 +52,55 @@ impl AnomalyArgs {
     }
 }
 
-/// Trains an `anomaly_detection` model (train_dl_model_anomaly_dataset, `epochs` or 30, the
-/// --error-threshold / --domain-ratio / --regularization-noise given) and writes `model_final.dlm`
-/// (thresholds from the validation split when it has ok and nok images) into `out`.
-#[allow(clippy::too_many_arguments)]
-pub fn train_student(
+/// Computes and stores the thresholds of `model` from `ds`'s validation split (when it has ok and nok
+/// images); says why not otherwise, unless `json_out`.
+pub fn store_thresholds(
     model: &mut Model,
     ds: &DLDataset,
-    args: &AnomalyArgs,
-    epochs: Option<usize>,
-    out: &Path,
-    seed: u64,
     json_out: bool,
-) -> Result<()> {
-    let defaults = dlkit::AnomalyTrainParam::default();
-    let param = dlkit::AnomalyTrainParam {
-        max_num_epochs: epochs.unwrap_or(defaults.max_num_epochs),
-        error_threshold: args.error_threshold.unwrap_or(defaults.error_threshold),
-        domain_ratio: args.domain_ratio.unwrap_or(defaults.domain_ratio),
-        regularization_noise: args.regularization_noise.unwrap_or(defaults.regularization_noise),
-        seed,
-        nok: if args.skip_nok_train { NokInTrain::Skip } else { NokInTrain::Refuse },
-        display: !json_out,
-    };
-    let r = model.train_dl_model_anomaly_dataset(ds, &param)?;
-    let thresholds = model.compute_anomaly_thresholds(ds).ok();
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let path = out.join("model_final.dlm");
-    model.write(&path)?;
-    if json_out {
-        println!("{}", json!({"train": r, "thresholds": thresholds, "output": path}));
-    } else {
-        println!(
-            "final_error {:.5} after final_epoch {} ({:.1} s){}",
-            r.final_error,
-            r.final_epoch,
-            r.seconds,
-            if r.final_epoch < param.max_num_epochs { ": below error_threshold" } else { "" }
-        );
-        if thresholds.is_none() {
-            println!(
-                "no thresholds stored (the validation split needs ok and nok images): dlkit model thresholds"
-            );
+) -> Option<dlkit::eval::anomaly::AnomalyThresholds> {
+    match model.compute_anomaly_thresholds(ds) {
+        Ok(t) => {
+            if !json_out {
+                println!(
+                    "thresholds from the validation split: segmentation {:.4}, classification {:.4} (max ok {:.4}, min nok {:.4})",
+                    t.segmentation_threshold,
+                    t.classification_thresholds[2],
+                    t.classification_thresholds[0],
+                    t.classification_thresholds[1]
+                );
+            }
+            Some(t)
         }
-        println!("model → {}", path.display());
+        Err(e) => {
+            if !json_out {
+                println!("no thresholds stored ({e}); compute them later with `dlkit model thresholds`");
+            }
+            None
+        }
     }
-    Ok(())
+}
+
+/// After `dlkit train` of an `anomaly_detection` model: each model file written in `files` gets the
+/// thresholds of its weights (from the validation split), rewritten atomically.
+pub fn store_thresholds_in_files(
+    ds: &DLDataset,
+    files: &[std::path::PathBuf],
+    json_out: bool,
+) -> Result<Vec<Option<dlkit::eval::anomaly::AnomalyThresholds>>> {
+    let mut out = Vec::new();
+    for path in files {
+        let mut m = Model::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if !json_out {
+            print!("{}: ", path.display());
+        }
+        let t = store_thresholds(&mut m, ds, json_out);
+        if t.is_some() {
+            m.write(path)?;
+        }
+        out.push(t);
+    }
+    Ok(out)
 }
 
 /// Fits a PatchCore model on the dataset's good train images and writes `model_final.dlm` (thresholds
@@ -112,33 +115,19 @@ pub fn fit(
 ) -> Result<()> {
     let nok = if args.skip_nok_train { NokInTrain::Skip } else { NokInTrain::Refuse };
     let report = model.fit_patchcore(ds, nok, seed, !json_out)?;
-    let thresholds = match model.compute_anomaly_thresholds(ds) {
-        Ok(t) => Some(t),
-        Err(e) if !json_out => {
-            println!("no thresholds stored ({e}); compute them later with `dlkit model thresholds`");
-            None
-        }
-        Err(_) => None,
-    };
+    if !json_out {
+        println!(
+            "fitted {} good images ({} patches → memory bank of {}) in {:.1} s",
+            report.images, report.patches, report.memory_bank_size, report.seconds
+        );
+    }
+    let thresholds = store_thresholds(model, ds, json_out);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let path = out.join("model_final.dlm");
     model.write(&path)?;
     if json_out {
         println!("{}", json!({"fit": report, "thresholds": thresholds, "output": path}));
     } else {
-        println!(
-            "fitted {} good images ({} patches → memory bank of {}) in {:.1} s",
-            report.images, report.patches, report.memory_bank_size, report.seconds
-        );
-        if let Some(t) = thresholds {
-            println!(
-                "thresholds from the validation split: segmentation {:.4}, classification {:.4} (max ok {:.4}, min nok {:.4})",
-                t.segmentation_threshold,
-                t.classification_thresholds[2],
-                t.classification_thresholds[0],
-                t.classification_thresholds[1]
-            );
-        }
         println!("model → {}", path.display());
     }
     Ok(())

@@ -208,6 +208,17 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
     Ok(model)
 }
 
+/// Whether the validation split holds 'ok' and 'nok' images (what an anomaly model is evaluated on).
+fn validation_has_ok_and_nok(ds: &DLDataset) -> bool {
+    let labels: Vec<_> = ds
+        .samples
+        .iter()
+        .filter(|s| s.split == Some(dlkit::core::Split::Validation))
+        .filter_map(|s| s.anomaly_label)
+        .collect();
+    labels.contains(&dlkit::data::AnomalyLabel::Ok) && labels.contains(&dlkit::data::AnomalyLabel::Nok)
+}
+
 pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     let ds = DLDataset::load(&args.dataset)?;
     let mut model = match (&args.model, &args.create, &args.pretrained) {
@@ -239,18 +250,23 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
         }
     }
     model.set_param("device", &json!(args.device))?;
-    if let Ok(method) = model.get_param("anomaly_method") {
-        // Anomaly models train on the good images only: PatchCore in one pass, the student by
-        // train_dl_model_anomaly_dataset.
-        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("training"));
-        let seed = args.seed.unwrap_or(42);
-        if method == "patchcore" {
-            super::anomaly::fit(&mut model, &ds, &args.anomaly, &out, seed, json_out)?;
-        } else {
-            super::anomaly::train_student(&mut model, &ds, &args.anomaly, args.epochs, &out, seed, json_out)?;
+    // PatchCore is fitted in one pass; the student of `anomaly_detection` trains like every model.
+    let student = match model.get_param("anomaly_method") {
+        Ok(method) if method == "patchcore" => {
+            let out = args.out.clone().unwrap_or_else(|| PathBuf::from("training"));
+            super::anomaly::fit(&mut model, &ds, &args.anomaly, &out, args.seed.unwrap_or(42), json_out)?;
+            return Ok(0);
         }
-        return Ok(0);
-    }
+        Ok(_) => {
+            let current = |name: &str| model.get_param(name).ok().and_then(|v| v.as_f64());
+            let domain_ratio = args.anomaly.domain_ratio.or_else(|| current("domain_ratio")).unwrap_or(0.1);
+            let noise =
+                args.anomaly.regularization_noise.or_else(|| current("regularization_noise")).unwrap_or(1e-4);
+            model.prepare_anomaly_training(domain_ratio, noise)?;
+            true
+        }
+        Err(_) => false,
+    };
     let mut param: TrainParam = match &args.train_param {
         Some(path) => serde_json::from_slice(
             &std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
@@ -274,7 +290,20 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     if !args.serialize.is_empty() {
         param.serialization_strategies = parse_serialize(&args.serialize)?;
     } else if !from_file {
-        param.serialization_strategies = parse_serialize(&["best".into(), "final".into()])?;
+        // An anomaly model compares epochs only on a validation split with ok and nok images.
+        let best = !student || validation_has_ok_and_nok(&ds);
+        let default: &[&str] = if best { &["best", "final"] } else { &["final"] };
+        param.serialization_strategies =
+            parse_serialize(&default.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+    }
+    if student {
+        param.error_threshold = Some(
+            args.anomaly
+                .error_threshold
+                .or(if from_file { param.error_threshold } else { None })
+                .unwrap_or(dlkit::AnomalyTrainParam::default().error_threshold),
+        );
+        param.skip_nok_train |= args.anomaly.skip_nok_train;
     }
     param.display = !json_out;
     if let Some(a) = &args.augment {
@@ -301,6 +330,17 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     }
     let log = train_dl_model(&ds, &mut model, &param, start)?;
     let files = dlkit::train::TrainFiles::new(&param.output_dir);
+    let last_epoch = log.epochs.last().map_or(0, |e| e.epoch);
+    if student {
+        let mut written: Vec<PathBuf> = param
+            .serialization_strategies
+            .iter()
+            .map(|s| files.model(s, last_epoch))
+            .filter(|p| p.is_file())
+            .collect();
+        written.dedup();
+        super::anomaly::store_thresholds_in_files(&ds, &written, json_out)?;
+    }
     if json_out {
         println!("{}", serde_json::to_string_pretty(&log)?);
     } else {

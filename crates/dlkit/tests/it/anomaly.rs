@@ -209,8 +209,67 @@ fn patchcore_through_the_command_line() {
     );
 }
 
+/// `dlkit train --type anomaly_detection`: the student trains in the shared loop — validation image
+/// AUROC logged each epoch, thresholds stored in the model files written, a loose `--error-threshold`
+/// stops after the first epoch and a `--resume` of that run finds nothing left to do.
+#[test]
+fn anomaly_detection_through_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    elpv(16, 16).save(&dir.join("d.json")).unwrap();
+    let train = |out: &str, extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "--json",
+            "train",
+            "--dataset",
+            "d.json",
+            "--create",
+            "pretrained_dl_classifier_mobilenet_v2",
+            "--type",
+            "anomaly_detection",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--batch-size",
+            "8",
+            "-o",
+            out,
+        ];
+        args.extend(extra);
+        let out = dlkit_cli(&args, dir);
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(
+            text.lines().skip_while(|l| !l.starts_with('{')).collect::<Vec<_>>().join("\n").as_str(),
+        )
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let log = train("st", &["--epochs", "2", "--error-threshold", "0"]);
+    assert_eq!(log["measure"], "image_auroc", "{log}");
+    let epochs = log["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 2);
+    assert!(
+        epochs.iter().all(|e| e["evaluation"].as_f64().is_some_and(|v| (0.0..=1.0).contains(&v))),
+        "{log}"
+    );
+    for file in ["st/model_best.dlm", "st/model_final.dlm"] {
+        let m = Model::read(&dir.join(file)).unwrap();
+        let t = m.get_param("anomaly_classification_threshold").unwrap().as_f64().unwrap();
+        assert!(t > 0.0, "{file}: classification threshold {t}");
+    }
+    let log = train("loose", &["--epochs", "5", "--error-threshold", "100"]);
+    assert_eq!(
+        (log["epochs"].as_array().unwrap().len(), log["status"].as_str()),
+        (1, Some("finished")),
+        "{log}"
+    );
+    assert!(dir.join("loose/model_final.dlm").is_file(), "the early stop writes the final model");
+    let log = train("loose", &["--epochs", "5", "--error-threshold", "100", "--resume"]);
+    assert_eq!(log["epochs"].as_array().unwrap().len(), 1, "nothing left to resume: {log}");
+}
+
 /// HALCON's `anomaly_detection` (a student regressing ImageNet MobileNetV2's features) trained on good
-/// ELPV cells only: it learns (the error falls), the same seed gives identical weights, a loose
+/// ELPV cells only: it learns (the error falls), a loose
 /// `error_threshold` stops early and reports the epoch, and the test image AUROC is reported and
 /// asserted with a margin (DLKIT_AD_EPOCHS, DLKIT_AD_SIZE, DLKIT_AD_TRAIN_EVERY, DLKIT_AD_TEST_EVERY for
 /// longer runs; numbers in the closing note).
@@ -244,12 +303,9 @@ fn anomaly_detection_on_elpv() {
     assert_eq!(r.final_epoch, epochs);
     assert!(r.errors[epochs - 1] < 0.8 * r.errors[0], "the error falls: {:?}", r.errors);
     assert!(a.image_auroc >= 0.6, "image AUROC {}", a.image_auroc);
-    // Same seed, same weights.
-    let short = dlkit::AnomalyTrainParam { max_num_epochs: 1, ..param.clone() };
-    let (mut m1, mut m2) = (create(), create());
-    m1.train_dl_model_anomaly_dataset(&ds, &short).unwrap();
-    m2.train_dl_model_anomaly_dataset(&ds, &short).unwrap();
-    assert_eq!(m1.export_weights().unwrap(), m2.export_weights().unwrap());
+    // Same seed, same weights: checked across processes by the kill test of `dlkit train` (tests/kill.rs);
+    // here parallel test threads share libtorch's global generator that the noise and the loss mask
+    // draw from.
     // A loose threshold stops after the first epoch.
     let loose = dlkit::AnomalyTrainParam { max_num_epochs: 5, error_threshold: 100.0, ..param };
     // (also checks the reported epoch and error)
