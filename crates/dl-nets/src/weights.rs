@@ -65,6 +65,17 @@ pub fn tensors_to_safetensors(mut vars: Vec<(String, Tensor)>) -> Result<Vec<u8>
     safetensors::serialize(views, None).map_err(|e| Error::Weights(e.to_string()))
 }
 
+/// The names and shapes safetensors bytes declare (checked against the buffer's length by the
+/// parser; no tensor is read).
+///
+/// # Errors
+/// [`Error::Weights`] for unreadable bytes.
+pub fn safetensors_shapes(bytes: &[u8]) -> Result<Vec<(String, Vec<usize>)>> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::Weights(format!("not a safetensors buffer: {e}")))?;
+    Ok(st.tensors().into_iter().map(|(name, view)| (name, view.shape().to_vec())).collect())
+}
+
 /// Every tensor of safetensors bytes, as f32 CPU tensors, in the file's order of names.
 ///
 /// # Errors

@@ -8,9 +8,9 @@
 //! recomputed so that the parsers behind the checksum see them). [`fuzz`] runs seeded cases and reports
 //! any input that panics, saved under `fixtures/fuzz/TARGET/` so that a normal test replays it.
 //!
-//! Model files and checkpoints are mutated without producing ASCII digits: a description may declare any
-//! network size, and building a declared network is not a parser's work (no digit is produced, so no
-//! mutation asks for a huge network).
+//! Model files and checkpoints are mutated like every format, digits included: a description that
+//! declares a network larger than its weights (or beyond dlkit's size limits) is refused before the
+//! network is built.
 
 use crate::Model;
 use dl_core::{ClassId, ImageId, Rect1, Rect2, Rng};
@@ -48,10 +48,6 @@ fn container(target: &str) -> Option<dl_io::Header> {
         "model-file-v1" | "model-file-v2" | "checkpoint" => Some(dl_io::MODEL_FILE_HEADER),
         _ => None,
     }
-}
-
-fn no_digits(target: &str) -> bool {
-    matches!(target, "model-file-v1" | "model-file-v2" | "checkpoint")
 }
 
 /// One fuzz target: its seeds and a scratch folder with what its runner needs (images beside the
@@ -257,7 +253,7 @@ impl Target {
     pub fn case(&self, seed: u64, case: u64) -> Vec<u8> {
         let mut rng = Rng::new(seed ^ case.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5DEE_CE66);
         let base = &self.seeds[rng.below(self.seeds.len() as u64) as usize];
-        mutate(&mut rng, base, container(self.name), no_digits(self.name))
+        mutate(&mut rng, base, container(self.name))
     }
 }
 
@@ -333,8 +329,8 @@ const TOKENS: &[&[u8]] = &[
 ];
 
 /// One mutated input: 1…4 mutations of `seed`; for a container, mostly of its payload with the length
-/// and checksum recomputed; with `no_digits`, no ASCII digit is produced.
-pub fn mutate(rng: &mut Rng, seed: &[u8], container: Option<dl_io::Header>, no_digits: bool) -> Vec<u8> {
+/// and checksum recomputed.
+pub fn mutate(rng: &mut Rng, seed: &[u8], container: Option<dl_io::Header>) -> Vec<u8> {
     // Inside a container: its payload, re-encoded with the seed's own format version.
     let inside = container.filter(|_| rng.below(4) != 0).and_then(|h| {
         dl_io::decode(h, seed, "seed").ok().map(|(version, p)| (dl_io::Header { version, ..h }, p.to_vec()))
@@ -343,10 +339,7 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], container: Option<dl_io::Header>, no_d
         Some((h, p)) => (Some(h), p),
         None => (None, seed.to_vec()),
     };
-    let byte = |rng: &mut Rng| -> u8 {
-        let v = rng.next_u64() as u8;
-        if no_digits && v.is_ascii_digit() { b'x' } else { v }
-    };
+    let byte = |rng: &mut Rng| -> u8 { rng.next_u64() as u8 };
     for _ in 0..1 + rng.below(4) {
         let len = b.len() as u64;
         // Half of the positions in the first 2 KiB: headers, descriptions, lengths.
@@ -359,12 +352,11 @@ pub fn mutate(rng: &mut Rng, seed: &[u8], container: Option<dl_io::Header>, no_d
                 rng.below(len) as usize
             }
         };
-        match rng.below(if no_digits { 5 } else { 8 }) {
+        match rng.below(8) {
             0 if len > 0 => {
                 let p = at(rng);
                 let bit = 1u8 << rng.below(8);
-                let flipped = b[p] ^ bit;
-                b[p] = if no_digits && flipped.is_ascii_digit() { b'x' } else { flipped };
+                b[p] ^= bit;
             }
             1 if len > 0 => {
                 let p = at(rng);

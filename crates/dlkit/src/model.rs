@@ -79,8 +79,8 @@ impl Architecture {
 impl ModuleT for Model {
     /// The network's main output tensor, inputs converted to the weights' channels-last layout: class
     /// logits `[N, classes]` (classification), per-anchor class logits `[N, M, classes]` (detection),
-    /// per-pixel logits `[N, classes, H, W]` (segmentation), anomaly maps `[N, 1, H, W]` (patchcore) or the
-    /// student's prediction `[N, D, h, w]` (anomaly_detection). `Model::network` gives all outputs.
+    /// per-pixel logits `[N, classes, H, W]` (segmentation), anomaly maps `[N, 1, H, W]` (anomaly models;
+    /// in training mode the student's prediction `[N, D, h, w]`). `Model::network` gives all outputs.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self.net.forward_t(xs, train) {
             Outputs::Classification { logits } | Outputs::Segmentation { logits } => logits,
@@ -540,13 +540,20 @@ impl Model {
         }
     }
 
-    /// Sets `requires_grad` of the backbone's variables from `freeze_backbone` (batch-norm statistics
-    /// never require gradients), and the network's inference-mode backbone.
+    /// Sets `requires_grad` of the backbone's variables from `freeze_backbone`, and the network's
+    /// inference-mode backbone. Variables that are not trainable (batch-norm statistics, a memory
+    /// bank, the teacher's statistics) never require gradients.
     fn apply_freeze(&mut self) {
         let frozen = self.description.params.freeze_backbone;
         self.net.freeze_backbone(frozen);
+        let trainable: std::collections::HashSet<usize> =
+            self.vs.trainable_variables().iter().map(|t| t.data_ptr() as usize).collect();
         for (name, var) in self.vs.variables() {
-            if name.ends_with("running_mean") || name.ends_with("running_var") {
+            if name.ends_with("running_mean")
+                || name.ends_with("running_var")
+                || var.numel() == 0
+                || !trainable.contains(&(var.data_ptr() as usize))
+            {
                 continue;
             }
             let _ = var.set_requires_grad(!frozen || self.net.is_head_var(&name));
@@ -863,7 +870,13 @@ impl Model {
                 message: format!("model description: {e}"),
             })
         })?;
-        description.preprocess.validate()?;
+        description.preprocess.validate().map_err(|e| {
+            Error::Io(dl_io::Error::Corrupt {
+                what: what.to_owned(),
+                message: format!("model description: {e}"),
+            })
+        })?;
+        check_declared_sizes(&description, &file.weights, what)?;
         let model = Self::from_description(description, Device::Cpu)?;
         dl_nets::weights::import_safetensors(&model.vs, &file.weights, false)?;
         Ok(model)
@@ -890,6 +903,99 @@ impl Model {
         })?;
         Self::deserialize(&bytes, &path.display().to_string())
     }
+}
+
+/// The largest class count, and channel count of a layer, that a model file may declare.
+const MAX_DECLARED_CLASSES: u64 = 1 << 16;
+const MAX_DECLARED_CHANNELS: u64 = 8192;
+/// The longest list (stage widths, anchor ratios and angles, strides) a model file may declare.
+const MAX_DECLARED_LIST: usize = 64;
+
+/// Checks the sizes a model file's description declares before a network is built from it (which
+/// allocates what they say): class and channel counts, list lengths, anchor subscales and pyramid
+/// levels within limits, and a PatchCore memory bank of exactly the rows the file's weights hold — a
+/// hostile file cannot make dlkit allocate more than a real model of that size would.
+fn check_declared_sizes(d: &ModelDescription, weights: &[u8], what: &str) -> Result<()> {
+    let corrupt = |message: String| {
+        Error::Io(dl_io::Error::Corrupt {
+            what: what.to_owned(),
+            message: format!("model description: {message}"),
+        })
+    };
+    if d.class_ids.len() as u64 > MAX_DECLARED_CLASSES {
+        return Err(corrupt(format!("{} classes (at most {MAX_DECLARED_CLASSES})", d.class_ids.len())));
+    }
+    let mut stack = vec![("method".to_owned(), serde_json::to_value(&d.method).expect("serialisable"))];
+    while let Some((key, value)) = stack.pop() {
+        let limit: Option<f64> = match key.as_str() {
+            "num_classes" => Some(MAX_DECLARED_CLASSES as f64),
+            "in_channels" => Some(64.0),
+            "layers" => Some(36.0),
+            "decoder_channels" | "student_channels" => Some(1024.0),
+            "widths" => Some(MAX_DECLARED_CHANNELS as f64),
+            "anchor_num_subscales" | "convs_per_stage" => Some(16.0),
+            "min_level" | "max_level" => Some(12.0),
+            // EfficientNet's width and depth multipliers.
+            "width" | "depth" => Some(4.0),
+            _ => None,
+        };
+        match &value {
+            Value::Array(items) if items.len() > MAX_DECLARED_LIST => {
+                return Err(corrupt(format!(
+                    "`{key}` lists {} values (at most {MAX_DECLARED_LIST})",
+                    items.len()
+                )));
+            }
+            Value::Number(n) if limit.is_some_and(|l| n.as_f64().is_none_or(|v| !(0.0..=l).contains(&v))) => {
+                return Err(corrupt(format!("`{key}` {n} (expected 0 … {})", limit.unwrap_or_default())));
+            }
+            Value::Object(map) => stack.extend(map.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            Value::Array(items) => stack.extend(items.iter().map(|v| (key.clone(), v.clone()))),
+            _ => {}
+        }
+    }
+    // What the weights hold bounds what the network may have: every variable must be in the file.
+    let shapes = dl_nets::weights::safetensors_shapes(weights)?;
+    let held: u64 = shapes.iter().map(|(_, s)| s.iter().map(|&v| v as u64).product::<u64>()).sum();
+    let network = match &d.method {
+        MethodConfig::Classification { network } => network,
+        MethodConfig::Detection { backbone, .. }
+        | MethodConfig::AnomalyDetection { backbone, .. }
+        | MethodConfig::Patchcore { backbone, .. }
+        | MethodConfig::Segmentation { backbone, .. } => backbone,
+    };
+    if let Architecture::Compact(c) = network {
+        // At least the 3×3 convolutions of each stage and the head's weights.
+        let mut needs = 0u64;
+        let mut cin = c.in_channels.max(0) as u64;
+        for &w in &c.widths {
+            needs += cin * w.max(0) as u64 * 9 * c.convs_per_stage as u64;
+            cin = w.max(0) as u64;
+        }
+        needs += cin * d.class_ids.len() as u64;
+        if needs > held {
+            return Err(corrupt(format!(
+                "the compact network declares at least {needs} weights, the file holds {held}"
+            )));
+        }
+    }
+    if d.class_ids.len() as u64 > held {
+        return Err(corrupt(format!("{} classes, the file holds {held} weights", d.class_ids.len())));
+    }
+    if let MethodConfig::Patchcore { patchcore, .. } = &d.method {
+        let rows = shapes
+            .iter()
+            .find(|(n, _)| n == dl_nets::anomaly::MEMORY_BANK)
+            .and_then(|(_, s)| s.first().copied())
+            .unwrap_or(0);
+        if patchcore.memory_bank_size < 0 || patchcore.memory_bank_size as usize != rows {
+            return Err(corrupt(format!(
+                "memory_bank_size {}, but the weights hold a memory bank of {rows} rows",
+                patchcore.memory_bank_size
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The name prefix of a classifier's head variables.

@@ -1,5 +1,6 @@
 //! Hostile model files cannot exhaust memory: a container declaring a 100 GB payload, a model file and
-//! a safetensors import whose tensor claims 2^40 values, a checkpoint with the same. Each is a typed error
+//! a safetensors import whose tensor claims 2^40 values, a checkpoint with the same, descriptions declaring
+//! a billion-channel layer, 2^40 classes, 100 000 stages or a 2^31-pixel-wide input. Each is a typed error
 //! and the process's peak resident memory grows by less than 64 MiB over all of them. (Its own test
 //! binary, so that no other test shares the process's peak.)
 
@@ -35,6 +36,33 @@ fn hostile_model_files_are_errors_and_memory_stays_small() {
     assert!(err.contains("claims.dlm") || err.contains("safetensors"), "{err}");
     file.description = serde_json::json!({"kind": "checkpoint", "epochs_done": 1});
     assert!(dlkit::train::inspect_checkpoint(&file.to_bytes(), "claims.dlc").is_err());
+
+    // Descriptions declaring huge networks (built before any weight is read): refused by name.
+    let original = dlkit::io::ModelFile::from_bytes(&good, "good").unwrap();
+    let hostile = |edit: &dyn Fn(&mut serde_json::Value), what: &str| {
+        let mut f = original.clone();
+        edit(&mut f.description);
+        let err = Model::deserialize(&f.to_bytes(), what).unwrap_err().to_string();
+        assert!(err.contains(what), "{err}");
+        err
+    };
+    let method = |key: &'static str, v: serde_json::Value| {
+        move |d: &mut serde_json::Value| d["method"]["network"]["config"][key] = v.clone()
+    };
+    let err = hostile(&method("widths", serde_json::json!([4, 1_000_000_000])), "widths.dlm");
+    assert!(err.contains("`widths` 1000000000"), "{err}");
+    let err = hostile(&method("num_classes", serde_json::json!(1u64 << 40)), "classes.dlm");
+    assert!(err.contains("`num_classes`"), "{err}");
+    let err = hostile(&method("widths", serde_json::json!(vec![4; 100_000])), "list.dlm");
+    assert!(err.contains("100000 values"), "{err}");
+    let err = hostile(
+        &|d: &mut serde_json::Value| {
+            d["preprocess"]["image_width"] = serde_json::json!(1u64 << 31);
+            d["preprocess"]["image_height"] = serde_json::json!(1u64 << 31);
+        },
+        "pixels.dlm",
+    );
+    assert!(err.contains("image_width"), "{err}");
 
     let grown = dl_testkit::peak_rss_mib() - start;
     eprintln!("peak resident memory grew by {grown:.1} MiB");

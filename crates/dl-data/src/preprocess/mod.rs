@@ -13,7 +13,10 @@ pub use augment::{AugmentParams, Mirror, augment_dl_samples};
 pub use batch::{HostBatch, HostTargets, ImageBoxes, check_segmentation_labels, collate};
 pub use dataset::{PreprocessOptions, preprocess_dl_dataset};
 pub use geometry::ImageMap;
-pub use param::{DLPreprocessParam, DomainHandling, IMAGENET_MEAN, IMAGENET_STD, NormalizationType};
+pub use param::{
+    DLPreprocessParam, DomainHandling, IMAGENET_MEAN, IMAGENET_STD, MAX_NETWORK_PIXELS, MAX_NETWORK_SIDE,
+    NormalizationType,
+};
 pub use sample_file::{
     SAMPLE_FILE_HEADER, SAMPLE_FILE_VERSION, decode_samples, encode_samples, read_dl_samples,
     write_dl_samples,

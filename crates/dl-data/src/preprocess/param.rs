@@ -4,6 +4,11 @@ use crate::{Error, InstanceType, ModelType, Result};
 use dl_core::ClassId;
 use serde::{Deserialize, Serialize};
 
+/// The largest network input side (`image_width`, `image_height`).
+pub const MAX_NETWORK_SIDE: usize = 16_384;
+/// The most pixels of a network input (`image_width · image_height`, 8192²).
+pub const MAX_NETWORK_PIXELS: usize = 1 << 26;
+
 /// How pixel values are mapped into `image_range_min … image_range_max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -143,7 +148,8 @@ impl DLPreprocessParam {
         Ok(p)
     }
 
-    /// Checks every rule of SPEC §4.1.
+    /// Checks every rule of SPEC §4.1, and the size limits ([`MAX_NETWORK_SIDE`],
+    /// [`MAX_NETWORK_PIXELS`]) that keep a hostile file from asking for huge buffers.
     ///
     /// # Errors
     /// [`Error::Param`] naming the offending key with the value and what is expected.
@@ -153,6 +159,18 @@ impl DLPreprocessParam {
             return bad(
                 "image_width",
                 format!("{}×{}: both must be at least 1", self.image_width, self.image_height),
+            );
+        }
+        if self.image_width > MAX_NETWORK_SIDE
+            || self.image_height > MAX_NETWORK_SIDE
+            || self.image_width * self.image_height > MAX_NETWORK_PIXELS
+        {
+            return bad(
+                "image_width",
+                format!(
+                    "{}×{}: at most {MAX_NETWORK_SIDE} per side and {MAX_NETWORK_PIXELS} pixels (tile larger images)",
+                    self.image_width, self.image_height
+                ),
             );
         }
         if self.image_num_channels != 1 && self.image_num_channels != 3 {

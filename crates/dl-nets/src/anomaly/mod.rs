@@ -150,6 +150,35 @@ impl PatchCoreNet {
         })
     }
 
+    /// Anomaly maps `[N, 1, H, W]` at the input size and image scores `[N]` (zero without a memory
+    /// bank). `chunked`: the distances in chunks of patch rows, which bounds memory (the forward
+    /// pass); otherwise in one product per image, whose graph does not depend on the batch size (the
+    /// TorchScript export).
+    pub fn anomaly_maps(&self, images: &Tensor, chunked: bool) -> Outputs {
+        let s = images.size();
+        if self.config.memory_bank_size == 0 {
+            let maps = Tensor::zeros([s[0], 1, s[2], s[3]], (Kind::Float, images.device()));
+            return Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps };
+        }
+        let f = self.features(images);
+        let fs = f.size();
+        let maps = tch::no_grad(|| {
+            let d = if chunked {
+                let patches = f.permute([0, 2, 3, 1]).reshape([-1, fs[1]]);
+                self.nearest_distances(&patches).view([-1, 1, fs[2], fs[3]])
+            } else {
+                let x = f.permute([0, 2, 3, 1]).reshape([-1, fs[2] * fs[3], fs[1]]);
+                let bank_sq = self.bank.square().sum_dim_intlist([1].as_slice(), false, Kind::Float);
+                let x_sq = x.square().sum_dim_intlist([2].as_slice(), true, Kind::Float);
+                let d2: Tensor = x_sq - x.matmul(&self.bank.tr()) * 2.0 + bank_sq.view([1, 1, -1]);
+                d2.min_dim(2, false).0.clamp_min(0.0).sqrt().view([-1, 1, fs[2], fs[3]])
+            };
+            let up = (d / self.config.score_scale).upsample_bilinear2d([s[2], s[3]], false, None, None);
+            gaussian_blur(&up, self.config.blur_sigma)
+        });
+        Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps }
+    }
+
     /// Replaces the memory bank (rows of `[memory_bank_size, D]`) and the score scale.
     ///
     /// # Errors
@@ -217,10 +246,11 @@ pub fn gaussian_blur(maps: &Tensor, sigma: f64) -> Tensor {
         return maps.shallow_clone();
     }
     let radius = (4.0 * sigma).ceil() as i64;
-    let taps: Vec<f32> =
-        (-radius..=radius).map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32).collect();
-    let sum: f32 = taps.iter().sum();
-    let k = Tensor::from_slice(&taps.iter().map(|v| v / sum).collect::<Vec<_>>()).to_device(maps.device());
+    // The taps by tensor operations (in f64, then f32), not from host data: a traced graph (the
+    // TorchScript export) records them as operations.
+    let i = Tensor::arange_start(-radius, radius + 1, (Kind::Double, maps.device()));
+    let taps = (-(&i * &i) / (2.0 * sigma * sigma)).exp().to_kind(Kind::Float);
+    let k = &taps / taps.sum(Kind::Float);
     let s = maps.size();
     let pad_h = radius.min(s[2] - 1);
     let pad_w = radius.min(s[3] - 1);
@@ -247,20 +277,7 @@ impl Network for PatchCoreNet {
 
     /// Anomaly maps `[N, 1, H, W]` at the input size and image scores `[N]`; zero without a memory bank.
     fn forward_t(&self, images: &Tensor, _train: bool) -> Outputs {
-        let s = images.size();
-        if self.config.memory_bank_size == 0 {
-            let maps = Tensor::zeros([s[0], 1, s[2], s[3]], (Kind::Float, images.device()));
-            return Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps };
-        }
-        let f = self.features(images);
-        let fs = f.size();
-        let patches = f.permute([0, 2, 3, 1]).reshape([-1, fs[1]]);
-        let maps = tch::no_grad(|| {
-            let d = self.nearest_distances(&patches).view([fs[0], 1, fs[2], fs[3]]) / self.config.score_scale;
-            let up = d.upsample_bilinear2d([s[2], s[3]], false, None, None);
-            gaussian_blur(&up, self.config.blur_sigma)
-        });
-        Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps }
+        self.anomaly_maps(images, true)
     }
 
     fn loss(&self, _outputs: &Outputs, _targets: &Targets) -> Result<Losses> {
@@ -388,6 +405,16 @@ mod tests {
         assert!((d - brute).abs().max().double_value(&[]) < 1e-3);
         let f = net.features(&Tensor::randn([1, 3, 64, 96], (Kind::Float, Device::Cpu)));
         assert_eq!(f.size(), [1, 128, 8, 12]);
+        // The unchunked maps (the TorchScript export's graph) equal the chunked ones.
+        let images = Tensor::randn([3, 3, 64, 96], (Kind::Float, Device::Cpu));
+        let (Outputs::Anomaly { maps: a, .. }, Outputs::Anomaly { maps: b, .. }) =
+            (net.anomaly_maps(&images, true), net.anomaly_maps(&images, false))
+        else {
+            panic!("anomaly outputs")
+        };
+        assert_eq!(a.size(), [3, 1, 64, 96]);
+        let diff = (&a - &b).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "chunked and unchunked maps differ by {diff}");
         assert_eq!(vs.variables()[MEMORY_BANK].size(), [50, 128]);
         let (_, empty) = patchcore(PatchCoreConfig::default());
         let empty = empty.unwrap();

@@ -152,6 +152,39 @@ impl StudentTeacherNet {
         });
     }
 
+    /// The standardised teacher features and the student's prediction of them (noise on the input
+    /// when training).
+    fn student_teacher(&self, images: &Tensor, train: bool) -> Outputs {
+        let s = images.size();
+        let teacher = tch::no_grad(|| {
+            let f = self.teacher_features(images);
+            (f - self.mean.view([1, -1, 1, 1])) / self.std.view([1, -1, 1, 1])
+        });
+        let x = crate::device::channels_last(images);
+        let x = if train && self.params.regularization_noise > 0.0 {
+            &x + x.randn_like() * self.params.regularization_noise
+        } else {
+            x
+        };
+        let mut student = self.student(&x, train);
+        let (ts, ss) = (teacher.size(), student.size());
+        if (ts[2], ts[3]) != (ss[2], ss[3]) {
+            student = student.upsample_bilinear2d([ts[2], ts[3]], false, None, None);
+        }
+        Outputs::StudentTeacher { student, teacher, image_size: (s[2], s[3]) }
+    }
+
+    /// The anomaly maps (per-position mean squared difference, upsampled to `image_size`, smoothed)
+    /// and the image scores (their maxima).
+    fn anomaly_maps(&self, student: &Tensor, teacher: &Tensor, image_size: (i64, i64)) -> Outputs {
+        let maps = tch::no_grad(|| {
+            let sq = (student - teacher).square().mean_dim([1].as_slice(), true, Kind::Float);
+            let up = sq.upsample_bilinear2d([image_size.0, image_size.1], false, None, None);
+            gaussian_blur(&up, self.config.blur_sigma)
+        });
+        Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps }
+    }
+
     fn student(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.shallow_clone();
         for b in &self.blocks {
@@ -182,25 +215,20 @@ impl Network for StudentTeacherNet {
         ModelType::AnomalyDetection
     }
 
-    /// The standardised teacher features and the student's prediction of them.
+    /// Training: the standardised teacher features and the student's prediction of them (what the
+    /// loss compares). Inference: the anomaly maps `[N, 1, H, W]` at the input size and the image scores
+    /// `[N]`, as PatchCore's.
     fn forward_t(&self, images: &Tensor, train: bool) -> Outputs {
-        let s = images.size();
-        let teacher = tch::no_grad(|| {
-            let f = self.teacher_features(images);
-            (f - self.mean.view([1, -1, 1, 1])) / self.std.view([1, -1, 1, 1])
-        });
-        let x = crate::device::channels_last(images);
-        let x = if train && self.params.regularization_noise > 0.0 {
-            &x + x.randn_like() * self.params.regularization_noise
-        } else {
-            x
-        };
-        let mut student = self.student(&x, train);
-        let (ts, ss) = (teacher.size(), student.size());
-        if (ts[2], ts[3]) != (ss[2], ss[3]) {
-            student = student.upsample_bilinear2d([ts[2], ts[3]], false, None, None);
+        let outputs = self.student_teacher(images, train);
+        if train {
+            return outputs;
         }
-        Outputs::StudentTeacher { student, teacher, image_size: (s[2], s[3]) }
+        match outputs {
+            Outputs::StudentTeacher { student, teacher, image_size } => {
+                self.anomaly_maps(&student, &teacher, image_size)
+            }
+            other => other,
+        }
     }
 
     /// `loss_anomaly`: the mean squared difference over `domain_ratio` of the positions (drawn anew at
@@ -223,16 +251,15 @@ impl Network for StudentTeacherNet {
     }
 
     fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], _classes: &Classes) -> Result<Vec<DLResult>> {
-        let Outputs::StudentTeacher { student, teacher, image_size } = outputs else {
-            return Err(wrong_targets("anomaly post-processing", "student–teacher outputs"));
-        };
-        let images = tch::no_grad(|| {
-            let sq = (student - teacher).square().mean_dim([1].as_slice(), true, Kind::Float);
-            let up = sq.upsample_bilinear2d([image_size.0, image_size.1], false, None, None);
-            gaussian_blur(&up, self.config.blur_sigma)
-        });
-        let scores = images.amax([1, 2, 3].as_slice(), false);
-        anomaly_results(&Outputs::Anomaly { maps: images, scores }, maps, &self.params.thresholds)
+        match outputs {
+            Outputs::Anomaly { .. } => anomaly_results(outputs, maps, &self.params.thresholds),
+            Outputs::StudentTeacher { student, teacher, image_size } => anomaly_results(
+                &self.anomaly_maps(student, teacher, *image_size),
+                maps,
+                &self.params.thresholds,
+            ),
+            _ => Err(wrong_targets("anomaly post-processing", "anomaly or student–teacher outputs")),
+        }
     }
 
     fn is_head_var(&self, name: &str) -> bool {

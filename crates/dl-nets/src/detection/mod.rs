@@ -381,6 +381,73 @@ impl DetectionNet {
         out
     }
 
+    /// The anchors of an input whose pyramid levels have `level_shapes` (as in
+    /// [`Outputs::Detection`]), for [`DetectionNet::decode_all`]: `[M, 4]` pixel-edge `x1, y1, x2, y2`, or
+    /// rotated `[M, 5]` `cx, cy, w, h, θ`. Made from host data: create it outside a traced graph.
+    pub fn anchor_tensor(&self, level_shapes: &[(i64, i64)]) -> Result<Tensor> {
+        let a = self.anchors(level_shapes);
+        Ok(if self.config.instance_type == InstanceType::Rectangle2 {
+            let flat: Vec<f32> = a.r2.iter().flatten().copied().collect();
+            Tensor::f_from_slice(&flat)?.f_reshape([-1, 5])?
+        } else {
+            let flat: Vec<f32> = a.r1.iter().flatten().copied().collect();
+            Tensor::f_from_slice(&flat)?.f_reshape([-1, 4])?
+        })
+    }
+
+    /// Every anchor's class scores `[N, M, K]` (sigmoid) and decoded box in HALCON's pixel-centre
+    /// coordinates of the network input, in tensor operations (traceable): `[N, M, 4]` `row1, col1,
+    /// row2, col2` clipped to the input, or `[N, M, 5]` `row, col, phi, length1, length2` with φ
+    /// normalised as the model's results (into (−π/2, π/2] without a front). What
+    /// [`Network::postprocess`] then does on the host: per pyramid level the 1000 best scores ≥
+    /// `min_confidence`, rotated boxes whose centre leaves the input dropped, axis-parallel boxes for
+    /// the classes without orientation, NMS (`max_overlap`, `max_overlap_class_agnostic`,
+    /// `max_num_detections`).
+    ///
+    /// # Errors
+    /// [`Error::Targets`] for outputs of another method or anchors of another input size.
+    pub fn decode_all(&self, outputs: &Outputs, anchors: &Tensor) -> Result<(Tensor, Tensor)> {
+        let Outputs::Detection { class_logits, box_deltas, image_size, .. } = outputs else {
+            return Err(wrong_targets("detection decoding", "detection outputs"));
+        };
+        let m = class_logits.size()[1];
+        let rotated = self.config.instance_type == InstanceType::Rectangle2;
+        if anchors.size() != [m, if rotated { 5 } else { 4 }] {
+            return Err(Error::Targets(format!("{:?} anchors for {m} anchor outputs", anchors.size())));
+        }
+        let scores = class_logits.sigmoid();
+        let d = box_deltas.to_kind(Kind::Float);
+        let a = anchors.to_device(d.device()).unsqueeze(0);
+        let g = |t: &Tensor, i: i64| t.select(-1, i);
+        let (h, w) = (image_size.0 as f64, image_size.1 as f64);
+        let boxes = if rotated {
+            let b = decode_rotated_t(&d, &a, self.config.ignore_direction);
+            let (half, period) = if self.config.ignore_direction {
+                (std::f64::consts::FRAC_PI_2, std::f64::consts::PI)
+            } else {
+                (std::f64::consts::PI, 2.0 * std::f64::consts::PI)
+            };
+            // Into (−half, half]: θ − period · ⌈(θ − half) / period⌉.
+            let t = g(&b, 4);
+            let phi = &t - ((&t - half) / period).ceil() * period;
+            Tensor::stack(&[g(&b, 1) - 0.5, g(&b, 0) - 0.5, phi, g(&b, 2) / 2.0, g(&b, 3) / 2.0], -1)
+        } else {
+            // As box_coder::decode, then pixel-edge → pixel-centre, clipped to the input.
+            let (aw, ah) = (g(&a, 2) - g(&a, 0), g(&a, 3) - g(&a, 1));
+            let (cx, cy) = (g(&a, 0) + &aw * 0.5, g(&a, 1) + &ah * 0.5);
+            let (px, py) = (g(&d, 0) * &aw + cx, g(&d, 1) * &ah + cy);
+            let clip = f64::from(box_coder::BBOX_XFORM_CLIP);
+            let hw = g(&d, 2).clamp_max(clip).exp() * &aw * 0.5;
+            let hh = g(&d, 3).clamp_max(clip).exp() * &ah * 0.5;
+            let c1 = (&px - &hw - 0.5).clamp_min(-0.5);
+            let r1 = (&py - &hh - 0.5).clamp_min(-0.5);
+            let c2 = (&px + &hw - 0.5).clamp_max(w - 0.5);
+            let r2 = (&py + &hh - 0.5).clamp_max(h - 0.5);
+            Tensor::stack(&[r1, c1, r2, c2], -1)
+        };
+        Ok((scores, boxes))
+    }
+
     fn anchors(&self, shapes: &[(i64, i64)]) -> std::sync::Arc<Anchors> {
         let mut cache = self.anchor_cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         cache
@@ -569,7 +636,6 @@ impl Network for DetectionNet {
         let x = crate::device::channels_last(images);
         let size = images.size();
         let maps = self.pyramid(&x, train);
-        let n = size[0];
         let (k, d) = (self.config.num_classes, self.config.box_dims());
         let mut classes = Vec::with_capacity(maps.len());
         let mut boxes = Vec::with_capacity(maps.len());
@@ -577,8 +643,10 @@ impl Network for DetectionNet {
         for m in &maps {
             let s = m.size();
             shapes.push((s[2], s[3]));
-            classes.push(self.class_head.forward(m).permute([0, 2, 3, 1]).reshape([n, -1, k]));
-            boxes.push(self.box_head.forward(m).permute([0, 2, 3, 1]).reshape([n, -1, d]));
+            // The batch as −1: a traced graph (the TorchScript export) takes any batch size.
+            let count = s[2] * s[3] * self.config.anchors_per_position();
+            classes.push(self.class_head.forward(m).permute([0, 2, 3, 1]).reshape([-1, count, k]));
+            boxes.push(self.box_head.forward(m).permute([0, 2, 3, 1]).reshape([-1, count, d]));
         }
         Outputs::Detection {
             class_logits: Tensor::cat(&classes, 1),

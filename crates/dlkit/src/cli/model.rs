@@ -296,8 +296,26 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                     serde_json::json!({"output": output, "input_shape": ["N", shape[0], shape[1], shape[2]]})
                 );
             } else {
+                let what = match d.model_type() {
+                    dlkit::data::ModelType::Classification => "class probabilities [N, classes]".to_owned(),
+                    dlkit::data::ModelType::Segmentation => {
+                        "class probabilities [N, classes, H, W]".to_owned()
+                    }
+                    dlkit::data::ModelType::Detection => format!(
+                        "[N, anchors, {} class scores + the box ({})] of every anchor before thresholds and NMS",
+                        d.class_ids.len(),
+                        if m.get_param("instance_type").is_ok_and(|t| t == "rectangle2") {
+                            "row, col, phi, length1, length2"
+                        } else {
+                            "row1, col1, row2, col2"
+                        }
+                    ),
+                    dlkit::data::ModelType::AnomalyDetection => {
+                        "anomaly images [N, 1, H, W]; the score is each image's maximum".to_owned()
+                    }
+                };
                 println!(
-                    "TorchScript → {} (input: float32 [N, {}, {}, {}], raw 0…255; output: class probabilities)",
+                    "TorchScript → {} (input: float32 [N, {}, {}, {}], raw 0…255; output: {what})",
                     output.display(),
                     shape[0],
                     shape[1],

@@ -1,6 +1,8 @@
 //! TorchScript export: the exported file, loaded back through libtorch (tch's `CModule`) and through
 //! Python's `torch.jit.load` (fixtures/scripts/torchscript_check.py, run with the torch 2.13 venv),
-//! gives dlkit's outputs within 1e-5 — classification (two normalisations) and segmentation.
+//! gives dlkit's outputs within 1e-5 — classification (three normalisations), segmentation, detection
+//! (every anchor's scores and boxes, from which dlkit's own NMS gives `apply`'s detections) and both
+//! anomaly model types.
 
 use dlkit::Model;
 use dlkit::data::HostImage;
@@ -29,6 +31,10 @@ fn traced(path: &Path, x: &[f32], shape: [i64; 4]) -> Vec<f32> {
     let m = tch::CModule::load(path).unwrap();
     let y = tch::no_grad(|| m.forward_ts(&[Tensor::from_slice(x).reshape(shape)])).unwrap();
     Vec::try_from(y.to_kind(Kind::Float).reshape([-1])).unwrap()
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    Vec::try_from(t.to_kind(Kind::Float).reshape([-1])).unwrap()
 }
 
 /// Python's `torch.jit.load` on the file must give `expected` within 1e-5.
@@ -137,11 +143,187 @@ fn exported_segmenter_and_the_command_line() {
     assert_eq!(classes_differ, 0);
     assert!(worst <= 1e-5, "confidence differs by {worst:e}");
     python_check(tmp.path(), &tmp.path().join("seg.pt"), &x, &probs, shape);
-    // Detection models have no export yet: a clear error (and no file).
-    let det =
-        Model::create_detector("compact", &names, &[0, 1], (64, 64, 1), &dlkit::DetectorOptions::default())
-            .unwrap();
-    let err = det.export_torchscript(&tmp.path().join("det.pt")).unwrap_err().to_string();
-    assert!(err.contains("classification and segmentation"), "{err}");
-    assert!(!tmp.path().join("det.pt").exists());
+}
+
+/// Detectors (axis-aligned, and rotated without a front): the exported scores and boxes of every anchor
+/// equal dlkit's [`Model::detections_before_nms`] in libtorch and Python, and dlkit's own thresholding
+/// and NMS on the exported outputs give exactly `apply`'s detections.
+#[test]
+fn exported_detectors_give_every_anchor_and_dlkit_detections_follow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let names: Vec<String> = ["bright", "dark"].iter().map(|s| (*s).to_owned()).collect();
+    for rotated in [false, true] {
+        let options = dlkit::DetectorOptions {
+            instance_type: if rotated {
+                dlkit::data::InstanceType::Rectangle2
+            } else {
+                dlkit::data::InstanceType::Rectangle1
+            },
+            ignore_direction: rotated,
+            ..Default::default()
+        };
+        tch::manual_seed(7);
+        let mut m = Model::create_detector("compact", &names, &[3, 8], (64, 48, 1), &options).unwrap();
+        let (imgs, x) = images(2, 1, 48, 64);
+        let shape = [2, 1, 48, 64];
+        let (scores, boxes) = m.detections_before_nms(&Tensor::from_slice(&x).reshape(shape)).unwrap();
+        let (want_scores, want_boxes) = (flat(&scores), flat(&boxes));
+        // A threshold that about 300 (anchor, class) pairs pass: fewer than 1000 per pyramid level.
+        let mut sorted = want_scores.clone();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        let min_confidence = f64::from(sorted[300]);
+        m.set_param("min_confidence", &serde_json::json!(min_confidence)).unwrap();
+        let path = tmp.path().join(format!("det{rotated}.pt"));
+        m.export_torchscript(&path).unwrap();
+        let (k, dims) = (2, if rotated { 5 } else { 4 });
+        let want = flat(&Tensor::cat(&[scores, boxes], -1));
+        let out = traced(&path, &x, shape);
+        let d = dl_testkit::max_abs_diff(&out, &want);
+        assert!(d <= 1e-5, "rotated {rotated}: libtorch's outputs differ from dlkit's by {d:e}");
+        python_check(tmp.path(), &path, &x, &want, shape);
+        // Per anchor: the scores, then the box.
+        let rows = out.len() / (k + dims);
+        let got: [Vec<f32>; 2] = [
+            (0..rows).flat_map(|r| out[r * (k + dims)..][..k].to_vec()).collect(),
+            (0..rows).flat_map(|r| out[r * (k + dims) + k..][..dims].to_vec()).collect(),
+        ];
+        assert!(dl_testkit::max_abs_diff(&got[0], &want_scores) <= 1e-5);
+        assert!(dl_testkit::max_abs_diff(&got[1], &want_boxes) <= 1e-5);
+
+        // dlkit's results from the exported outputs: threshold, NMS.
+        let results = m.apply(imgs).unwrap();
+        let anchors = got[0].len() / 2 / k;
+        let kind = |key: &str| m.get_param(key).unwrap().as_f64().unwrap();
+        let (overlap, agnostic) = (kind("max_overlap"), kind("max_overlap_class_agnostic"));
+        let max_num = m.get_param("max_num_detections").unwrap().as_u64().unwrap() as usize;
+        for (i, r) in results.iter().enumerate() {
+            let mut rows: Vec<(u32, f64, Vec<f64>)> = Vec::new();
+            for a in 0..anchors {
+                let b: Vec<f64> =
+                    got[1][(i * anchors + a) * dims..][..dims].iter().map(|&v| f64::from(v)).collect();
+                for c in 0..k {
+                    let score = got[0][(i * anchors + a) * k + c];
+                    if f64::from(score) < min_confidence {
+                        continue;
+                    }
+                    // Rotated boxes whose centre leaves the input are dropped.
+                    if rotated
+                        && !(b[0] + 0.5 > 0.0 && b[0] + 0.5 < 48.0 && b[1] + 0.5 > 0.0 && b[1] + 0.5 < 64.0)
+                    {
+                        continue;
+                    }
+                    rows.push((c as u32, f64::from(score), b.clone()));
+                }
+            }
+            let ids = |kept: Vec<usize>| -> Vec<(i64, f64, Vec<f64>)> {
+                kept.into_iter().map(|j| ([3, 8][rows[j].0 as usize], rows[j].1, rows[j].2.clone())).collect()
+            };
+            let mine = if rotated {
+                let dets: Vec<_> = rows
+                    .iter()
+                    .map(|(c, s, b)| dlkit::core::Detection {
+                        class: *c,
+                        score: *s,
+                        bbox: dlkit::core::Rect2::new(b[0], b[1], b[2], b[3], b[4]).unwrap(),
+                    })
+                    .collect();
+                ids(dlkit::core::nms(&dets, overlap, agnostic, max_num))
+            } else {
+                let dets: Vec<_> = rows
+                    .iter()
+                    .map(|(c, s, b)| dlkit::core::Detection {
+                        class: *c,
+                        score: *s,
+                        bbox: dlkit::core::Rect1::new(b[0], b[1], b[2], b[3]).unwrap(),
+                    })
+                    .collect();
+                ids(dlkit::core::nms(&dets, overlap, agnostic, max_num))
+            };
+            let theirs: Vec<(i64, f64, Vec<f64>)> = {
+                let ids = r.bbox_class_id.as_ref().unwrap();
+                let conf = r.bbox_confidence.as_ref().unwrap();
+                let cols: Vec<&Vec<f64>> = if rotated {
+                    vec![
+                        r.bbox_row.as_ref(),
+                        r.bbox_col.as_ref(),
+                        r.bbox_phi.as_ref(),
+                        r.bbox_length1.as_ref(),
+                        r.bbox_length2.as_ref(),
+                    ]
+                } else {
+                    vec![
+                        r.bbox_row1.as_ref(),
+                        r.bbox_col1.as_ref(),
+                        r.bbox_row2.as_ref(),
+                        r.bbox_col2.as_ref(),
+                    ]
+                }
+                .into_iter()
+                .map(Option::unwrap)
+                .collect();
+                (0..ids.len())
+                    .map(|j| (i64::from(ids[j].get()), conf[j], cols.iter().map(|c| c[j]).collect()))
+                    .collect()
+            };
+            assert!(!theirs.is_empty(), "rotated {rotated}, image {i}: no detections to compare");
+            assert_eq!(mine.len(), theirs.len(), "rotated {rotated}, image {i}: number of detections");
+            for (a, b) in mine.iter().zip(&theirs) {
+                assert_eq!(a.0, b.0, "class");
+                assert!((a.1 - b.1).abs() <= 1e-6, "score {} vs {}", a.1, b.1);
+                let d = dl_testkit::max_abs_diff(&a.2, &b.2);
+                assert!(d <= 1e-3, "rotated {rotated}: box {:?} vs {:?}", a.2, b.2);
+            }
+        }
+    }
+}
+
+/// Anomaly models: PatchCore (fitted on a few ELPV cells; unfitted it is refused) and the student of
+/// `anomaly_detection` export anomaly images and scores equal to dlkit's results.
+#[test]
+fn exported_anomaly_models_give_dlkit_anomaly_images_and_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ds = dlkit::data::read::read_dl_dataset_anomaly(&dl_testkit::data_dir("elpv"), None).unwrap();
+    let mut n = 0;
+    ds.samples.retain_mut(|s| {
+        n += 1;
+        s.split = Some(dlkit::core::Split::Train);
+        s.image_file_name.starts_with("train/") && n % 50 == 0
+    });
+    let (w, h) = (48, 40);
+    let mut patchcore = Model::create_patchcore(
+        "pretrained_dl_classifier_mobilenet_v2",
+        None,
+        (w, h, 3),
+        &Default::default(),
+    )
+    .unwrap();
+    let err = patchcore.export_torchscript(&tmp.path().join("pc.pt")).unwrap_err().to_string();
+    assert!(err.contains("not fitted"), "{err}");
+    patchcore.fit_patchcore(&ds, dlkit::NokInTrain::Skip, 1, false).unwrap();
+    tch::manual_seed(2);
+    let student = Model::create_anomaly_detection(
+        "pretrained_dl_classifier_mobilenet_v2",
+        None,
+        (w, h, 3),
+        &dlkit::nets::StudentConfig::default(),
+    )
+    .unwrap();
+    for (name, m) in [("patchcore", &patchcore), ("student", &student)] {
+        let (imgs, x) = images(2, 3, h, w);
+        let shape = [2, 3, h as i64, w as i64];
+        let results = m.apply(imgs).unwrap();
+        let want: Vec<f32> =
+            results.iter().flat_map(|r| r.anomaly_image.as_ref().unwrap().data.clone()).collect();
+        let path = tmp.path().join(format!("{name}.pt"));
+        m.export_torchscript(&path).unwrap();
+        let got = traced(&path, &x, shape);
+        let d = dl_testkit::max_abs_diff(&got, &want);
+        assert!(d <= 1e-5, "{name}: libtorch's anomaly images differ from dlkit's by {d:e}");
+        // The score is the image's maximum.
+        for (i, r) in results.iter().enumerate() {
+            let top = got[i * w * h..(i + 1) * w * h].iter().copied().fold(f32::MIN, f32::max);
+            assert!((f64::from(top) - r.anomaly_score.unwrap()).abs() <= 1e-5, "{name}: score");
+        }
+        python_check(tmp.path(), &path, &x, &want, shape);
+    }
 }
