@@ -1,11 +1,14 @@
 //! Kill tests: real `dlkit` processes killed with SIGKILL at seeded random moments and resumed.
 //!
-//! - `dlkit train` of a classifier, a rotated-box detector and a segmentation model: killed mid-epoch, during evaluation, while writing checkpoints and model files (the
+//! - `dlkit train` of a classifier, a rotated-box detector, a segmentation model and HALCON's
+//!   `anomaly_detection`: killed mid-epoch, during evaluation, while writing checkpoints and model files (the
 //!   moments are drawn over the whole run), at least 5 times, each time resumed with `--resume`; after
 //!   every kill each file in the output folder reads back whole, and the resumed runs end with weights
 //!   bit-identical to an uninterrupted run.
 //! - `dlkit dataset preprocess`: killed at least 5 times; every sample file reads back after each kill;
 //!   the resumed run finishes with the same files as an uninterrupted one.
+//! - A PatchCore fit (one pass, no checkpoint): killed, every file reads back, and the fit run again
+//!   gives the same memory bank.
 //! - `dlkit model set` and `dlkit dataset split` (in place): killed at random moments; the file is the
 //!   old one or the new one, never torn.
 
@@ -94,6 +97,19 @@ fn weights(path: &Path) -> Vec<u8> {
 /// kill every file of the output folder reads back; each chain ends with the uninterrupted run's
 /// weights, bit for bit, and a log of `epochs` epochs.
 fn killed_training_resumes(dir: &Path, args: &[&str], epochs: usize, kills: usize, seed: u64) {
+    killed_runs_end_alike(dir, args, "model_current.dlm", Some(epochs), kills, seed);
+}
+
+/// As [`killed_training_resumes`], comparing the weights of `model` in the output folder, and the log's
+/// epochs when `epochs` is given (a PatchCore fit has neither epochs nor a checkpoint: it starts over).
+fn killed_runs_end_alike(
+    dir: &Path,
+    args: &[&str],
+    model: &str,
+    epochs: Option<usize>,
+    kills: usize,
+    seed: u64,
+) {
     let with_out = |out: &str| -> Vec<String> {
         args.iter().map(|s| (*s).to_owned()).chain(["--out".to_owned(), out.to_owned()]).collect()
     };
@@ -101,7 +117,7 @@ fn killed_training_resumes(dir: &Path, args: &[&str], epochs: usize, kills: usiz
     let reference = with_out("reference");
     run(dir, &reference.iter().map(String::as_str).collect::<Vec<_>>());
     let mut whole = t.elapsed();
-    let want = weights(&dir.join("reference/model_current.dlm"));
+    let want = weights(&dir.join("reference").join(model));
 
     let mut rng = Rng::new(seed);
     let (mut killed, mut chains) = (0, 0);
@@ -138,12 +154,14 @@ fn killed_training_resumes(dir: &Path, args: &[&str], epochs: usize, kills: usiz
                 .unwrap_or_else(|e| panic!("after kill {killed} ({after:?}): {e}"));
             eprintln!("kill {killed} after {after:?}: {checked} files read back");
         }
-        let got = weights(&dir.join(&out).join("model_current.dlm"));
+        let got = weights(&dir.join(&out).join(model));
         assert!(got == want, "chain {chains}: the resumed weights differ from the uninterrupted run's");
-        let log: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join(&out).join("training_log.json")).unwrap())
-                .unwrap();
-        assert_eq!(log["epochs"].as_array().unwrap().len(), epochs);
+        if let Some(epochs) = epochs {
+            let log: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(dir.join(&out).join("training_log.json")).unwrap())
+                    .unwrap();
+            assert_eq!(log["epochs"].as_array().unwrap().len(), epochs);
+        }
     }
     eprintln!("{killed} kills over {chains} chains; an uninterrupted run takes {whole:?}");
 }
@@ -175,20 +193,15 @@ fn killed_training_resumes_to_the_weights_of_an_uninterrupted_run() {
     killed_training_resumes(dir, &args, 5, 5, 11);
 }
 
-/// HALCON's `anomaly_detection` (a student regressing a pretrained teacher's features) killed and
-/// resumed: the teacher statistics measured before the first epoch and the per-step noise and loss
-/// masks (libtorch's generator, reseeded per epoch) resume to the same weights too.
-#[test]
-fn killed_anomaly_training_resumes_to_the_weights_of_an_uninterrupted_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    // ELPV: every 40th good train cell → train; every 20th good and defective test cell → validation.
+/// ELPV as `dir/d.json`: every `every`-th good train cell → train; every 20th good and defective test
+/// cell → validation.
+fn elpv(dir: &Path, every: usize) {
     let mut ds = dlkit::data::read::read_dl_dataset_anomaly(&dl_testkit::data_dir("elpv"), None).unwrap();
     let mut seen = [0usize; 2];
     ds.samples.retain_mut(|s| {
         let name = s.image_file_name.replace('\\', "/");
         let (k, every, split) = match name {
-            n if n.starts_with("train/") => (0, 40, dlkit::core::Split::Train),
+            n if n.starts_with("train/") => (0, every, dlkit::core::Split::Train),
             n if n.starts_with("test/good") || n.starts_with("test/defect") => {
                 (1, 20, dlkit::core::Split::Validation)
             }
@@ -199,6 +212,40 @@ fn killed_anomaly_training_resumes_to_the_weights_of_an_uninterrupted_run() {
         (seen[k] - 1) % every == 0
     });
     ds.save(&dir.join("d.json")).unwrap();
+}
+
+/// A PatchCore fit killed at random moments (feature pass, coreset, thresholds, the model write) and
+/// run again: the model file always reads back, and the fit that finishes gives the uninterrupted fit's
+/// memory bank, bit for bit.
+#[test]
+fn killed_patchcore_fit_leaves_readable_files_and_refits_alike() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    elpv(dir, 6);
+    let args = [
+        "train",
+        "--dataset",
+        "d.json",
+        "--create",
+        "pretrained_dl_classifier_mobilenet_v2",
+        "--width",
+        "128",
+        "--height",
+        "128",
+        "--batch-size",
+        "4",
+    ];
+    killed_runs_end_alike(dir, &args, "model_final.dlm", None, 5, 15);
+}
+
+/// HALCON's `anomaly_detection` (a student regressing a pretrained teacher's features) killed and
+/// resumed: the teacher statistics measured before the first epoch and the per-step noise and loss
+/// masks (libtorch's generator, reseeded per epoch) resume to the same weights too.
+#[test]
+fn killed_anomaly_training_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    elpv(dir, 40);
     let args = [
         "train",
         "--dataset",
