@@ -3,7 +3,9 @@
 //!
 //! dl-nets (`links = "dlkit_torch"`) does the check and passes the lib folder on as
 //! `DEP_DLKIT_TORCH_LIB`; dl-train and dlkit depend on dl-nets, so their scripts run only after the
-//! check passed, and a missing libtorch gives exactly one message.
+//! check passed, and a missing libtorch gives exactly one message. dlkit (`links = "dlkit"`) passes the
+//! folder on again, so that a crate depending on dlkit reads it as `DEP_DLKIT_TORCH_LIB` in its own
+//! build script and links its binaries the same way (see the README's "Using dlkit in your crate").
 
 use std::path::{Path, PathBuf};
 
@@ -13,9 +15,13 @@ fn fail(message: &str) -> ! {
 }
 
 fn main() {
-    if std::env::var_os("CARGO_MANIFEST_LINKS").is_none() {
+    let links = std::env::var("CARGO_MANIFEST_LINKS").ok();
+    if links.as_deref() != Some("dlkit_torch") {
         let lib = std::env::var_os("DEP_DLKIT_TORCH_LIB").expect("dl-nets passes the libtorch folder on");
         link_args(Path::new(&lib));
+        if links.as_deref() == Some("dlkit") {
+            println!("cargo:torch_lib={}", Path::new(&lib).display());
+        }
         return;
     }
     println!("cargo:rerun-if-env-changed=LIBTORCH");

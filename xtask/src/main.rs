@@ -25,7 +25,10 @@ commands:
   weights [NAME...]       fetch and convert the pretrained ImageNet backbones (default: all):
                           efficientnet_lite0, efficientnet_lite1, efficientnet_lite2, mobilenet_v2,
                           squeezenet, mobilenet_v1
-  test [ARGS...]          setup, data, weights, then `cargo test --workspace ARGS...`
+  test [ARGS...]          setup, data, weights, then `cargo test --workspace ARGS...`, then build and run
+                          examples/downstream (the README's library example as a crate of its own)
+  env                     what a crate of yours that depends on dlkit needs: LIBTORCH for its
+                          .cargo/config.toml and the build.rs that links its binaries with libtorch
   ci                      setup, then fmt check, clippy (warnings denied), rustdoc (warnings denied)
   bench [NAME...|all]     run the benches (default: all, criterion and side by side); `all`: every
                           side-by-side comparison only. Each compares dlkit with the Python tools on the
@@ -85,6 +88,10 @@ fn run(args: &[String]) -> Result<()> {
             weights::fetch(&repo, rest)?;
         }
         "test" => test(&repo, rest)?,
+        "env" => {
+            setup::setup(&repo, false)?;
+            print!("{}", downstream_env(&repo));
+        }
         "ci" => ci(&repo, rest)?,
         "bench" => bench::bench(&repo, rest)?,
         "fixtures" => fixtures(&repo)?,
@@ -142,7 +149,64 @@ fn test(repo: &Path, extra: &[String]) -> Result<()> {
     phase("setup", || setup::setup(repo, false))?;
     phase("data", || data::fetch(data::TEST_SETS))?;
     phase("weights", || weights::fetch(repo, &[]))?;
-    phase("cargo test --workspace", || run_checked(cargo(repo).args(["test", "--workspace"]).args(extra)))
+    phase("cargo test --workspace", || run_checked(cargo(repo).args(["test", "--workspace"]).args(extra)))?;
+    if extra.is_empty() {
+        phase("examples/downstream: the README's library example in a crate of its own", || {
+            downstream(repo)
+        })?;
+    }
+    Ok(())
+}
+
+/// The build.rs of a crate that depends on dlkit (the one of examples/downstream).
+const DOWNSTREAM_BUILD_RS: &str = include_str!("../../examples/downstream/build.rs");
+
+/// What `cargo xtask env` prints: LIBTORCH for a crate's `.cargo/config.toml`, and its build.rs.
+fn downstream_env(repo: &Path) -> String {
+    format!(
+        "# In your crate's .cargo/config.toml (the libtorch this dlkit checkout is set up with):\n\
+         [env]\nLIBTORCH = \"{}\"\n\n\
+         # Your crate's build.rs, which links its binaries with libtorch (dlkit passes the folder on):\n{}",
+        setup::link_path(repo).display(),
+        DOWNSTREAM_BUILD_RS.lines().map(|l| format!("{l}\n")).collect::<String>()
+    )
+}
+
+/// Builds examples/downstream as a user's crate would be — copied outside this repository (so that
+/// none of its cargo settings apply), dlkit by absolute path, LIBTORCH as `cargo xtask env` prints it,
+/// no LD_LIBRARY_PATH — and runs it on mnist5k. The shared target folder and the workspace's lock
+/// file let it reuse the compiled dependencies.
+fn downstream(repo: &Path) -> Result<()> {
+    let src = repo.join("examples").join("downstream");
+    let dir = std::env::temp_dir().join(format!("dlkit-downstream-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src"))?;
+    let manifest = std::fs::read_to_string(src.join("Cargo.toml"))?;
+    let dlkit = repo.join("crates").join("dlkit");
+    let manifest = manifest.replace("\"../../crates/dlkit\"", &format!("{:?}", dlkit.display().to_string()));
+    anyhow::ensure!(
+        manifest.contains(&dlkit.display().to_string()),
+        "examples/downstream/Cargo.toml: no dlkit path"
+    );
+    std::fs::write(dir.join("Cargo.toml"), manifest)?;
+    for file in ["build.rs", "src/main.rs"] {
+        std::fs::copy(src.join(file), dir.join(file))?;
+    }
+    std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock"))?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    let images = dl_testkit::data_dir("mnist5k");
+    let result = run_checked(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(&dir)
+            .env("LIBTORCH", setup::link_path(repo))
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("LD_LIBRARY_PATH")
+            .args(["run", "--quiet", "--"])
+            .arg(&images)
+            .arg(dir.join("out")),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// The demo's training settings (measured in the closing note of the training issue).
