@@ -107,6 +107,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// What went wrong, without the file or sample the error names (for messages that name them
+    /// already), with the cause: "unsupported pixel type 3 channels …", "cannot decode: …", "reading
+    /// image: …", "box 0: …".
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Io { action, source, .. } => format!("{action}: {source}"),
+            Self::Image { source, .. } => format!("cannot decode: {source}"),
+            Self::PixelType { kind, .. } => format!("unsupported pixel type {kind}"),
+            Self::InvalidBox { index, source, .. } => format!("box {index}: {source}"),
+            Self::Annotation { message, .. } => message.clone(),
+            Self::Json { line, column, source, .. } => {
+                format!("invalid JSON at line {line}, column {column}: {source}")
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl Error {
     pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { action, path, source }

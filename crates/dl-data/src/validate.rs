@@ -93,17 +93,13 @@ impl DLDataset {
                         s.rect1_boxes().map(|_| ())
                     };
                     if let Err(e) = boxes {
-                        let mut message = e.to_string();
-                        if let Some(source) = std::error::Error::source(&e) {
-                            message = format!("{message}: {source}");
-                        }
-                        push(None, message);
+                        push(None, e.detail());
                     }
                 }
                 if let Some(name) = &s.segmentation_file_name {
                     let path = seg_dir.join(name);
                     match LabelImage::read(&path) {
-                        Err(e) => push(Some(path), format!("label image: {e}")),
+                        Err(e) => push(Some(path), format!("label image: {}", e.detail())),
                         Ok(label) => {
                             let bad: Vec<u16> =
                                 label.values().into_iter().filter(|v| !labels.contains(v)).collect();
@@ -160,6 +156,39 @@ mod tests {
         assert!(text[2].starts_with("sample 1: image id used by 2 samples"));
         assert!(text[3].contains("gone.png") && text[3].contains("missing"));
         assert!(text[4].starts_with("sample 2: class id 3 is not in class_ids"));
-        assert!(text[5].starts_with("sample 2: sample 2, box 0: invalid rectangle1"), "{}", text[5]);
+        assert!(text[5].starts_with("sample 2: box 0: invalid rectangle1"), "{}", text[5]);
+    }
+
+    /// Label-image problems name the file once, with the cause.
+    #[test]
+    fn label_image_problems_name_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        image::GrayImage::new(2, 2).save(dir.path().join("a.png")).unwrap();
+        image::RgbImage::new(2, 2).save(dir.path().join("rgb.png")).unwrap();
+        std::fs::write(dir.path().join("junk.png"), b"junk").unwrap();
+        let mut ds = DLDataset { image_dir: dir.path().to_string_lossy().into(), ..Default::default() };
+        ds.segmentation_dir = Some(dir.path().to_string_lossy().into());
+        ds.class_ids = vec![ClassId::new(0).unwrap()];
+        ds.class_names = vec!["x".into()];
+        ds.samples = ["rgb.png", "junk.png", "gone.png"]
+            .iter()
+            .enumerate()
+            .map(|(i, label)| SampleEntry {
+                image_id: ImageId(i as u64),
+                image_file_name: "a.png".into(),
+                segmentation_file_name: Some((*label).into()),
+                ..Default::default()
+            })
+            .collect();
+        let text: Vec<String> = ds.validate().iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 3, "{text:#?}");
+        for (t, (name, cause)) in text.iter().zip([
+            ("rgb.png", "label image: unsupported pixel type 3 channels"),
+            ("junk.png", "label image: cannot decode: "),
+            ("gone.png", "label image: reading image: "),
+        ]) {
+            assert_eq!(t.matches(name).count(), 1, "{t}");
+            assert!(t.contains(cause), "{t}");
+        }
     }
 }
