@@ -5,6 +5,7 @@
 //! system's font folders. Every plot is written to a temporary file and renamed into place.
 
 use crate::{Error, Result};
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 use std::path::{Path, PathBuf};
@@ -132,6 +133,20 @@ pub fn confusion_matrix_png(
     })
 }
 
+/// Ten well-separated colours (matplotlib's tab10) for curves.
+const CURVE_COLORS: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 /// Curves `(name, points)` in the unit square, e.g. PR curves per class (x = recall, y = precision) or
 /// a ROC curve (x = false-positive rate, y = true-positive rate).
 ///
@@ -153,13 +168,25 @@ pub fn curves_png(
             .build_cartesian_2d(0.0..1.0, 0.0..1.02)
             .map_err(|e| e.to_string())?;
         chart.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw().map_err(|e| e.to_string())?;
+        // Curves that overlap (several classes at precision 1) stay apart: ten distinct colours, then
+        // solid, dashed and dotted lines, and a line width that shrinks with the index so that a later
+        // curve drawn over an earlier one leaves it visible at both sides.
         for (i, (name, pts)) in curves.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            chart
-                .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+            let color = CURVE_COLORS[i % CURVE_COLORS.len()];
+            let style =
+                color.stroke_width(if curves.len() > 1 { 4 - (i * 3 / curves.len()) as u32 } else { 2 });
+            let points = pts.iter().copied();
+            let series = match (i / CURVE_COLORS.len()) % 3 {
+                0 => chart.draw_series(LineSeries::new(points, style)),
+                1 => chart.draw_series(DashedLineSeries::new(points, 10, 6, style)),
+                _ => chart.draw_series(DashedLineSeries::new(points, 3, 5, style)),
+            };
+            let dash = (i / CURVE_COLORS.len()) % 3;
+            // The legend's sample line in the curve's dash pattern.
+            let (size, gap) = [(24, 1), (10, 4), (3, 4)][dash];
+            series.map_err(|e| e.to_string())?.label(name.clone()).legend(move |(x, y)| {
+                DashedPathElement::new(vec![(x, y), (x + 24, y)], size, gap, color.stroke_width(2))
+            });
         }
         if !curves.is_empty() {
             chart

@@ -208,7 +208,9 @@ fn report_detection(
                 let pts = (0..101)
                     .map(|r| (r as f64 / 100.0, eval.precision[((r * nk + k) * na) * nm + m].max(0.0)))
                     .collect();
-                (name_of(eval.class_ids[k]), pts)
+                // The curves are those of the first IoU threshold (0.5): its AP in the legend.
+                let ap = eval.average_precision(Some(0), Some(k), 0, m);
+                (format!("{} (AP@0.5 {ap:.3})", name_of(eval.class_ids[k])), pts)
             })
             .collect();
         plots::curves_png(
