@@ -20,6 +20,7 @@ pub mod read;
 mod result;
 mod sample;
 mod split;
+pub mod stats;
 pub mod tile;
 mod validate;
 

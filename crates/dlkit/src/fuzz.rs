@@ -14,7 +14,7 @@
 
 use crate::Model;
 use dl_core::{ClassId, ImageId, Rect1, Rect2, Rng};
-use dl_data::preprocess::{decode_samples, encode_samples};
+use dl_data::preprocess::{decode_samples, encode_samples, encode_samples_with};
 use dl_data::read::{
     CocoReadParams, LabelmeReadParams, VocCoordinates, YoloReadParams, read_dl_dataset_dota,
     read_dl_dataset_from_coco, read_dl_dataset_labelme, read_dl_dataset_voc, read_dl_dataset_yolo,
@@ -144,7 +144,12 @@ impl Target {
                             {"label": "b", "points": [[0, 0], [30, 0], [30, 30], [5, 20]], "shape_type": "polygon"}]}"#,
             )],
             "sample-file" => {
-                vec![encode_samples(&[annotated_sample(1, false), annotated_sample(2, true)])]
+                let samples = [annotated_sample(1, false), annotated_sample(2, true)];
+                vec![
+                    encode_samples(&samples),
+                    encode_samples_with(&samples, dl_data::preprocess::SampleStorage::Compact),
+                    encode_samples_with(&samples, dl_data::preprocess::SampleStorage::Float16),
+                ]
             }
             "model-file-v1" => {
                 let p =

@@ -1,6 +1,9 @@
 //! `preprocess_dl_dataset`: every sample preprocessed into a sample file, resumable.
 
-use super::{DLPreprocessParam, preprocess_sample, read_dl_samples, write_dl_samples};
+use super::{
+    DLPreprocessParam, SampleStorage, encode_samples_with, preprocess_sample, read_dl_samples,
+    write_dl_samples_with,
+};
 use crate::{DLDataset, Error, Result, gen_dl_samples};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -14,6 +17,72 @@ pub struct PreprocessOptions {
     pub overwrite: bool,
     /// Show a progress bar on the terminal.
     pub show_progress: bool,
+    /// How the sample files store pixels (default: compact, lossless).
+    pub storage: SampleStorage,
+}
+
+/// What [`estimate_preprocessed_size`] expects a preprocessed dataset to take on disk.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SizeEstimate {
+    /// Bytes of all sample files.
+    pub bytes: u64,
+    /// Samples measured (preprocessed and encoded) for the estimate.
+    pub measured: usize,
+    /// Bytes the same samples would take with f32 pixels (for comparison).
+    pub float32_bytes: u64,
+}
+
+/// Estimates the size of the sample files [`preprocess_dl_dataset`] would write: up to 16 samples
+/// spread over the dataset are preprocessed and encoded with `storage`, and their mean size is
+/// scaled to every sample.
+///
+/// # Errors
+/// The first measured sample that fails to read or preprocess, naming it.
+pub fn estimate_preprocessed_size(
+    dataset: &DLDataset,
+    param: &DLPreprocessParam,
+    storage: SampleStorage,
+) -> Result<SizeEstimate> {
+    let n = dataset.samples.len();
+    if n == 0 {
+        return Ok(SizeEstimate { bytes: 0, measured: 0, float32_bytes: 0 });
+    }
+    let picks: Vec<usize> = {
+        let mut v: Vec<usize> = (0..16.min(n)).map(|k| k * n / 16.min(n)).collect();
+        v.dedup();
+        v
+    };
+    let sizes = picks
+        .par_iter()
+        .map(|&i| -> Result<(u64, u64)> {
+            let sample = gen_dl_samples(dataset, &[i])?.pop().expect("one sample per index");
+            let (sample, _) = preprocess_sample(sample, param)?;
+            let one = std::slice::from_ref(&sample);
+            Ok((
+                encode_samples_with(one, storage).len() as u64,
+                encode_samples_with(one, SampleStorage::Float32).len() as u64,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let scale = |total: u64| (total as f64 * n as f64 / picks.len() as f64).round() as u64;
+    Ok(SizeEstimate {
+        bytes: scale(sizes.iter().map(|s| s.0).sum()),
+        measured: picks.len(),
+        float32_bytes: scale(sizes.iter().map(|s| s.1).sum()),
+    })
+}
+
+/// The bytes available to an unprivileged user on the disk holding `path` (or its nearest existing
+/// parent); `None` where the system does not say.
+pub fn available_disk_space(path: &Path) -> Option<u64> {
+    let mut p = path;
+    loop {
+        if p.exists() {
+            let s = rustix::fs::statvfs(p).ok()?;
+            return Some(s.f_bavail.saturating_mul(s.f_frsize));
+        }
+        p = p.parent().filter(|q| !q.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    }
 }
 
 const STATE_FILE: &str = ".dlkit-preprocess-state.json";
@@ -30,6 +99,12 @@ fn holds_files(dir: &Path) -> bool {
         }),
     }
 }
+/// The state file's content: the parameters and the storage (a run resumes only with both unchanged).
+fn state_bytes(param: &DLPreprocessParam, storage: SampleStorage) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"preprocess_param": param, "storage": storage}))
+        .expect("parameters serialise")
+}
+
 /// Name of the dataset file written into the output folder.
 pub const DATASET_FILE: &str = "dataset.json";
 
@@ -53,7 +128,7 @@ pub fn preprocess_dl_dataset(
 ) -> Result<DLDataset> {
     param.validate()?;
     let state_path = out_dir.join(STATE_FILE);
-    let state = serde_json::to_vec(param).expect("parameters serialise");
+    let state = state_bytes(param, options.storage);
     let resume = out_dir.exists() && std::fs::read(&state_path).is_ok_and(|s| s == state);
     // A folder without any file (a run killed before it wrote its state) holds nothing to lose.
     if out_dir.exists() && !resume && holds_files(out_dir) {
@@ -92,7 +167,7 @@ pub fn preprocess_dl_dataset(
         }
         let sample = gen_dl_samples(dataset, &[i])?.pop().expect("one sample per index");
         let (sample, _) = preprocess_sample(sample, param)?;
-        write_dl_samples(&path, std::slice::from_ref(&sample))?;
+        write_dl_samples_with(&path, std::slice::from_ref(&sample), options.storage)?;
         progress.inc(1);
         Ok::<(), Error>(())
     })?;
@@ -145,7 +220,7 @@ mod tests {
         let before = std::fs::metadata(&keep).unwrap().modified().unwrap();
         std::fs::remove_file(samples.join(pre.samples[1].dlsample_file_name.as_ref().unwrap())).unwrap();
         std::fs::write(samples.join(pre.samples[2].dlsample_file_name.as_ref().unwrap()), b"junk").unwrap();
-        std::fs::write(out.join(STATE_FILE), serde_json::to_vec(&param).unwrap()).unwrap();
+        std::fs::write(out.join(STATE_FILE), state_bytes(&param, SampleStorage::default())).unwrap();
         let again = preprocess_dl_dataset(&ds, &out, &param, PreprocessOptions::default()).unwrap();
         assert_eq!(again, pre);
         assert_eq!(

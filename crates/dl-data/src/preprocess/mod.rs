@@ -11,15 +11,17 @@ mod weights;
 
 pub use augment::{AugmentParams, Mirror, augment_dl_samples};
 pub use batch::{HostBatch, HostTargets, ImageBoxes, check_segmentation_labels, collate};
-pub use dataset::{PreprocessOptions, preprocess_dl_dataset};
+pub use dataset::{
+    PreprocessOptions, SizeEstimate, available_disk_space, estimate_preprocessed_size, preprocess_dl_dataset,
+};
 pub use geometry::ImageMap;
 pub use param::{
     DLPreprocessParam, DomainHandling, IMAGENET_MEAN, IMAGENET_STD, MAX_NETWORK_PIXELS, MAX_NETWORK_SIDE,
     NormalizationType,
 };
 pub use sample_file::{
-    SAMPLE_FILE_HEADER, SAMPLE_FILE_VERSION, decode_samples, encode_samples, read_dl_samples,
-    write_dl_samples,
+    SAMPLE_FILE_HEADER, SAMPLE_FILE_VERSION, SampleStorage, decode_samples, encode_samples,
+    encode_samples_with, read_dl_samples, write_dl_samples, write_dl_samples_with,
 };
 pub use weights::gen_dl_segmentation_weights;
 

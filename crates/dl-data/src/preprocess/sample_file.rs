@@ -1,6 +1,9 @@
 //! Sample files (`write_dl_samples` / `read_dl_samples`): a dl-io container (magic `DLSAMPLE`, format
 //! version, CRC-32) holding, per sample, a bincode 2 record of its annotations followed by the image's
-//! f32 pixels as raw little-endian bytes, so reading is a copy, not a per-value decode. Lossless.
+//! pixels. Version 2 stores the pixels as [`SampleStorage`] chooses: raw little-endian f32 (a copy on
+//! reading), compact (lossless: one plane when every channel is the same, and 8-bit indices into a
+//! table of the values when an image has at most 256 distinct ones, else f32), or f16 (half the size,
+//! lossy: relative error ≤ 2⁻¹¹). Version 1 files (raw f32) are still read.
 
 use crate::{AnomalyLabel, Boxes, DLSample, Domain, Error, HostImage, LabelImage, Result};
 use bincode::{Decode, Encode};
@@ -8,7 +11,28 @@ use dl_core::{ClassId, ImageId, Rect1, Rect2};
 use std::path::Path;
 
 /// The sample-file format version this build writes (and the newest it reads).
-pub const SAMPLE_FILE_VERSION: u32 = 1;
+pub const SAMPLE_FILE_VERSION: u32 = 2;
+
+/// How a sample file stores the image pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SampleStorage {
+    /// Raw f32, 4 bytes a value: reading is a copy.
+    Float32,
+    /// Lossless and smaller where the values allow: one plane for images whose channels are equal (a
+    /// gray image as 3 channels), 1 byte a value (an index into a table of the values) when an image
+    /// has at most 256 distinct values (an 8-bit image at its own size, normalised); f32 otherwise.
+    #[default]
+    Compact,
+    /// IEEE half precision, 2 bytes a value (with one plane for equal channels): lossy, relative
+    /// error at most 2⁻¹¹ (values beyond ±65 504 become infinite).
+    Float16,
+}
+
+/// Pixel encodings inside a version-2 sample file.
+const PIXELS_F32: u8 = 0;
+const PIXELS_F16: u8 = 1;
+const PIXELS_U8: u8 = 2;
 /// The container header of sample files this build writes.
 pub const SAMPLE_FILE_HEADER: dl_io::Header =
     dl_io::Header { magic: *b"DLSAMPLE", version: SAMPLE_FILE_VERSION };
@@ -152,8 +176,13 @@ const RECORD_LIMIT: bincode::config::Configuration<
     bincode::config::Limit<{ 1 << 30 }>,
 > = bincode::config::standard().with_limit::<{ 1 << 30 }>();
 
-/// Encodes samples into sample-file bytes (the same bytes [`write_dl_samples`] writes).
+/// Encodes samples into sample-file bytes with f32 pixels (the same bytes [`write_dl_samples`] writes).
 pub fn encode_samples(samples: &[DLSample]) -> Vec<u8> {
+    encode_samples_with(samples, SampleStorage::Float32)
+}
+
+/// Encodes samples into sample-file bytes, the pixels stored as `storage` says.
+pub fn encode_samples_with(samples: &[DLSample], storage: SampleStorage) -> Vec<u8> {
     let config = bincode::config::standard();
     let mut payload = Vec::with_capacity(samples.iter().map(|s| s.image.data.len() * 4 + 256).sum());
     payload.extend_from_slice(&(samples.len() as u64).to_le_bytes());
@@ -161,12 +190,68 @@ pub fn encode_samples(samples: &[DLSample]) -> Vec<u8> {
         let meta = bincode::encode_to_vec(Record::of(s), config).expect("encoding into memory cannot fail");
         payload.extend_from_slice(&(meta.len() as u64).to_le_bytes());
         payload.extend_from_slice(&meta);
-        payload.extend_from_slice(&(s.image.data.len() as u64).to_le_bytes());
-        for v in &s.image.data {
-            payload.extend_from_slice(&v.to_le_bytes());
-        }
+        encode_pixels(&s.image, storage, &mut payload);
     }
     dl_io::encode(SAMPLE_FILE_HEADER, &payload)
+}
+
+/// The pixels of `image`: encoding byte, shared-plane flag, value count, values.
+fn encode_pixels(image: &HostImage, storage: SampleStorage, out: &mut Vec<u8>) {
+    let plane = image.width * image.height;
+    let shared = storage != SampleStorage::Float32
+        && image.channels > 1
+        && plane > 0
+        && (1..image.channels).all(|c| {
+            image.data[c * plane..(c + 1) * plane]
+                .iter()
+                .zip(&image.data[..plane])
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        });
+    let values = if shared { &image.data[..plane] } else { &image.data[..] };
+    let table = if storage == SampleStorage::Compact { value_table(values) } else { None };
+    let encoding = match (storage, &table) {
+        (SampleStorage::Float16, _) => PIXELS_F16,
+        (_, Some(_)) => PIXELS_U8,
+        _ => PIXELS_F32,
+    };
+    out.push(encoding);
+    out.push(u8::from(shared));
+    out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+    match (encoding, table) {
+        (PIXELS_U8, Some(table)) => {
+            out.extend_from_slice(&(table.len() as u16).to_le_bytes());
+            for &bits in &table {
+                out.extend_from_slice(&bits.to_le_bytes());
+            }
+            out.extend(values.iter().map(|v| table.binary_search(&v.to_bits()).map_or(0, |i| i as u8)));
+        }
+        (PIXELS_F16, _) => {
+            for &v in values {
+                out.extend_from_slice(&half::f16::from_f32(v).to_le_bytes());
+            }
+        }
+        _ => {
+            for &v in values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// The distinct values (as f32 bit patterns, sorted) when there are at most 256 and the table with
+/// one byte a value is smaller than f32 (a table of k values costs 4k + 2 bytes).
+fn value_table(values: &[f32]) -> Option<Vec<u32>> {
+    let mut table: Vec<u32> = Vec::with_capacity(256);
+    for v in values {
+        let bits = v.to_bits();
+        if let Err(at) = table.binary_search(&bits) {
+            if table.len() == 256 {
+                return None;
+            }
+            table.insert(at, bits);
+        }
+    }
+    (4 * table.len() + 2 + values.len() < 4 * values.len()).then_some(table)
 }
 
 /// Decodes sample-file bytes; `what` names the file in errors.
@@ -175,7 +260,7 @@ pub fn encode_samples(samples: &[DLSample]) -> Vec<u8> {
 /// dl-io errors for a wrong magic, newer version, truncation or corruption; [`Error::Annotation`] for a
 /// payload that does not decode.
 pub fn decode_samples(bytes: &[u8], what: &str) -> Result<Vec<DLSample>> {
-    let (_, payload) = dl_io::decode(SAMPLE_FILE_HEADER, bytes, what)?;
+    let (version, payload) = dl_io::decode(SAMPLE_FILE_HEADER, bytes, what)?;
     let corrupt =
         |m: &str| Error::Annotation { path: what.into(), message: format!("corrupt sample file: {m}") };
     let mut pos = 0usize;
@@ -187,6 +272,7 @@ pub fn decode_samples(bytes: &[u8], what: &str) -> Result<Vec<DLSample>> {
         Ok(out)
     };
     let read_u64 = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let read_f32 = |b: &[u8]| f32::from_le_bytes(b.try_into().expect("4 bytes"));
     let count = read_u64(take(8)?);
     let mut out = Vec::new();
     for _ in 0..count {
@@ -197,16 +283,50 @@ pub fn decode_samples(bytes: &[u8], what: &str) -> Result<Vec<DLSample>> {
         if used != meta.len() {
             return Err(corrupt("record has trailing bytes"));
         }
+        let (encoding, shared) = if version >= 2 {
+            let b = take(2)?;
+            match (b[0], b[1]) {
+                (e @ (PIXELS_F32 | PIXELS_F16 | PIXELS_U8), s @ (0 | 1)) => (e, s == 1),
+                _ => return Err(corrupt("unknown pixel encoding")),
+            }
+        } else {
+            (PIXELS_F32, false)
+        };
         let n = usize::try_from(read_u64(take(8)?)).map_err(|_| corrupt("pixel count"))?;
-        let expected = (record.width as usize)
-            .saturating_mul(record.height as usize)
-            .saturating_mul(record.channels as usize);
-        if n != expected {
+        let plane = (record.width as usize).saturating_mul(record.height as usize);
+        let channels = record.channels as usize;
+        let expected = if shared { plane } else { plane.saturating_mul(channels) };
+        if n != expected || (shared && channels < 2) {
             return Err(corrupt("pixel count does not match the image size"));
         }
-        let raw = take(n.checked_mul(4).ok_or_else(|| corrupt("pixel count"))?)?;
-        let data: Vec<f32> =
-            raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
+        let mut data: Vec<f32> = match encoding {
+            PIXELS_U8 => {
+                let k = usize::from(u16::from_le_bytes(take(2)?.try_into().expect("2 bytes")));
+                if !(1..=256).contains(&k) {
+                    return Err(corrupt("value table size"));
+                }
+                let table: Vec<f32> = take(4 * k)?.chunks_exact(4).map(read_f32).collect();
+                let codes = take(n)?;
+                if codes.iter().any(|&q| usize::from(q) >= k) {
+                    return Err(corrupt("value index beyond the table"));
+                }
+                codes.iter().map(|&q| table[usize::from(q)]).collect()
+            }
+            PIXELS_F16 => {
+                let raw = take(n.checked_mul(2).ok_or_else(|| corrupt("pixel count"))?)?;
+                raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+            }
+            _ => {
+                let raw = take(n.checked_mul(4).ok_or_else(|| corrupt("pixel count"))?)?;
+                raw.chunks_exact(4).map(read_f32).collect()
+            }
+        };
+        if shared {
+            let first = data.clone();
+            for _ in 1..channels {
+                data.extend_from_slice(&first);
+            }
+        }
         out.push(record.into_sample(data, what)?);
     }
     if pos != payload.len() {
@@ -215,12 +335,20 @@ pub fn decode_samples(bytes: &[u8], what: &str) -> Result<Vec<DLSample>> {
     Ok(out)
 }
 
-/// Writes samples to a sample file, atomically.
+/// Writes samples to a sample file (f32 pixels), atomically.
 ///
 /// # Errors
 /// [`Error::File`] naming the file.
 pub fn write_dl_samples(path: &Path, samples: &[DLSample]) -> Result<()> {
-    dl_io::write_bytes_atomic(path, &encode_samples(samples))?;
+    write_dl_samples_with(path, samples, SampleStorage::Float32)
+}
+
+/// Writes samples to a sample file, the pixels stored as `storage` says, atomically.
+///
+/// # Errors
+/// [`Error::File`] naming the file.
+pub fn write_dl_samples_with(path: &Path, samples: &[DLSample], storage: SampleStorage) -> Result<()> {
+    dl_io::write_bytes_atomic(path, &encode_samples_with(samples, storage))?;
     Ok(())
 }
 
@@ -359,6 +487,66 @@ mod tests {
         meta.splice(at + 2..at + 3, huge);
         let r: std::result::Result<(Record, usize), _> = bincode::decode_from_slice(&meta, RECORD_LIMIT);
         assert!(r.is_err());
+    }
+
+    /// Compact storage is lossless: bit-exact round trips of arbitrary values (stored as f32), of
+    /// 256-level images (stored as bytes) and of gray images as 3 channels (one plane); f16 stays
+    /// within 2⁻¹¹ relative error. The sizes shrink as documented.
+    #[test]
+    fn compact_storage_is_lossless_and_f16_is_close() {
+        let (w, h) = (40usize, 30usize);
+        let mut rng = dl_core::Rng::new(3);
+        let gray: Vec<f32> = (0..w * h).map(|_| -127.0 + rng.below(256) as f32).collect();
+        let image =
+            |data: Vec<f32>, channels| HostImage { width: w, height: h, channels, bit_depth: 32, data };
+        let levels = DLSample::from_image(ImageId(1), image(gray.repeat(3), 3));
+        let scaled: Vec<f32> = gray.iter().map(|v| (v + 127.0) / 255.0).collect();
+        let unit = DLSample::from_image(ImageId(2), image(scaled, 1));
+        let arbitrary = sample(9);
+        let size = |s: &DLSample, st| encode_samples_with(std::slice::from_ref(s), st).len();
+        for s in [&levels, &unit, &arbitrary] {
+            let back =
+                decode_samples(&encode_samples_with(std::slice::from_ref(s), SampleStorage::Compact), "m")
+                    .unwrap();
+            assert!(back[0].image.data.iter().zip(&s.image.data).all(|(a, b)| a.to_bits() == b.to_bits()));
+            assert_eq!(&back[0], s);
+            let half =
+                decode_samples(&encode_samples_with(std::slice::from_ref(s), SampleStorage::Float16), "m")
+                    .unwrap();
+            for (a, b) in half[0].image.data.iter().zip(&s.image.data) {
+                let tolerance = b.abs() * 2f32.powi(-11) + 6e-8;
+                assert!((a - b).abs() <= tolerance || b.abs() > 65_504.0, "{a} vs {b}");
+            }
+        }
+        // 3 600 values (one plane of 1 200), at most 256 distinct: f32 14 400 bytes; compact, one plane
+        // of bytes and a table of ≤ 256 values: ≤ 2 226; f16, one plane: 2 400.
+        let (f32_size, compact, f16) = (
+            size(&levels, SampleStorage::Float32),
+            size(&levels, SampleStorage::Compact),
+            size(&levels, SampleStorage::Float16),
+        );
+        assert!(f32_size - compact >= 14_400 - 2_226, "{f32_size} {compact}");
+        assert!(f32_size - f16 >= 14_400 - 2_400, "{f32_size} {f16}");
+        // One channel scaled into 0 … 1 (no exact affine grid in f32): a table all the same.
+        assert!(size(&unit, SampleStorage::Compact) + 2_000 <= size(&unit, SampleStorage::Float32));
+        // Arbitrary values: f32 under compact, no larger than f32 storage.
+        assert!(size(&arbitrary, SampleStorage::Compact) <= size(&arbitrary, SampleStorage::Float32) + 2);
+    }
+
+    /// Version-1 files (raw f32 after each record, no encoding bytes) are still read.
+    #[test]
+    fn version_1_files_still_read() {
+        let s = sample(4);
+        let mut payload = 1u64.to_le_bytes().to_vec();
+        let meta = bincode::encode_to_vec(Record::of(&s), bincode::config::standard()).unwrap();
+        payload.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+        payload.extend_from_slice(&meta);
+        payload.extend_from_slice(&(s.image.data.len() as u64).to_le_bytes());
+        for v in &s.image.data {
+            payload.extend_from_slice(&v.to_le_bytes());
+        }
+        let v1 = dl_io::encode(dl_io::Header { version: 1, ..SAMPLE_FILE_HEADER }, &payload);
+        assert_eq!(decode_samples(&v1, "v1").unwrap(), vec![s]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `gen_dl_segmentation_weights`: per-class loss weights from train-split pixel frequencies.
 
-use super::{read_dl_samples, write_dl_samples};
+use super::{SampleStorage, read_dl_samples, write_dl_samples_with};
 use crate::{DLDataset, Error, HostImage, Result};
 use dl_core::Split;
 use rayon::prelude::*;
@@ -75,7 +75,8 @@ pub fn gen_dl_segmentation_weights(dataset: &mut DLDataset, max_weight: f64) -> 
                     Some(HostImage { width: l.width, height: l.height, channels: 1, bit_depth: 32, data });
             }
         }
-        write_dl_samples(&path, &samples)
+        // Compact: lossless, so the pixels stay as they were stored.
+        write_dl_samples_with(&path, &samples, SampleStorage::Compact)
     })?;
     dataset.class_weights = Some(weights.clone());
     Ok(weights)
@@ -84,7 +85,7 @@ pub fn gen_dl_segmentation_weights(dataset: &mut DLDataset, max_weight: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::preprocess::DLPreprocessParam;
+    use crate::preprocess::{DLPreprocessParam, write_dl_samples};
     use crate::{DLSample, LabelImage, ModelType, SampleEntry};
     use dl_core::{ClassId, ImageId};
 

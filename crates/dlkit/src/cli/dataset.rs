@@ -228,10 +228,17 @@ pub struct PreprocessArgs {
     /// Replace an existing output folder.
     #[arg(long)]
     overwrite: bool,
+    /// How sample files store pixels: compact (lossless: one plane for equal channels, bytes where the
+    /// values are 256 levels), f32, or f16 (half the size of f32, lossy: relative error ≤ 2⁻¹¹).
+    #[arg(long, default_value = "compact", value_parser = ["compact", "f32", "f16"])]
+    storage: String,
 }
 
 fn preprocess(args: &PreprocessArgs, json_out: bool) -> Result<()> {
-    use dlkit::data::preprocess::{DLPreprocessParam, PreprocessOptions, preprocess_dl_dataset};
+    use dlkit::data::preprocess::{
+        DLPreprocessParam, PreprocessOptions, SampleStorage, available_disk_space,
+        estimate_preprocessed_size, preprocess_dl_dataset,
+    };
     let ds = load(&args.dataset)?;
     let model_type: ModelType = match &args.model_type {
         Some(t) => t.parse().map_err(anyhow::Error::msg)?,
@@ -263,22 +270,75 @@ fn preprocess(args: &PreprocessArgs, json_out: bool) -> Result<()> {
         value["class_ids_background"] = json!(args.class_ids_background);
     }
     let param = DLPreprocessParam::from_json(value)?;
-    let options = PreprocessOptions { overwrite: args.overwrite, show_progress: !json_out };
+    let storage = match args.storage.as_str() {
+        "f32" => SampleStorage::Float32,
+        "f16" => SampleStorage::Float16,
+        _ => SampleStorage::Compact,
+    };
+    // The size first; refused when the disk lacks the space.
+    let estimate = estimate_preprocessed_size(&ds, &param, storage)?;
+    let free = available_disk_space(&args.out);
+    if !json_out {
+        println!(
+            "about {} for {} samples ({} storage; f32 would take {}){}",
+            human_bytes(estimate.bytes),
+            ds.samples.len(),
+            args.storage,
+            human_bytes(estimate.float32_bytes),
+            free.map_or(String::new(), |f| format!(", {} free", human_bytes(f)))
+        );
+    }
+    if let Some(free) = free
+        && estimate.bytes > free
+    {
+        bail!(
+            "{} needs about {} but its disk has {} free: free space, preprocess to a smaller size, or use \
+             --storage f16 (lossy, about half of f32)",
+            args.out.display(),
+            human_bytes(estimate.bytes),
+            human_bytes(free)
+        );
+    }
+    let options = PreprocessOptions { overwrite: args.overwrite, show_progress: !json_out, storage };
     let start = std::time::Instant::now();
     let out = preprocess_dl_dataset(&ds, &args.out, &param, options)?;
     let secs = start.elapsed().as_secs_f64();
     let file = args.out.join("dataset.json");
     if json_out {
-        println!("{}", json!({"output": file, "samples": out.samples.len(), "seconds": secs}));
+        println!(
+            "{}",
+            json!({"output": file, "samples": out.samples.len(), "seconds": secs, "storage": args.storage,
+                "estimated_bytes": estimate.bytes, "bytes": dir_bytes(&args.out.join("samples"))})
+        );
     } else {
         println!(
-            "{} samples preprocessed in {secs:.1} s ({:.0}/s) → {}",
+            "{} samples preprocessed in {secs:.1} s ({:.0}/s), {} on disk → {}",
             out.samples.len(),
             out.samples.len() as f64 / secs,
+            human_bytes(dir_bytes(&args.out.join("samples"))),
             file.display()
         );
     }
     Ok(())
+}
+
+/// Bytes as B, KB, MB, GB (powers of 1000).
+fn human_bytes(n: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[u]) }
+}
+
+/// The bytes of the files directly in `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+        .unwrap_or(0)
 }
 
 fn need<'a>(value: &'a Option<PathBuf>, flag: &str, format: Format) -> Result<&'a Path> {
@@ -556,6 +616,25 @@ fn info(ds: &DLDataset, json_out: bool) -> Result<()> {
         }
     }
     let problems = ds.validate();
+    // Anomaly detection: ok / nok images per split.
+    let mut anomaly: BTreeMap<&str, BTreeMap<String, usize>> = BTreeMap::new();
+    for s in &ds.samples {
+        if let Some(label) = s.anomaly_label {
+            let key = if label == dlkit::data::AnomalyLabel::Nok { "nok" } else { "ok" };
+            let split = s.split.map_or("unsplit".into(), |x| x.to_string());
+            *anomaly.entry(key).or_default().entry(split).or_default() += 1;
+        }
+    }
+    // Segmentation: pixels per label value and split.
+    let segmentation = ds.samples.iter().any(|s| s.segmentation_file_name.is_some())
+        || ds.preprocess_param.as_ref().is_some_and(|p| p.model_type == ModelType::Segmentation);
+    // A label image that does not read is one of the problems listed below, not a failure of `info`.
+    let (pixels, pixels_error) = match segmentation.then(|| dlkit::data::stats::segmentation_class_pixels(ds))
+    {
+        Some(Ok(p)) => (p, None),
+        Some(Err(e)) => (Vec::new(), Some(e.to_string())),
+        None => (Vec::new(), None),
+    };
     let name_of = |id: u16| {
         ds.class_ids
             .iter()
@@ -570,7 +649,22 @@ fn info(ds: &DLDataset, json_out: bool) -> Result<()> {
             .map(|(&id, splits)| json!({"class_id": id, "class_name": name_of(id), "count": splits.values().sum::<usize>(), "splits": splits}))
             .collect();
         let boxes = json!({"count": widths.len(), "width": stats(&widths), "height": stats(&heights), "aspect_ratio": stats(&aspects)});
-        let out = json!({"num_samples": ds.samples.len(), "splits": per_split, "classes": classes, "boxes": boxes, "problems": problems});
+        let pixels: Vec<_> = pixels
+            .iter()
+            .map(|c| {
+                json!({
+                    "value": c.value,
+                    "class_name": if c.is_class { json!(name_of(c.value)) } else { json!(null) },
+                    "is_class": c.is_class,
+                    "pixels": c.pixels.values().sum::<u64>(),
+                    "splits": c.pixels,
+                    "images": c.images,
+                })
+            })
+            .collect();
+        let out = json!({"num_samples": ds.samples.len(), "splits": per_split, "classes": classes, "boxes": boxes,
+            "anomaly_labels": anomaly, "segmentation_pixels": pixels, "segmentation_pixels_error": pixels_error,
+            "problems": problems});
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -578,7 +672,9 @@ fn info(ds: &DLDataset, json_out: bool) -> Result<()> {
     for (split, n) in &per_split {
         println!("  {split}: {n}");
     }
-    println!("labels per class (images for CL, boxes for OD):");
+    if !per_class.is_empty() {
+        println!("labels per class (images for CL, boxes for OD):");
+    }
     for (id, splits) in &per_class {
         let detail: Vec<String> = splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
@@ -587,6 +683,37 @@ fn info(ds: &DLDataset, json_out: bool) -> Result<()> {
             splits.values().sum::<usize>(),
             detail.join(", ")
         );
+    }
+    let detail = |splits: &BTreeMap<String, usize>| -> String {
+        splits.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+    };
+    if !anomaly.is_empty() {
+        println!("anomaly labels (images):");
+        for (label, splits) in &anomaly {
+            println!("  {label:<4} {:>7}  ({})", splits.values().sum::<usize>(), detail(splits));
+        }
+    }
+    if let Some(e) = &pixels_error {
+        println!("pixels per class: not counted ({e})");
+    }
+    if !pixels.is_empty() {
+        let total: u64 = pixels.iter().flat_map(|c| c.pixels.values()).sum();
+        println!(
+            "pixels per class ({}):",
+            if ds.dlsample_dir.is_some() { "sample files, at the network's size" } else { "label images" }
+        );
+        for c in &pixels {
+            let n: u64 = c.pixels.values().sum();
+            let splits: Vec<String> = c.pixels.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!(
+                "  {:>5} {:<24} {n:>12} {:>6.2}%  in {} images  ({})",
+                c.value,
+                if c.is_class { name_of(c.value) } else { "(not a class: ignored or unknown)".into() },
+                100.0 * n as f64 / total.max(1) as f64,
+                c.images,
+                splits.join(", ")
+            );
+        }
     }
     if let (Some(w), Some(h), Some(a)) = (stats(&widths), stats(&heights), stats(&aspects)) {
         println!("boxes: {}", widths.len());

@@ -137,7 +137,24 @@ fn dlkit_cli(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
 fn patchcore_through_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    elpv(16, 16).save(&dir.join("d.json")).unwrap();
+    let ds = elpv(16, 16);
+    ds.save(&dir.join("d.json")).unwrap();
+    // dataset info: ok / nok images per split.
+    let out = dlkit_cli(&["--json", "dataset", "info", "d.json"], dir);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let count = |label: &str, split: &str| {
+        ds.samples
+            .iter()
+            .filter(|s| {
+                s.split.map(|x| x.to_string()).as_deref() == Some(split)
+                    && (s.anomaly_label == Some(dlkit::data::AnomalyLabel::Nok)) == (label == "nok")
+            })
+            .count() as u64
+    };
+    for (label, split) in [("ok", "train"), ("ok", "validation"), ("nok", "validation"), ("nok", "test")] {
+        assert_eq!(info["anomaly_labels"][label][split].as_u64(), Some(count(label, split)), "{info}");
+    }
+    assert!(count("nok", "test") > 0);
     let out = dlkit_cli(
         &[
             "--json",

@@ -264,6 +264,21 @@ fn labelme_voc_export_through_the_command_line() {
         dir,
     );
     dlkit_cli(&["dataset", "split", "d.json", "--train", "67", "--validation", "33"], dir);
+    // dataset info: pixels per class and split, 255 (labelme's ignore value) named as no class.
+    let out = dlkit_cli(&["--json", "dataset", "info", "d.json"], dir);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pixels = info["segmentation_pixels"].as_array().unwrap();
+    let row = |v: u64| pixels.iter().find(|p| p["value"] == v).unwrap_or_else(|| panic!("{info}"));
+    assert_eq!(
+        (row(0)["class_name"].as_str(), row(0)["images"].as_u64()),
+        (Some("_background_"), Some(3)),
+        "{info}"
+    );
+    assert_eq!(row(255)["is_class"], false, "{info}");
+    let total: u64 = pixels.iter().map(|p| p["pixels"].as_u64().unwrap()).sum();
+    assert_eq!(total, 500 * 338 + 2 * 500 * 375, "every pixel of the three label images");
+    let text = String::from_utf8_lossy(&dlkit_cli(&["dataset", "info", "d.json"], dir).stdout).into_owned();
+    assert!(text.contains("pixels per class (label images)") && text.contains("not a class"), "{text}");
     dlkit_cli(
         &[
             "dataset",
@@ -400,7 +415,7 @@ fn bad_segmentation_input_is_refused() {
         &ds,
         &tmp.path().join("pre"),
         &model.description().preprocess,
-        dlkit::data::preprocess::PreprocessOptions { overwrite: false, show_progress: false },
+        dlkit::data::preprocess::PreprocessOptions::default(),
     );
     let mut pre = pre.unwrap();
     pre.class_weights = Some(vec![1.0, 3.0]);
