@@ -285,22 +285,20 @@ fn stardist(dir: &Path, format: &str, extra: &[&str]) {
     run(dir, &["dataset", "split", "d.json", "--train", "50", "--validation", "25", "--seed", "1"]);
 }
 
-/// A rotated-box detector (the method's own loss, anchors and evaluation) killed and resumed.
-#[test]
-fn killed_detection_training_resumes_to_the_weights_of_an_uninterrupted_run() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    stardist(dir, "coco-rotated", &["--annotations", &quadrants("rotated_coco.json")]);
-    let args = [
+/// `dlkit train` of a compact model on `d.json` (stardist's quadrants) at `size`² gray for `epochs`:
+/// batches of one, Adam, mirroring, the best and the current model written.
+fn stardist_training(size: usize, epochs: usize) -> Vec<String> {
+    let (size, epochs) = (size.to_string(), epochs.to_string());
+    [
         "train",
         "--dataset",
         "d.json",
         "--create",
         "compact",
         "--width",
-        "96",
+        &size,
         "--height",
-        "96",
+        &size,
         "--channels",
         "1",
         "--batch-size",
@@ -314,9 +312,21 @@ fn killed_detection_training_resumes_to_the_weights_of_an_uninterrupted_run() {
         "--serialize",
         "best,current",
         "--epochs",
-        "6",
-    ];
-    killed_training_resumes(dir, &args, 6, 5, 12);
+        &epochs,
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect()
+}
+
+/// A rotated-box detector (the method's own loss, anchors and evaluation) killed and resumed.
+#[test]
+fn killed_detection_training_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    stardist(dir, "coco-rotated", &["--annotations", &quadrants("rotated_coco.json")]);
+    let args = stardist_training(96, 6);
+    killed_training_resumes(dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), 6, 5, 12);
 }
 
 /// A segmentation model killed and resumed.
@@ -329,32 +339,8 @@ fn killed_segmentation_training_resumes_to_the_weights_of_an_uninterrupted_run()
         "segmentation",
         &["--labels", &quadrants("labels"), "--class-names", "background,nucleus", "--class-ids", "0,1"],
     );
-    let args = [
-        "train",
-        "--dataset",
-        "d.json",
-        "--create",
-        "compact",
-        "--width",
-        "128",
-        "--height",
-        "128",
-        "--channels",
-        "1",
-        "--batch-size",
-        "1",
-        "--solver",
-        "adam",
-        "--lr",
-        "0.001",
-        "--augment",
-        "mirror=rc,augmentation_percentage=50",
-        "--serialize",
-        "best,current",
-        "--epochs",
-        "8",
-    ];
-    killed_training_resumes(dir, &args, 8, 5, 13);
+    let args = stardist_training(128, 8);
+    killed_training_resumes(dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), 8, 5, 13);
 }
 
 #[test]
