@@ -245,8 +245,6 @@ pub fn write_png_atomic(path: &Path, image: &::image::DynamicImage) -> Result<()
 
 #[cfg(test)]
 mod tests {
-    /// A 4-bit palette PNG (VOC's layout: the palette maps ids to colours) is read by its indices, not
-    /// its colours; 8-bit palette indices keep 255.
     #[test]
     fn png_writes_replace_the_file_whole_and_leave_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
@@ -263,6 +261,8 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("no/a.png"));
     }
 
+    /// A 4-bit palette PNG (VOC's layout: the palette maps ids to colours) is read by its indices, not
+    /// its colours; 8-bit palette indices keep 255.
     #[test]
     fn palette_label_images_are_read_by_index() {
         let tmp = tempfile::tempdir().unwrap();

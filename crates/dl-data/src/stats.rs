@@ -47,14 +47,16 @@ pub fn segmentation_class_pixels(dataset: &DLDataset) -> Result<Vec<ClassPixels>
     let per_sample: Vec<(String, BTreeMap<u16, u64>)> = (0..dataset.samples.len())
         .into_par_iter()
         .map(|i| -> Result<(String, BTreeMap<u16, u64>)> {
-            let mut counts = BTreeMap::new();
+            // A count per possible value (no map lookup per pixel), then the values present.
+            let mut counts = vec![0u64; 1 << 16];
             for l in labels(i)? {
                 for &v in &l.data {
-                    *counts.entry(v).or_insert(0) += 1;
+                    counts[usize::from(v)] += 1;
                 }
             }
+            let present = (0..=u16::MAX).zip(counts).filter(|&(_, n)| n > 0).collect();
             let split = dataset.samples[i].split.map_or_else(|| "unsplit".to_owned(), |s| s.to_string());
-            Ok((split, counts))
+            Ok((split, present))
         })
         .collect::<Result<_>>()?;
     let mut out: BTreeMap<u16, ClassPixels> = BTreeMap::new();

@@ -47,11 +47,8 @@ pub fn estimate_preprocessed_size(
     if n == 0 {
         return Ok(SizeEstimate { bytes: 0, measured: 0, float32_bytes: 0 });
     }
-    let picks: Vec<usize> = {
-        let mut v: Vec<usize> = (0..16.min(n)).map(|k| k * n / 16.min(n)).collect();
-        v.dedup();
-        v
-    };
+    let m = n.min(16);
+    let picks: Vec<usize> = (0..m).map(|k| k * n / m).collect();
     let sizes = picks
         .par_iter()
         .map(|&i| -> Result<(u64, u64)> {
@@ -75,14 +72,10 @@ pub fn estimate_preprocessed_size(
 /// The bytes available to an unprivileged user on the disk holding `path` (or its nearest existing
 /// parent); `None` where the system does not say.
 pub fn available_disk_space(path: &Path) -> Option<u64> {
-    let mut p = path;
-    loop {
-        if p.exists() {
-            let s = rustix::fs::statvfs(p).ok()?;
-            return Some(s.f_bavail.saturating_mul(s.f_frsize));
-        }
-        p = p.parent().filter(|q| !q.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    }
+    // A relative path without an existing parent is below the working folder.
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("."));
+    let s = rustix::fs::statvfs(existing).ok()?;
+    Some(s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 const STATE_FILE: &str = ".dlkit-preprocess-state.json";
@@ -99,6 +92,7 @@ fn holds_files(dir: &Path) -> bool {
         }),
     }
 }
+
 /// The state file's content: the parameters and the storage (a run resumes only with both unchanged).
 fn state_bytes(param: &DLPreprocessParam, storage: SampleStorage) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"preprocess_param": param, "storage": storage}))

@@ -322,9 +322,9 @@ pub fn decode_samples(bytes: &[u8], what: &str) -> Result<Vec<DLSample>> {
             }
         };
         if shared {
-            let first = data.clone();
+            data.reserve(plane * (channels - 1));
             for _ in 1..channels {
-                data.extend_from_slice(&first);
+                data.extend_from_within(..plane);
             }
         }
         out.push(record.into_sample(data, what)?);
