@@ -176,12 +176,12 @@ pub fn curves_png(
             let style =
                 color.stroke_width(if curves.len() > 1 { 4 - (i * 3 / curves.len()) as u32 } else { 2 });
             let points = pts.iter().copied();
-            let series = match (i / CURVE_COLORS.len()) % 3 {
+            let dash = (i / CURVE_COLORS.len()) % 3;
+            let series = match dash {
                 0 => chart.draw_series(LineSeries::new(points, style)),
                 1 => chart.draw_series(DashedLineSeries::new(points, 10, 6, style)),
                 _ => chart.draw_series(DashedLineSeries::new(points, 3, 5, style)),
             };
-            let dash = (i / CURVE_COLORS.len()) % 3;
             // The legend's sample line in the curve's dash pattern.
             let (size, gap) = [(24, 1), (10, 4), (3, 4)][dash];
             series.map_err(|e| e.to_string())?.label(name.clone()).legend(move |(x, y)| {

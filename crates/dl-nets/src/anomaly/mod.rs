@@ -135,19 +135,29 @@ impl PatchCoreNet {
             let p = patches.size()[0];
             let chunk = (1 << 22) / self.config.memory_bank_size.max(1);
             let chunk = chunk.clamp(64, 4096);
-            let bank_sq = self.bank.square().sum_dim_intlist([1].as_slice(), false, Kind::Float).unsqueeze(0);
+            let bank_sq = self.bank_squares();
             let mut out = Vec::new();
             let mut start = 0;
             while start < p {
                 let len = chunk.min(p - start);
-                let x = patches.narrow(0, start, len);
-                let x_sq = x.square().sum_dim_intlist([1].as_slice(), true, Kind::Float);
-                let d2: Tensor = x_sq - x.matmul(&self.bank.tr()) * 2.0 + &bank_sq;
-                out.push(d2.min_dim(1, false).0.clamp_min(0.0).sqrt());
+                out.push(self.nearest(&patches.narrow(0, start, len), &bank_sq));
                 start += len;
             }
             Tensor::cat(&out, 0)
         })
+    }
+
+    /// The squared norms of the memory entries `[B]`.
+    fn bank_squares(&self) -> Tensor {
+        self.bank.square().sum_dim_intlist([-1].as_slice(), false, Kind::Float)
+    }
+
+    /// The distance of each feature (the last dimension of `x`, `[…, D]`) to its nearest memory entry,
+    /// `[…]`, by ‖x‖² − 2 x·b + ‖b‖².
+    fn nearest(&self, x: &Tensor, bank_sq: &Tensor) -> Tensor {
+        let x_sq = x.square().sum_dim_intlist([-1].as_slice(), true, Kind::Float);
+        let d2: Tensor = x_sq - x.matmul(&self.bank.tr()) * 2.0 + bank_sq;
+        d2.min_dim(-1, false).0.clamp_min(0.0).sqrt()
     }
 
     /// Anomaly maps `[N, 1, H, W]` at the input size and image scores `[N]` (zero without a memory
@@ -168,10 +178,7 @@ impl PatchCoreNet {
                 self.nearest_distances(&patches).view([-1, 1, fs[2], fs[3]])
             } else {
                 let x = f.permute([0, 2, 3, 1]).reshape([-1, fs[2] * fs[3], fs[1]]);
-                let bank_sq = self.bank.square().sum_dim_intlist([1].as_slice(), false, Kind::Float);
-                let x_sq = x.square().sum_dim_intlist([2].as_slice(), true, Kind::Float);
-                let d2: Tensor = x_sq - x.matmul(&self.bank.tr()) * 2.0 + bank_sq.view([1, 1, -1]);
-                d2.min_dim(2, false).0.clamp_min(0.0).sqrt().view([-1, 1, fs[2], fs[3]])
+                self.nearest(&x, &self.bank_squares()).view([-1, 1, fs[2], fs[3]])
             };
             let up = (d / self.config.score_scale).upsample_bilinear2d([s[2], s[3]], false, None, None);
             gaussian_blur(&up, self.config.blur_sigma)

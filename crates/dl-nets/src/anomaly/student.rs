@@ -152,9 +152,9 @@ impl StudentTeacherNet {
         });
     }
 
-    /// The standardised teacher features and the student's prediction of them (noise on the input
-    /// when training).
-    fn student_teacher(&self, images: &Tensor, train: bool) -> Outputs {
+    /// The student's prediction and the standardised teacher features, both `[N, D, h, w]` (noise on
+    /// the input when training), and the input's (height, width).
+    fn student_teacher(&self, images: &Tensor, train: bool) -> (Tensor, Tensor, (i64, i64)) {
         let s = images.size();
         let teacher = tch::no_grad(|| {
             let f = self.teacher_features(images);
@@ -171,7 +171,7 @@ impl StudentTeacherNet {
         if (ts[2], ts[3]) != (ss[2], ss[3]) {
             student = student.upsample_bilinear2d([ts[2], ts[3]], false, None, None);
         }
-        Outputs::StudentTeacher { student, teacher, image_size: (s[2], s[3]) }
+        (student, teacher, (s[2], s[3]))
     }
 
     /// The anomaly maps (per-position mean squared difference, upsampled to `image_size`, smoothed)
@@ -219,15 +219,11 @@ impl Network for StudentTeacherNet {
     /// loss compares). Inference: the anomaly maps `[N, 1, H, W]` at the input size and the image scores
     /// `[N]`, as PatchCore's.
     fn forward_t(&self, images: &Tensor, train: bool) -> Outputs {
-        let outputs = self.student_teacher(images, train);
+        let (student, teacher, image_size) = self.student_teacher(images, train);
         if train {
-            return outputs;
-        }
-        match outputs {
-            Outputs::StudentTeacher { student, teacher, image_size } => {
-                self.anomaly_maps(&student, &teacher, image_size)
-            }
-            other => other,
+            Outputs::StudentTeacher { student, teacher, image_size }
+        } else {
+            self.anomaly_maps(&student, &teacher, image_size)
         }
     }
 
@@ -251,15 +247,8 @@ impl Network for StudentTeacherNet {
     }
 
     fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], _classes: &Classes) -> Result<Vec<DLResult>> {
-        match outputs {
-            Outputs::Anomaly { .. } => anomaly_results(outputs, maps, &self.params.thresholds),
-            Outputs::StudentTeacher { student, teacher, image_size } => anomaly_results(
-                &self.anomaly_maps(student, teacher, *image_size),
-                maps,
-                &self.params.thresholds,
-            ),
-            _ => Err(wrong_targets("anomaly post-processing", "anomaly or student–teacher outputs")),
-        }
+        // The inference forward pass gives anomaly maps (anomaly_results refuses other outputs).
+        anomaly_results(outputs, maps, &self.params.thresholds)
     }
 
     fn is_head_var(&self, name: &str) -> bool {
