@@ -130,6 +130,11 @@ fn phase<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     out
 }
 
+/// The cargo target folder of this workspace.
+fn target_dir(repo: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from)
+}
+
 fn cargo(repo: &Path) -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(repo);
@@ -193,13 +198,12 @@ fn downstream(repo: &Path) -> Result<()> {
         std::fs::copy(src.join(file), dir.join(file))?;
     }
     std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock"))?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
     let images = dl_testkit::data_dir("mnist5k");
     let result = run_checked(
-        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        cargo(repo)
             .current_dir(&dir)
             .env("LIBTORCH", setup::link_path(repo))
-            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO_TARGET_DIR", target_dir(repo))
             .env_remove("LD_LIBRARY_PATH")
             .args(["run", "--quiet", "--"])
             .arg(&images)
@@ -226,8 +230,7 @@ fn demo(repo: &Path, args: &[String]) -> Result<()> {
     phase("cargo build --release -p dlkit", || {
         run_checked(cargo(repo).args(["build", "--release", "-p", "dlkit"]))
     })?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let exe = target.join("release").join("dlkit");
+    let exe = target_dir(repo).join("release").join("dlkit");
     let out = repo.join("demo-out");
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| anyhow::anyhow!("cannot clear {}: {e}", out.display()))?;

@@ -36,5 +36,5 @@ pub use param::{ChangeStrategy, SerializationStrategy, TrainParam};
 pub use solver::{Optimizer, SolverParam, build_optimizer};
 pub use train::{
     BestRecord, CheckpointSummary, EpochRecord, StartEpoch, TrainFiles, TrainingLog, good_train_samples,
-    inspect_checkpoint, train_dl_model, write_curves,
+    inspect_checkpoint, train_dl_model, validation_holds_ok_and_nok, write_curves,
 };

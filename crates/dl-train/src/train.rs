@@ -168,9 +168,7 @@ fn train_and_validation(
     let (mut train, mut validation) = (split(Split::Train), split(Split::Validation));
     if model_type == ModelType::AnomalyDetection {
         train = good_train_samples(dataset, param.skip_nok_train)?;
-        let labels: Vec<Option<AnomalyLabel>> =
-            validation.iter().map(|&i| dataset.samples[i].anomaly_label).collect();
-        if !(labels.contains(&Some(AnomalyLabel::Ok)) && labels.contains(&Some(AnomalyLabel::Nok))) {
+        if !validation_holds_ok_and_nok(dataset) {
             validation.clear();
         }
         return Ok((train, validation));
@@ -186,6 +184,15 @@ fn train_and_validation(
         });
     }
     Ok((train, validation))
+}
+
+/// Whether the validation split holds 'ok' and 'nok' images: what an anomaly model is evaluated on
+/// (an image AUROC needs both), and so what the `best` model needs.
+pub fn validation_holds_ok_and_nok(dataset: &DLDataset) -> bool {
+    let labels = || {
+        dataset.samples.iter().filter(|s| s.split == Some(Split::Validation)).filter_map(|s| s.anomaly_label)
+    };
+    labels().any(|l| l == AnomalyLabel::Ok) && labels().any(|l| l == AnomalyLabel::Nok)
 }
 
 /// The good ('ok') images of `dataset`'s train split, what anomaly models learn from: a 'nok' one is
@@ -404,9 +411,9 @@ fn apply_strategies(model: &mut impl TrainableModel, param: &TrainParam, epoch: 
     Ok(changed)
 }
 
-/// Whether the last logged epoch's mean loss fell below `error_threshold` (training is over).
-fn below_error_threshold(log: &TrainingLog, param: &TrainParam) -> bool {
-    param.error_threshold.is_some_and(|t| log.epochs.last().is_some_and(|e| e.mean_loss < t))
+/// Whether an epoch's mean loss fell below `error_threshold` (that epoch ends training).
+fn below_error_threshold(param: &TrainParam, mean_loss: Option<f64>) -> bool {
+    param.error_threshold.zip(mean_loss).is_some_and(|(t, loss)| loss < t)
 }
 
 /// Measures what the network needs before the first epoch ([`dl_nets::Network::statistics_images`])
@@ -610,7 +617,7 @@ pub fn train_dl_model<M: TrainableModel>(
     };
 
     for epoch in start_epoch..param.num_epochs {
-        if below_error_threshold(&log, &param) {
+        if below_error_threshold(&param, log.epochs.last().map(|e| e.mean_loss)) {
             break; // a resume of a run that stopped early
         }
         let t0 = Instant::now();
@@ -670,7 +677,7 @@ pub fn train_dl_model<M: TrainableModel>(
         }
         let done = epoch + 1;
         let mean_loss = epoch_loss / iterations_per_epoch as f64;
-        let last = done == param.num_epochs || param.error_threshold.is_some_and(|t| mean_loss < t);
+        let last = done == param.num_epochs || below_error_threshold(&param, Some(mean_loss));
         let evaluate = !validation.is_empty()
             && (last
                 || (param.evaluation_interval_epochs > 0 && done % param.evaluation_interval_epochs == 0));
@@ -731,7 +738,9 @@ pub fn train_dl_model<M: TrainableModel>(
             eprintln!("{}", epoch_line(&record, param.num_epochs, &log.measure));
         }
     }
-    if log.epochs.len() >= param.num_epochs || below_error_threshold(&log, &param) {
+    if log.epochs.len() >= param.num_epochs
+        || below_error_threshold(&param, log.epochs.last().map(|e| e.mean_loss))
+    {
         // Also when a resume finds every epoch done already.
         log.status = "finished".into();
     }

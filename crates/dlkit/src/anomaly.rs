@@ -377,18 +377,23 @@ impl Model {
     }
 
     /// Sets what training an `anomaly_detection` model uses — the share of positions in each step's
-    /// loss and the noise on the student's input — and clears its thresholds (they belong to the old
-    /// weights). [`dl_train::train_dl_model`] then trains it like any model.
+    /// loss and the noise on the student's input (`None`: the model's values stay) — and clears its
+    /// thresholds (they belong to the old weights). [`dl_train::train_dl_model`] then trains it like
+    /// any model.
     ///
     /// # Errors
     /// [`Error::Param`](crate::Error::Param) for another model or values out of range.
-    pub fn prepare_anomaly_training(&mut self, domain_ratio: f64, regularization_noise: f64) -> Result<()> {
+    pub fn prepare_anomaly_training(
+        &mut self,
+        domain_ratio: Option<f64>,
+        regularization_noise: Option<f64>,
+    ) -> Result<()> {
         let MethodConfig::AnomalyDetection { params, .. } = &self.description().method else {
             return Err(param_error("type", "prepare_anomaly_training needs an anomaly_detection model"));
         };
         let mut p = params.clone();
-        p.domain_ratio = domain_ratio;
-        p.regularization_noise = regularization_noise;
+        p.domain_ratio = domain_ratio.unwrap_or(p.domain_ratio);
+        p.regularization_noise = regularization_noise.unwrap_or(p.regularization_noise);
         p.thresholds = AnomalyParams::default();
         self.network_mut().set_method_params(&dl_nets::MethodParams::StudentTeacher(p.clone()))?;
         if let MethodConfig::AnomalyDetection { params, .. } = &mut self.description_mut().method {
@@ -416,7 +421,7 @@ impl Model {
         if param.max_num_epochs == 0 || param.error_threshold.is_nan() || param.error_threshold < 0.0 {
             return Err(param_error("max_num_epochs", "at least 1 epoch and an error_threshold ≥ 0"));
         }
-        self.prepare_anomaly_training(param.domain_ratio, param.regularization_noise)?;
+        self.prepare_anomaly_training(Some(param.domain_ratio), Some(param.regularization_noise))?;
         let scratch;
         let output_dir = match &param.output_dir {
             Some(dir) => dir.clone(),

@@ -27,12 +27,16 @@ fn main() -> anyhow::Result<()> {
     let ids: Vec<i64> = ds.class_ids.iter().map(|c| c.get().into()).collect();
     let mut model = dlkit::Model::create_classifier("compact", &ds.class_names, &ids, 28, 28, 1)?;
     let results = model.apply(samples.into_iter().map(|s| s.image).collect())?;
-    println!("{} results, the first's best class: {:?}", results.len(), results[0].classification_class_names);
+    println!(
+        "{} results, the first's best class: {:?}",
+        results.len(),
+        results[0].classification_class_names
+    );
     model.write(&out.join("model.dlm"))?;
-    let param = TrainParam { num_epochs: 1, output_dir: out.join("training"), display: false, ..Default::default() };
+    let param =
+        TrainParam { num_epochs: 1, output_dir: out.join("training"), display: false, ..Default::default() };
     let log = train_dl_model(&ds, &mut model, &param, StartEpoch::Fresh)?;
     let test = evaluate_dl_model(&model, &ds, &SampleSelector::Split(Split::Test), &EvalParams::default())?;
     println!("trained {} epoch, test {:?}", log.epochs.len(), test.comparison_key());
     Ok(())
 }
-

@@ -83,24 +83,17 @@ pub fn store_thresholds(
 
 /// After `dlkit train` of an `anomaly_detection` model: each model file written in `files` gets the
 /// thresholds of its weights (from the validation split), rewritten atomically.
-pub fn store_thresholds_in_files(
-    ds: &DLDataset,
-    files: &[std::path::PathBuf],
-    json_out: bool,
-) -> Result<Vec<Option<dlkit::eval::anomaly::AnomalyThresholds>>> {
-    let mut out = Vec::new();
+pub fn store_thresholds_in_files(ds: &DLDataset, files: &[std::path::PathBuf], json_out: bool) -> Result<()> {
     for path in files {
         let mut m = Model::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         if !json_out {
             print!("{}: ", path.display());
         }
-        let t = store_thresholds(&mut m, ds, json_out);
-        if t.is_some() {
+        if store_thresholds(&mut m, ds, json_out).is_some() {
             m.write(path)?;
         }
-        out.push(t);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Fits a PatchCore model on the dataset's good train images and writes `model_final.dlm` (thresholds

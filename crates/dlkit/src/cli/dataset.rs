@@ -322,6 +322,11 @@ fn preprocess(args: &PreprocessArgs, json_out: bool) -> Result<()> {
     Ok(())
 }
 
+/// Counts per split as "test 3, train 20".
+fn per_split_text<T: std::fmt::Display>(splits: &BTreeMap<String, T>) -> String {
+    splits.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+}
+
 /// Bytes as B, KB, MB, GB (powers of 1000).
 fn human_bytes(n: u64) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"];
@@ -676,21 +681,17 @@ fn info(ds: &DLDataset, json_out: bool) -> Result<()> {
         println!("labels per class (images for CL, boxes for OD):");
     }
     for (id, splits) in &per_class {
-        let detail: Vec<String> = splits.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
             "  {id:>5} {:<24} {:>7}  ({})",
             name_of(*id),
             splits.values().sum::<usize>(),
-            detail.join(", ")
+            per_split_text(splits)
         );
     }
-    let detail = |splits: &BTreeMap<String, usize>| -> String {
-        splits.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
-    };
     if !anomaly.is_empty() {
         println!("anomaly labels (images):");
         for (label, splits) in &anomaly {
-            println!("  {label:<4} {:>7}  ({})", splits.values().sum::<usize>(), detail(splits));
+            println!("  {label:<4} {:>7}  ({})", splits.values().sum::<usize>(), per_split_text(splits));
         }
     }
     if let Some(e) = &pixels_error {
@@ -704,14 +705,13 @@ fn info(ds: &DLDataset, json_out: bool) -> Result<()> {
         );
         for c in &pixels {
             let n: u64 = c.pixels.values().sum();
-            let splits: Vec<String> = c.pixels.iter().map(|(k, v)| format!("{k} {v}")).collect();
             println!(
                 "  {:>5} {:<24} {n:>12} {:>6.2}%  in {} images  ({})",
                 c.value,
                 if c.is_class { name_of(c.value) } else { "(not a class: ignored or unknown)".into() },
                 100.0 * n as f64 / total.max(1) as f64,
                 c.images,
-                splits.join(", ")
+                per_split_text(&c.pixels)
             );
         }
     }

@@ -208,17 +208,6 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
     Ok(model)
 }
 
-/// Whether the validation split holds 'ok' and 'nok' images (what an anomaly model is evaluated on).
-fn validation_has_ok_and_nok(ds: &DLDataset) -> bool {
-    let labels: Vec<_> = ds
-        .samples
-        .iter()
-        .filter(|s| s.split == Some(dlkit::core::Split::Validation))
-        .filter_map(|s| s.anomaly_label)
-        .collect();
-    labels.contains(&dlkit::data::AnomalyLabel::Ok) && labels.contains(&dlkit::data::AnomalyLabel::Nok)
-}
-
 pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     let ds = DLDataset::load(&args.dataset)?;
     let mut model = match (&args.model, &args.create, &args.pretrained) {
@@ -258,11 +247,7 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
             return Ok(0);
         }
         Ok(_) => {
-            let current = |name: &str| model.get_param(name).ok().and_then(|v| v.as_f64());
-            let domain_ratio = args.anomaly.domain_ratio.or_else(|| current("domain_ratio")).unwrap_or(0.1);
-            let noise =
-                args.anomaly.regularization_noise.or_else(|| current("regularization_noise")).unwrap_or(1e-4);
-            model.prepare_anomaly_training(domain_ratio, noise)?;
+            model.prepare_anomaly_training(args.anomaly.domain_ratio, args.anomaly.regularization_noise)?;
             true
         }
         Err(_) => false,
@@ -291,10 +276,11 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
         param.serialization_strategies = parse_serialize(&args.serialize)?;
     } else if !from_file {
         // An anomaly model compares epochs only on a validation split with ok and nok images.
-        let best = !student || validation_has_ok_and_nok(&ds);
-        let default: &[&str] = if best { &["best", "final"] } else { &["final"] };
-        param.serialization_strategies =
-            parse_serialize(&default.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())?;
+        param.serialization_strategies = if !student || dlkit::train::validation_holds_ok_and_nok(&ds) {
+            vec![SerializationStrategy::Best, SerializationStrategy::Final]
+        } else {
+            vec![SerializationStrategy::Final]
+        };
     }
     if student {
         param.error_threshold = Some(

@@ -1,9 +1,8 @@
 //! TorchScript export: a dlkit model as a traced libtorch module that existing serving engines load
 //! (TorchServe, Triton's PyTorch backend, C++ with `torch::jit::load`, Python's `torch.jit.load`).
 
-use super::Model;
+use super::{MethodConfig, Model};
 use crate::{Error, Result};
-use dl_data::ModelType;
 use dl_data::preprocess::NormalizationType;
 use dl_nets::Outputs;
 use dl_nets::network::Network;
@@ -29,9 +28,8 @@ impl Model {
     /// [`Error::Param`] for a PatchCore model that is not fitted; libtorch's tracing or writing errors.
     pub fn export_torchscript(&self, path: &Path) -> Result<()> {
         let d = &self.description;
-        if d.model_type() == ModelType::AnomalyDetection
-            && self.get_param("anomaly_method").is_ok_and(|m| m == "patchcore")
-            && self.get_param("memory_bank_size").is_ok_and(|n| n == 0)
+        if let MethodConfig::Patchcore { patchcore, .. } = &d.method
+            && patchcore.memory_bank_size == 0
         {
             return Err(Error::Param {
                 name: "memory_bank_size".into(),
