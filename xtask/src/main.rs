@@ -6,6 +6,7 @@ mod bench;
 mod data;
 mod fetch;
 mod setup;
+mod textures;
 mod weights;
 
 use anyhow::{Result, bail};

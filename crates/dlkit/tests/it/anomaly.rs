@@ -330,3 +330,72 @@ fn anomaly_detection_on_elpv() {
     assert_eq!(r.final_epoch, 1);
     assert!(r.final_error < 100.0);
 }
+
+/// One texture of `cargo xtask data textures` (real photos, synthetic defects with masks): `train/good`
+/// → train, everything under `test` → test, masks from `ground_truth`.
+fn texture(name: &str) -> DLDataset {
+    let dir = dl_testkit::data_dir("textures").join(name);
+    let mut ds = read_dl_dataset_anomaly(&dir, Some(&dir.join("ground_truth"))).unwrap();
+    for s in &mut ds.samples {
+        let split = if s.image_file_name.replace('\\', "/").starts_with("train/") { "train" } else { "test" };
+        s.split = Some(split.parse().unwrap());
+    }
+    ds
+}
+
+/// PatchCore (ImageNet MobileNetV2) on each texture at 320², with the stride-4 and stride-8 taps (the
+/// drawn defects are a few pixels wide on fine grain; the default taps 8 + 16 reach pixel AUROC
+/// 0.89–0.92 on grass and gravel at 224²): pixel AUROC ≥ 0.95 and PRO (to FPR 0.3) ≥ 0.85 against the
+/// masks, the goals (measured ≥ 0.968 and ≥ 0.903), and image AUROC reported and asserted with
+/// a margin (measured 0.70–1.0). With DLKIT_TEXTURE_STUDENT_EPOCHS = n, HALCON's `anomaly_detection`
+/// is trained n epochs on each texture too and its AUROCs reported (numbers in the closing note).
+#[test]
+fn patchcore_on_textures() {
+    let student_epochs: usize =
+        std::env::var("DLKIT_TEXTURE_STUDENT_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let test = SampleSelector::Split("test".parse().unwrap());
+    for name in ["brick", "grass", "gravel"] {
+        let ds = texture(name);
+        let masks = ds.samples.iter().filter(|s| s.anomaly_file_name.is_some()).count();
+        assert_eq!((ds.samples.len(), masks), (50 + 52, 26), "{name}: every defect has its mask");
+        let config = PatchCoreConfig { strides: vec![4, 8], ..PatchCoreConfig::default() };
+        let mut model =
+            Model::create_patchcore("pretrained_dl_classifier_mobilenet_v2", None, (320, 320, 3), &config)
+                .unwrap();
+        model.set_param("batch_size", &serde_json::json!(16)).unwrap();
+        let fit = model.fit_patchcore(&ds, NokInTrain::Refuse, 1, false).unwrap();
+        let a = anomaly(evaluate_dl_model(&model, &ds, &test, &EvalParams::default()).unwrap());
+        let (pixel, pro) = (a.pixel_auroc.unwrap(), a.pro.unwrap());
+        eprintln!(
+            "textures/{name} patchcore: fit {} images in {:.1} s; image AUROC {:.4}, pixel AUROC {pixel:.4}, PRO {pro:.4}",
+            fit.images, fit.seconds, a.image_auroc
+        );
+        assert_eq!(fit.images, 50);
+        assert!(pixel >= 0.95 && pro >= 0.85, "{name}: pixel AUROC {pixel}, PRO {pro}");
+        assert!(a.image_auroc >= 0.6, "{name}: image AUROC {}", a.image_auroc);
+        if student_epochs > 0 {
+            let mut student = Model::create_anomaly_detection(
+                "pretrained_dl_classifier_mobilenet_v2",
+                None,
+                (320, 320, 3),
+                &dlkit::nets::StudentConfig::default(),
+            )
+            .unwrap();
+            student.set_param("batch_size", &serde_json::json!(8)).unwrap();
+            let param = dlkit::AnomalyTrainParam {
+                max_num_epochs: student_epochs,
+                error_threshold: 0.0,
+                ..Default::default()
+            };
+            let r = student.train_dl_model_anomaly_dataset(&ds, &param).unwrap();
+            let b = anomaly(evaluate_dl_model(&student, &ds, &test, &EvalParams::default()).unwrap());
+            eprintln!(
+                "textures/{name} anomaly_detection: {student_epochs} epochs in {:.0} s; image AUROC {:.4}, pixel AUROC {:.4}, PRO {:.4}",
+                r.seconds,
+                b.image_auroc,
+                b.pixel_auroc.unwrap(),
+                b.pro.unwrap()
+            );
+        }
+    }
+}
