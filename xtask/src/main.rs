@@ -5,6 +5,7 @@
 mod bench;
 mod data;
 mod fetch;
+mod imgviz;
 mod setup;
 mod textures;
 mod weights;

