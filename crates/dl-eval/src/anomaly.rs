@@ -50,41 +50,37 @@ pub fn auroc(scores: &[f64], positive: &[bool]) -> Result<f64> {
     Ok(fpr.windows(2).zip(tpr.windows(2)).map(|(f, t)| (f[1] - f[0]) * (t[1] + t[0]) / 2.0).sum())
 }
 
-/// Connected regions (8-neighbourhood) of the non-zero pixels of a mask: a region index per pixel
-/// (`u32::MAX` for background) and the region sizes.
+/// Connected regions (8-neighbourhood) of the non-zero pixels of a mask (whatever their values): a
+/// region index per pixel (`u32::MAX` for background) and the region sizes. Labelled by imageproc.
 pub fn connected_regions(mask: &LabelImage) -> (Vec<u32>, Vec<usize>) {
-    let (w, h) = (mask.width, mask.height);
-    let mut label = vec![u32::MAX; w * h];
+    let (w, h) = (mask.width as u32, mask.height as u32);
+    let binary: Vec<u8> = mask.data.iter().map(|&v| u8::from(v != 0)).collect();
+    let Some(binary) = image::GrayImage::from_raw(w, h, binary) else {
+        return (vec![u32::MAX; mask.data.len()], Vec::new());
+    };
+    let regions = imageproc::region_labelling::connected_components(
+        &binary,
+        imageproc::region_labelling::Connectivity::Eight,
+        image::Luma([0u8]),
+    );
+    // imageproc numbers regions 1 … n (0 = background).
     let mut sizes = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..w * h {
-        if mask.data[start] == 0 || label[start] != u32::MAX {
-            continue;
-        }
-        let id = sizes.len() as u32;
-        let mut size = 0;
-        label[start] = id;
-        stack.push(start);
-        while let Some(i) = stack.pop() {
-            size += 1;
-            let (r, c) = ((i / w) as i64, (i % w) as i64);
-            for dr in -1..=1 {
-                for dc in -1..=1 {
-                    let (rr, cc) = (r + dr, c + dc);
-                    if rr < 0 || cc < 0 || rr >= h as i64 || cc >= w as i64 {
-                        continue;
-                    }
-                    let j = rr as usize * w + cc as usize;
-                    if mask.data[j] != 0 && label[j] == u32::MAX {
-                        label[j] = id;
-                        stack.push(j);
-                    }
-                }
+    let labels = regions
+        .into_raw()
+        .into_iter()
+        .map(|l| {
+            if l == 0 {
+                return u32::MAX;
             }
-        }
-        sizes.push(size);
-    }
-    (label, sizes)
+            let i = l as usize - 1;
+            if sizes.len() <= i {
+                sizes.resize(i + 1, 0);
+            }
+            sizes[i] += 1;
+            l - 1
+        })
+        .collect();
+    (labels, sizes)
 }
 
 /// Per-region overlap integrated up to `max_fpr` and divided by it (MVTec AD's PRO score): pixels by
@@ -299,6 +295,11 @@ mod tests {
         // Two 4-connected but 8-connected diagonal pixels form one region.
         let diag = LabelImage { width: 2, height: 2, data: vec![1, 0, 0, 1] };
         assert_eq!(connected_regions(&diag).1, vec![2]);
+        // Touching pixels of different non-zero values form one region; separate ones do not.
+        let two = LabelImage { width: 4, height: 2, data: vec![1, 2, 0, 0, 0, 0, 0, 7] };
+        let (labels, sizes) = connected_regions(&two);
+        assert_eq!(sizes, vec![2, 1]);
+        assert_eq!(labels, [0, 0, u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX, 1]);
     }
 
     #[test]
