@@ -360,16 +360,17 @@ fn killed_preprocessing_resumes_and_every_sample_file_reads() {
     while kills < 5 {
         attempts += 1;
         assert!(attempts < 50, "preprocessing finished before it could be killed 5 times");
-        // A finished folder is started over (a new run refuses it); an interrupted one is resumed.
+        // A finished folder is started over (so that the next run has work to be killed in); an
+        // interrupted one is resumed.
         if dir.join("killed/dataset.json").is_file() || attempts % 3 == 0 {
             let _ = std::fs::remove_dir_all(dir.join("killed"));
         }
         if kill_after(dir, &args("killed"), whole.mul_f64(0.1 + 0.8 * rng.next_f64()), &mut whole) {
             kills += 1;
             check_files(&dir.join("killed")).unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
-            // The interrupted folder resumes (same parameters) and finishes. A kill after the last
-            // write (dataset.json is written last) left a finished folder, which a new run refuses.
-            if rng.below(2) == 0 && !dir.join("killed/dataset.json").is_file() {
+            // The interrupted folder resumes (same parameters) and finishes; a folder a kill after
+            // the last write left finished (dataset.json is written last) is checked and reused.
+            if rng.below(2) == 0 {
                 run(dir, &args("killed"));
                 check_files(&dir.join("killed")).unwrap();
             }

@@ -93,10 +93,17 @@ fn holds_files(dir: &Path) -> bool {
     }
 }
 
-/// The state file's content: the parameters and the storage (a run resumes only with both unchanged).
-fn state_bytes(param: &DLPreprocessParam, storage: SampleStorage) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({"preprocess_param": param, "storage": storage}))
-        .expect("parameters serialise")
+/// The state file's content: the parameters, the storage and the source dataset's description (its
+/// JSON's length and CRC-32): a run resumes, or a finished folder is reused, only with all unchanged.
+fn state_bytes(dataset: &DLDataset, param: &DLPreprocessParam, storage: SampleStorage) -> Vec<u8> {
+    let source = serde_json::to_vec(dataset).expect("datasets serialise");
+    serde_json::to_vec(&serde_json::json!({
+        "preprocess_param": param,
+        "storage": storage,
+        "dataset_bytes": source.len(),
+        "dataset_crc32": crc32fast::hash(&source),
+    }))
+    .expect("parameters serialise")
 }
 
 /// Name of the dataset file written into the output folder.
@@ -106,10 +113,12 @@ pub const DATASET_FILE: &str = "dataset.json";
 /// the preprocessed dataset (with `dlsample_dir`, `dlsample_file_name`, `preprocess_param`) to
 /// `out_dir/dataset.json`, which it also returns.
 ///
-/// An existing `out_dir` is refused unless `overwrite`; an interrupted run (its state file is still
-/// there) with the same parameters is resumed, keeping every finished sample file that reads back
-/// correctly. Each sample file is written atomically, so an interruption never leaves a half-written
-/// one.
+/// The folder keeps a state file naming the source dataset (its description, not its image files),
+/// the parameters and the storage. A run on a folder with the same state resumes it: an interrupted
+/// run, or a finished one run again, keeps every sample file that reads back correctly and writes only
+/// the missing or damaged ones (a finished folder is checked and its dataset returned). Any other
+/// existing `out_dir` is refused unless `overwrite`. Each file is written atomically, so an interruption
+/// never leaves a half-written one.
 ///
 /// # Errors
 /// [`Error::Param`] for an existing folder or invalid parameters; the first sample that fails to read
@@ -122,7 +131,7 @@ pub fn preprocess_dl_dataset(
 ) -> Result<DLDataset> {
     param.validate()?;
     let state_path = out_dir.join(STATE_FILE);
-    let state = state_bytes(param, options.storage);
+    let state = state_bytes(dataset, param, options.storage);
     let resume = out_dir.exists() && std::fs::read(&state_path).is_ok_and(|s| s == state);
     // A folder without any file (a run killed before it wrote its state) holds nothing to lose.
     if out_dir.exists() && !resume && holds_files(out_dir) {
@@ -173,7 +182,6 @@ pub fn preprocess_dl_dataset(
         s.dlsample_file_name = Some(name);
     }
     out.save(&out_dir.join(DATASET_FILE))?;
-    std::fs::remove_file(&state_path).map_err(Error::io("removing", &state_path))?;
     Ok(out)
 }
 
@@ -183,6 +191,17 @@ mod tests {
     use crate::preprocess::DLPreprocessParam;
     use crate::read::{LabelSource, read_dl_dataset_classification};
     use crate::{ModelType, SampleEntry};
+
+    fn samples_mtimes(pre: &DLDataset) -> Vec<std::time::SystemTime> {
+        let dir = Path::new(pre.dlsample_dir.as_ref().unwrap());
+        pre.samples
+            .iter()
+            .map(|s| {
+                let path = dir.join(s.dlsample_file_name.as_ref().unwrap());
+                std::fs::metadata(path).unwrap().modified().unwrap()
+            })
+            .collect()
+    }
 
     #[test]
     fn writes_refuses_resumes_and_overwrites() {
@@ -206,15 +225,25 @@ mod tests {
         .unwrap();
         assert_eq!((s[0].image.width, s[0].image.height), (3, 2));
         assert_eq!(s[0].image.data[0], -127.0 + 200.0);
-        // A finished folder is refused without overwrite.
-        assert!(preprocess_dl_dataset(&ds, &out, &param, PreprocessOptions::default()).is_err());
-        // An interrupted run (state file present, one sample missing, one corrupt) is resumed.
+        // A finished folder run again with the same dataset and parameters is checked and reused (no
+        // sample rewritten); with other parameters, storage or dataset it is refused without overwrite.
+        let first = samples_mtimes(&pre);
+        assert_eq!(preprocess_dl_dataset(&ds, &out, &param, PreprocessOptions::default()).unwrap(), pre);
+        assert_eq!(samples_mtimes(&pre), first, "nothing rewritten");
+        let mut wider = param.clone();
+        wider.image_width = 4;
+        assert!(preprocess_dl_dataset(&ds, &out, &wider, PreprocessOptions::default()).is_err());
+        let f32_files = PreprocessOptions { storage: SampleStorage::Float32, ..Default::default() };
+        assert!(preprocess_dl_dataset(&ds, &out, &param, f32_files).is_err());
+        let mut fewer = ds.clone();
+        fewer.samples.pop();
+        assert!(preprocess_dl_dataset(&fewer, &out, &param, PreprocessOptions::default()).is_err());
+        // An interrupted run (one sample missing, one corrupt) is resumed.
         let samples = Path::new(pre.dlsample_dir.as_ref().unwrap());
         let keep = samples.join(pre.samples[0].dlsample_file_name.as_ref().unwrap());
         let before = std::fs::metadata(&keep).unwrap().modified().unwrap();
         std::fs::remove_file(samples.join(pre.samples[1].dlsample_file_name.as_ref().unwrap())).unwrap();
         std::fs::write(samples.join(pre.samples[2].dlsample_file_name.as_ref().unwrap()), b"junk").unwrap();
-        std::fs::write(out.join(STATE_FILE), state_bytes(&param, SampleStorage::default())).unwrap();
         let again = preprocess_dl_dataset(&ds, &out, &param, PreprocessOptions::default()).unwrap();
         assert_eq!(again, pre);
         assert_eq!(

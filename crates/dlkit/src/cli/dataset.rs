@@ -275,9 +275,11 @@ fn preprocess(args: &PreprocessArgs, json_out: bool) -> Result<()> {
         "f16" => SampleStorage::Float16,
         _ => SampleStorage::Compact,
     };
-    // The size first; refused when the disk lacks the space.
+    // The size first; refused when the disk lacks the space for what is not written yet (a resumed or
+    // finished folder already holds part or all of it).
     let estimate = estimate_preprocessed_size(&ds, &param, storage)?;
     let free = available_disk_space(&args.out);
+    let needed = estimate.bytes.saturating_sub(dir_bytes(&args.out.join("samples")));
     if !json_out {
         println!(
             "about {} for {} samples ({} storage; f32 would take {}){}",
@@ -289,7 +291,7 @@ fn preprocess(args: &PreprocessArgs, json_out: bool) -> Result<()> {
         );
     }
     if let Some(free) = free
-        && estimate.bytes > free
+        && needed > free
     {
         bail!(
             "{} needs about {} but its disk has {} free: free space, preprocess to a smaller size, or use \
