@@ -153,11 +153,16 @@ impl PatchCoreNet {
     }
 
     /// The distance of each feature (the last dimension of `x`, `[…, D]`) to its nearest memory entry,
-    /// `[…]`, by ‖x‖² − 2 x·b + ‖b‖².
+    /// `[…]`, by ‖x‖² + min_b (‖b‖² − 2 x·b). The bracket is one fused product (`baddbmm`: ‖b‖² added
+    /// as it is written), so the `[…, B]` table is written once and read once by the minimum; ‖x‖² is
+    /// added after the minimum, which it does not change.
     fn nearest(&self, x: &Tensor, bank_sq: &Tensor) -> Tensor {
-        let x_sq = x.square().sum_dim_intlist([-1].as_slice(), true, Kind::Float);
-        let d2: Tensor = x_sq - x.matmul(&self.bank.tr()) * 2.0 + bank_sq;
-        d2.min_dim(-1, false).0.clamp_min(0.0).sqrt()
+        let x_sq = x.square().sum_dim_intlist([-1].as_slice(), false, Kind::Float);
+        let rows = x.reshape([1, -1, *x.size().last().expect("features have a last dimension")]);
+        let bank_t = self.bank.tr().unsqueeze(0);
+        let table = bank_sq.view([1, 1, -1]).baddbmm(&rows, &bank_t, 1.0, -2.0);
+        let nearest = table.min_dim(-1, false).0.view_as(&x_sq);
+        (x_sq + nearest).clamp_min(0.0).sqrt()
     }
 
     /// Anomaly maps `[N, 1, H, W]` at the input size and image scores `[N]` (zero without a memory
