@@ -396,6 +396,29 @@ fn darknet(out: &Path) -> Result<String> {
     Ok(format!("{} photos", photos.len()))
 }
 
+/// Writes a 16-bit gray PNG.
+pub(crate) fn save16(path: &Path, width: u32, height: u32, pixels: Vec<u16>) -> Result<()> {
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(width, height, pixels)
+        .context("pixel count does not match the size")?
+        .save(path)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The minimum-area rectangle of the pixels where `inside` holds (row-major, `width` a row), taken
+/// over the pixels' corners (pixel-centre coordinates ± 0.5), and their count.
+pub(crate) fn pixel_box(inside: impl Iterator<Item = bool>, width: usize) -> Result<(dl_core::Rect2, usize)> {
+    let mut corners = Vec::new();
+    let mut area = 0usize;
+    for (k, _) in inside.enumerate().filter(|(_, i)| *i) {
+        let (r, c) = ((k / width) as f64, (k % width) as f64);
+        area += 1;
+        for (dr, dc) in [(-0.5, -0.5), (-0.5, 0.5), (0.5, -0.5), (0.5, 0.5)] {
+            corners.push((r + dr, c + dc));
+        }
+    }
+    Ok((dl_core::Rect2::min_area(&corners)?, area))
+}
+
 /// A 16-bit gray TIFF of the stardist wheel as (width, height, values).
 fn tiff16(wheel: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<(u32, u32, Vec<u16>)> {
     let bytes = wheel_member(wheel, name)?;
@@ -416,12 +439,6 @@ fn stardist(out: &Path) -> Result<String> {
         bail!("stardist: image value {v} does not fit 8 bits");
     }
     save_gray(&out.join("nuclei.png"), w, h, pixels.iter().map(|&v| v as u8).collect())?;
-    let save16 = |path: &Path, w: u32, h: u32, v: Vec<u16>| -> Result<()> {
-        image::ImageBuffer::<image::Luma<u16>, _>::from_raw(w, h, v)
-            .context("pixel count")?
-            .save(path)
-            .with_context(|| format!("cannot write {}", path.display()))
-    };
     save16(&out.join("instances.png"), w, h, labels.clone())?;
     let q = out.join("quadrants");
     for sub in ["images", "labels", "instances"] {
@@ -443,19 +460,8 @@ fn stardist(out: &Path) -> Result<String> {
         ids.sort_unstable();
         ids.dedup();
         for id in ids {
-            // The corners of the nucleus's pixels (pixel-centre coordinates ± 0.5).
-            let mut corners = Vec::new();
-            let mut area = 0usize;
-            for (k, &v) in inst.iter().enumerate() {
-                if v == id {
-                    let (r, c) = ((k / 256) as f64, (k % 256) as f64);
-                    area += 1;
-                    for (dr, dc) in [(-0.5, -0.5), (-0.5, 0.5), (0.5, -0.5), (0.5, 0.5)] {
-                        corners.push((r + dr, c + dc));
-                    }
-                }
-            }
-            let b = dl_core::Rect2::min_area(&corners).with_context(|| format!("nucleus {id} in q{i}"))?;
+            let (b, area) = pixel_box(inst.iter().map(|&v| v == id), 256)
+                .with_context(|| format!("nucleus {id} in q{i}"))?;
             annotations.push(serde_json::json!({
                 "id": annotations.len() + 1, "image_id": i + 1, "category_id": 1,
                 "bbox": b.to_coco_rotated(), "area": area, "iscrowd": 0

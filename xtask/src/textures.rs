@@ -60,31 +60,32 @@ fn uniform(rng: &mut Rng, lo: f64, hi: f64) -> f64 {
     lo + (hi - lo) * rng.next_f64()
 }
 
-/// The corners of a rotated ellipse (or, with `n = 4`, a rotated bar) centred on (x, y), as integer
-/// polygon points (imageproc's polygons are open: the first point is not repeated).
-fn rotated_shape(x: f64, y: f64, a: f64, b: f64, angle: f64, n: usize) -> Vec<Point<i32>> {
+/// The points (x, y) of `shape` (in the shape's own axes) rotated by `angle` about (x, y)'s origin and
+/// moved to (x, y), as integer polygon points (imageproc's polygons are open: the first point is not
+/// repeated).
+fn placed(x: f64, y: f64, angle: f64, shape: impl Iterator<Item = (f64, f64)>) -> Vec<Point<i32>> {
     let (s, c) = angle.sin_cos();
-    let mut pts: Vec<Point<i32>> = (0..n)
-        .map(|k| {
-            let t = if n == 4 {
-                std::f64::consts::FRAC_PI_4 + k as f64 * std::f64::consts::FRAC_PI_2
-            } else {
-                k as f64 * std::f64::consts::TAU / n as f64
-            };
-            // For the bar, the corners (±a, ±b) scaled from the unit square's diagonals.
-            let (u, v) = if n == 4 {
-                (a * t.cos().signum(), b * t.sin().signum())
-            } else {
-                (a * t.cos(), b * t.sin())
-            };
-            Point::new((x + u * c - v * s).round() as i32, (y + u * s + v * c).round() as i32)
-        })
+    let mut pts: Vec<Point<i32>> = shape
+        .map(|(u, v)| Point::new((x + u * c - v * s).round() as i32, (y + u * s + v * c).round() as i32))
         .collect();
     pts.dedup();
     while pts.len() > 1 && pts.first() == pts.last() {
         pts.pop();
     }
     pts
+}
+
+/// A bar of half sides `a` × `b`: its four corners.
+fn bar(a: f64, b: f64) -> impl Iterator<Item = (f64, f64)> {
+    [(a, b), (-a, b), (-a, -b), (a, -b)].into_iter()
+}
+
+/// An ellipse of radii `a` × `b` as an `n`-gon.
+fn ellipse(a: f64, b: f64, n: usize) -> impl Iterator<Item = (f64, f64)> {
+    (0..n).map(move |k| {
+        let t = k as f64 * std::f64::consts::TAU / n as f64;
+        (a * t.cos(), b * t.sin())
+    })
 }
 
 /// Draws one defect of `kind` on `crop` and returns its mask (255 = defect).
@@ -98,13 +99,13 @@ fn draw_defect(crop: &mut GrayImage, kind: &str, rng: &mut Rng) -> GrayImage {
     let change: Box<dyn Fn(f64) -> f64> = match kind {
         "scratch" => {
             let (half_len, half_w) = (uniform(rng, 12.0, 28.0), uniform(rng, 1.5, 2.5));
-            draw_polygon_mut(&mut mask, &rotated_shape(x, y, half_len, half_w, angle, 4), white);
+            draw_polygon_mut(&mut mask, &placed(x, y, angle, bar(half_len, half_w)), white);
             let bright = rng.below(2) == 0;
             Box::new(move |v| if bright { v + 110.0 } else { v * 0.3 })
         }
         "spot" => {
             let (ra, rb) = (uniform(rng, 6.0, 12.0), uniform(rng, 4.0, 9.0));
-            draw_polygon_mut(&mut mask, &rotated_shape(x, y, ra, rb, angle, 32), white);
+            draw_polygon_mut(&mut mask, &placed(x, y, angle, ellipse(ra, rb, 32)), white);
             let shift = if rng.below(2) == 0 { -80.0 } else { 80.0 };
             Box::new(move |v| v + shift)
         }
