@@ -65,6 +65,18 @@ pub struct DLResult {
     /// AD: image-level score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly_score: Option<f64>,
+    /// AD, Global Context model: the local subnetwork's anomaly image (normalised, ≥ 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_image_local: Option<HostImage>,
+    /// AD, Global Context model: the local subnetwork's score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_score_local: Option<f64>,
+    /// AD, Global Context model: the global subnetwork's anomaly image (normalised, ≥ 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_image_global: Option<HostImage>,
+    /// AD, Global Context model: the global subnetwork's score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_score_global: Option<f64>,
     /// AD, after thresholding: 1 where the anomaly image exceeds the segmentation threshold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anomaly_region: Option<LabelImage>,

@@ -30,8 +30,9 @@ pub mod segmentation;
 pub mod squeezenet;
 pub mod weights;
 
+pub use anomaly::global::{GcNetwork, GlobalConfig};
 pub use anomaly::student::{StudentConfig, StudentParams, StudentTeacherNet};
-pub use anomaly::{AnomalyParams, PatchCoreConfig, PatchCoreNet};
+pub use anomaly::{AnomalyParams, MapKind, PatchCoreConfig, PatchCoreNet};
 pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};

@@ -47,8 +47,14 @@ pub enum Outputs {
         teacher: Tensor,
         /// (height, width) of the network input.
         image_size: (i64, i64),
+        /// The Global Context model: the autoencoder's reconstruction of the teacher features.
+        autoencoder: Option<Tensor>,
+        /// The Global Context model: the student's prediction of the autoencoder's output.
+        global_student: Option<Tensor>,
     },
-    /// AD: anomaly maps `[N, 1, H, W]` at the network input size (≥ 0) and image scores `[N]`.
+    /// AD: anomaly maps `[N, 1, H, W]` at the network input size (≥ 0) and image scores `[N]`. The
+    /// Global Context model: maps `[N, k, H, W]` and scores `[N, k]`, the combined map first, then the
+    /// local and / or global one (see `StudentTeacherNet::map_kinds`).
     Anomaly {
         /// The maps.
         maps: Tensor,
@@ -200,6 +206,19 @@ pub trait Network: AsAny + std::fmt::Debug + Send {
     /// # Errors
     /// libtorch errors.
     fn fit_statistics(&mut self, _images: &[Tensor]) -> Result<()> {
+        Ok(())
+    }
+    /// How many train images the network measures after every epoch (0: none): the Global Context
+    /// model normalises its local and global maps by their quantiles on good images.
+    fn epoch_statistics_images(&self) -> usize {
+        0
+    }
+    /// Sets what [`Network::epoch_statistics_images`] asks for from batches of those train images
+    /// (preprocessed, not augmented), without gradients; stored in no-train variables.
+    ///
+    /// # Errors
+    /// libtorch errors.
+    fn fit_epoch_statistics(&mut self, _images: &[Tensor]) -> Result<()> {
         Ok(())
     }
     /// The classifier behind a classification network (Grad-CAM, guided backpropagation).

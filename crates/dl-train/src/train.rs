@@ -38,6 +38,9 @@ pub struct EpochRecord {
     pub iterations: u64,
     /// Mean `total_loss` over the epoch's steps.
     pub mean_loss: f64,
+    /// Mean of each of the method's loss components over the epoch's steps, by name.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub losses: std::collections::BTreeMap<String, f64>,
     /// The learning rate at the epoch's end.
     pub learning_rate: f64,
     /// Seconds spent in this epoch (training and evaluation).
@@ -428,6 +431,37 @@ fn fit_statistics(
     if n == 0 {
         return Ok(());
     }
+    let images = first_images(model, source, train, class_ids, n)?;
+    tch::no_grad(|| model.network_mut().fit_statistics(&images))?;
+    Ok(())
+}
+
+/// Measures what the network needs after an epoch ([`dl_nets::Network::epoch_statistics_images`]),
+/// as [`fit_statistics`].
+fn fit_epoch_statistics(
+    model: &mut impl TrainableModel,
+    source: &SampleSource,
+    train: &[usize],
+    class_ids: &[dl_core::ClassId],
+) -> Result<()> {
+    let n = model.network().epoch_statistics_images();
+    if n == 0 {
+        return Ok(());
+    }
+    let images = first_images(model, source, train, class_ids, n)?;
+    tch::no_grad(|| model.network_mut().fit_epoch_statistics(&images))?;
+    Ok(())
+}
+
+/// Batches (of `batch_size`) of the first `n` train images on the model's device, preprocessed without
+/// augmentation.
+fn first_images(
+    model: &impl TrainableModel,
+    source: &SampleSource,
+    train: &[usize],
+    class_ids: &[dl_core::ClassId],
+    n: usize,
+) -> Result<Vec<tch::Tensor>> {
     let (batch_size, _) = batch_sizes(model)?;
     let first: Vec<usize> = train.iter().take(n).copied().collect();
     let order: Vec<Vec<usize>> = first.chunks(batch_size).map(<[usize]>::to_vec).collect();
@@ -439,8 +473,7 @@ fn fit_statistics(
         }
         Ok(())
     })?;
-    tch::no_grad(|| model.network_mut().fit_statistics(&images))?;
-    Ok(())
+    Ok(images)
 }
 
 /// Trains `model` on the train split of `dataset` (HALCON's `train_dl_model`).
@@ -626,6 +659,7 @@ pub fn train_dl_model<M: TrainableModel>(
         Rng::derived(param.seed, &[epoch as u64]).shuffle(&mut order);
         let steps: Vec<Vec<usize>> = order.chunks_exact(per_step).map(<[usize]>::to_vec).collect();
         let mut epoch_loss = 0.0;
+        let mut components = std::collections::BTreeMap::<String, f64>::new();
         let mut window_loss = (0.0, 0u64);
         let outcome = std::thread::scope(|scope| -> Result<()> {
             let plan = BatchPlan {
@@ -649,6 +683,9 @@ pub fn train_dl_model<M: TrainableModel>(
                     other => other,
                 })?;
                 epoch_loss += result.total_loss;
+                for (name, v) in &result.components {
+                    *components.entry(name.clone()).or_insert(0.0) += v;
+                }
                 window_loss.0 += result.total_loss;
                 window_loss.1 += 1;
                 if window_loss.1 == window || it + 1 == iterations_per_epoch {
@@ -675,6 +712,7 @@ pub fn train_dl_model<M: TrainableModel>(
             let _ = write_json(&files.log(), &log);
             return Err(e);
         }
+        fit_epoch_statistics(model, &source, &train, &class_ids)?;
         let done = epoch + 1;
         let mean_loss = epoch_loss / iterations_per_epoch as f64;
         let last = done == param.num_epochs || below_error_threshold(&param, Some(mean_loss));
@@ -700,6 +738,7 @@ pub fn train_dl_model<M: TrainableModel>(
             epoch: done,
             iterations: done as u64 * iterations_per_epoch,
             mean_loss,
+            losses: components.into_iter().map(|(k, v)| (k, v / iterations_per_epoch as f64)).collect(),
             learning_rate: optimizer.param().learning_rate(),
             seconds,
             evaluation: evaluation.as_ref().map(|e| e.comparison_key().1),

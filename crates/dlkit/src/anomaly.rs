@@ -1,15 +1,17 @@
 //! Anomaly-detection models (`type = anomaly_detection`): HALCON's `anomaly_detection` (a student
-//! regressing a frozen pretrained teacher, trained by `train_dl_model_anomaly_dataset`) and `patchcore`
-//! (a feature memory on a frozen pretrained backbone, fitted in one pass) — creation, training on the
-//! good images of the train split, HALCON's thresholds (`compute_dl_anomaly_thresholds`) stored in the
-//! model, and the AD parameters.
+//! regressing a frozen pretrained teacher, trained by `train_dl_model_anomaly_dataset`), HALCON's
+//! Global Context model `gc_anomaly_detection` (that student as the local subnetwork, an autoencoder
+//! and a second student head as the global one; trained the same way) and `patchcore` (a feature
+//! memory on a frozen pretrained backbone, fitted in one pass) — creation, training on the good images
+//! of the train split, HALCON's thresholds (`compute_dl_anomaly_thresholds`) stored in the model, and
+//! the AD parameters.
 
 use crate::Result;
 use crate::backbone::{BackboneChoice, param_error};
 use crate::model::{MethodConfig, Model, ModelDescription, ModelParams};
 use dl_core::Split;
 use dl_data::{AnomalyLabel, DLDataset, ModelType};
-use dl_nets::{AnomalyParams, PatchCoreConfig, StudentConfig, StudentParams};
+use dl_nets::{AnomalyParams, GcNetwork, GlobalConfig, PatchCoreConfig, StudentConfig, StudentParams};
 use dl_train::pipeline::{BatchPlan, SampleSource, spawn_batches};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -19,6 +21,7 @@ use tch::Device;
 /// (settable; `dlkit model thresholds` computes them).
 pub const ANOMALY_PARAM_NAMES: &[&str] = &[
     "anomaly_method",
+    "gc_anomaly_networks",
     "domain_ratio",
     "regularization_noise",
     "patchcore_strides",
@@ -321,7 +324,10 @@ impl Model {
     fn set_anomaly_params(&mut self, p: AnomalyParams) -> Result<()> {
         match &mut self.description_mut().method {
             MethodConfig::Patchcore { params, .. } => *params = p.clone(),
-            MethodConfig::AnomalyDetection { params, .. } => params.thresholds = p.clone(),
+            MethodConfig::AnomalyDetection { params, .. }
+            | MethodConfig::GcAnomalyDetection { params, .. } => {
+                params.thresholds = p.clone();
+            }
             _ => return Err(param_error("type", "not an anomaly model")),
         }
         self.network_mut().set_method_params(&dl_nets::MethodParams::Anomaly(p))?;
@@ -331,8 +337,31 @@ impl Model {
     fn anomaly_thresholds(&self) -> Option<&AnomalyParams> {
         match &self.description().method {
             MethodConfig::Patchcore { params, .. } => Some(params),
-            MethodConfig::AnomalyDetection { params, .. } => Some(&params.thresholds),
+            MethodConfig::AnomalyDetection { params, .. }
+            | MethodConfig::GcAnomalyDetection { params, .. } => Some(&params.thresholds),
             _ => None,
+        }
+    }
+
+    /// The training parameters of a student–teacher model (`anomaly_detection`, `gc_anomaly_detection`).
+    fn student_params(&self) -> Option<&StudentParams> {
+        match &self.description().method {
+            MethodConfig::AnomalyDetection { params, .. }
+            | MethodConfig::GcAnomalyDetection { params, .. } => Some(params),
+            _ => None,
+        }
+    }
+
+    /// Replaces them in the description and the network.
+    fn set_student_params(&mut self, p: StudentParams) -> Result<()> {
+        self.network_mut().set_method_params(&dl_nets::MethodParams::StudentTeacher(p.clone()))?;
+        match &mut self.description_mut().method {
+            MethodConfig::AnomalyDetection { params, .. }
+            | MethodConfig::GcAnomalyDetection { params, .. } => {
+                *params = p;
+                Ok(())
+            }
+            _ => Err(param_error("type", "not a student–teacher anomaly model")),
         }
     }
 
@@ -350,36 +379,69 @@ impl Model {
         size: (usize, usize, usize),
         config: &StudentConfig,
     ) -> Result<Self> {
+        Self::create_student_teacher(backbone, weights, size, config, None)
+    }
+
+    /// HALCON's Global Context model `gc_anomaly_detection`: the student of
+    /// [`Model::create_anomaly_detection`] as the local subnetwork, and the global subnetwork of
+    /// `global` (an autoencoder seeing the whole image and a second student head predicting it; see
+    /// [`dl_nets::anomaly::global`]). Trained as `anomaly_detection` (by
+    /// [`Model::train_dl_model_anomaly_dataset`] or the shared loop); `gc_anomaly_networks` chooses
+    /// the subnetworks the anomaly image is made of (default both).
+    ///
+    /// # Errors
+    /// As [`Model::create_anomaly_detection`]; [`Error::Param`](crate::Error::Param) for a global
+    /// configuration out of range.
+    pub fn create_gc_anomaly_detection(
+        backbone: &str,
+        weights: Option<&Path>,
+        size: (usize, usize, usize),
+        config: &StudentConfig,
+        global: &GlobalConfig,
+    ) -> Result<Self> {
+        Self::create_student_teacher(backbone, weights, size, config, Some(global))
+    }
+
+    fn create_student_teacher(
+        backbone: &str,
+        weights: Option<&Path>,
+        size: (usize, usize, usize),
+        config: &StudentConfig,
+        global: Option<&GlobalConfig>,
+    ) -> Result<Self> {
         let (choice, names, ids) =
             pretrained_choice(backbone, weights, size, "the student learns a pretrained teacher's features")?;
         // The teacher stays as pretrained; only the student learns.
-        let params = ModelParams {
+        let model_params = ModelParams {
             freeze_backbone: true,
             solver_type: dl_train::SolverType::Adam,
             learning_rate: 1e-3,
             ..Default::default()
         };
+        let (backbone, pretrained) = (choice.architecture.clone(), choice.pretrained_name());
+        let (student, params) = (config.clone(), StudentParams::default());
+        let method = match global {
+            None => MethodConfig::AnomalyDetection { backbone, pretrained, student, params },
+            Some(g) => {
+                MethodConfig::GcAnomalyDetection { backbone, pretrained, student, global: g.clone(), params }
+            }
+        };
         let description = ModelDescription {
-            method: MethodConfig::AnomalyDetection {
-                backbone: choice.architecture.clone(),
-                pretrained: choice.pretrained_name(),
-                student: config.clone(),
-                params: StudentParams::default(),
-            },
+            method,
             class_ids: ids,
             class_names: names,
             preprocess: choice.preprocess.clone(),
-            params,
+            params: model_params,
         };
         let model = Model::from_description(description, Device::Cpu)?;
         choice.import_into(model.var_store(), &[dl_nets::anomaly::student::STUDENT_PREFIX, "anomaly."])?;
         Ok(model)
     }
 
-    /// Sets what training an `anomaly_detection` model uses — the share of positions in each step's
-    /// loss and the noise on the student's input (`None`: the model's values stay) — and clears its
-    /// thresholds (they belong to the old weights). [`dl_train::train_dl_model`] then trains it like
-    /// any model.
+    /// Sets what training an `anomaly_detection` or `gc_anomaly_detection` model uses — the share of
+    /// positions in each step's loss and the noise on the student's input (`None`: the model's values
+    /// stay) — and clears its thresholds (they belong to the old weights). [`dl_train::train_dl_model`]
+    /// then trains it like any model.
     ///
     /// # Errors
     /// [`Error::Param`](crate::Error::Param) for another model or values out of range.
@@ -388,18 +450,17 @@ impl Model {
         domain_ratio: Option<f64>,
         regularization_noise: Option<f64>,
     ) -> Result<()> {
-        let MethodConfig::AnomalyDetection { params, .. } = &self.description().method else {
-            return Err(param_error("type", "prepare_anomaly_training needs an anomaly_detection model"));
+        let Some(params) = self.student_params() else {
+            return Err(param_error(
+                "type",
+                "prepare_anomaly_training needs an anomaly_detection or gc_anomaly_detection model",
+            ));
         };
         let mut p = params.clone();
         p.domain_ratio = domain_ratio.unwrap_or(p.domain_ratio);
         p.regularization_noise = regularization_noise.unwrap_or(p.regularization_noise);
         p.thresholds = AnomalyParams::default();
-        self.network_mut().set_method_params(&dl_nets::MethodParams::StudentTeacher(p.clone()))?;
-        if let MethodConfig::AnomalyDetection { params, .. } = &mut self.description_mut().method {
-            *params = p;
-        }
-        Ok(())
+        self.set_student_params(p)
     }
 
     /// `train_dl_model_anomaly_dataset`: trains an `anomaly_detection` model on the 'ok' images of
@@ -458,9 +519,19 @@ impl Model {
             return None;
         }
         let d = self.description();
-        if let MethodConfig::AnomalyDetection { student, params, .. } = &d.method {
+        if let MethodConfig::AnomalyDetection { student, params, .. }
+        | MethodConfig::GcAnomalyDetection { student, params, .. } = &d.method
+        {
+            let gc = matches!(d.method, MethodConfig::GcAnomalyDetection { .. });
             return Some(match name {
+                "anomaly_method" if gc => Ok(json!("gc_anomaly_detection")),
                 "anomaly_method" => Ok(json!("anomaly_detection")),
+                "gc_anomaly_networks" if gc => {
+                    Ok(json!(params.gc_anomaly_networks.iter().map(|n| n.as_str()).collect::<Vec<_>>()))
+                }
+                "gc_anomaly_networks" => {
+                    Err(param_error(name, "is a parameter of gc_anomaly_detection models"))
+                }
                 "patchcore_strides" => Ok(json!(student.strides)),
                 "domain_ratio" => Ok(json!(params.domain_ratio)),
                 "regularization_noise" => Ok(json!(params.regularization_noise)),
@@ -481,7 +552,7 @@ impl Model {
         };
         Some(Ok(match name {
             "anomaly_method" => json!("patchcore"),
-            "domain_ratio" | "regularization_noise" => {
+            "domain_ratio" | "regularization_noise" | "gc_anomaly_networks" => {
                 return Some(Err(param_error(name, "is a parameter of anomaly_detection models")));
             }
             "patchcore_strides" => json!(c.strides),
@@ -499,6 +570,9 @@ impl Model {
             return None;
         }
         Some((|| {
+            if name == "gc_anomaly_networks" {
+                return self.set_gc_anomaly_networks(value);
+            }
             let Some(params) = self.anomaly_thresholds() else {
                 return Err(param_error(name, "is an anomaly-detection parameter"));
             };
@@ -517,5 +591,31 @@ impl Model {
             }
             self.set_anomaly_params(p)
         })())
+    }
+}
+
+impl Model {
+    /// `gc_anomaly_networks`: "local", "global" or a list of them (each once).
+    fn set_gc_anomaly_networks(&mut self, value: &Value) -> Result<()> {
+        let name = "gc_anomaly_networks";
+        if !matches!(self.description().method, MethodConfig::GcAnomalyDetection { .. }) {
+            return Err(param_error(name, "is a parameter of gc_anomaly_detection models"));
+        }
+        let items: Vec<&Value> = match value {
+            Value::Array(items) => items.iter().collect(),
+            v => vec![v],
+        };
+        let networks = items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| format!("{v}: expected \"local\", \"global\" or a list of them"))?
+                    .parse::<GcNetwork>()
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()
+            .map_err(|e| param_error(name, e))?;
+        let mut p = self.student_params().cloned().expect("a gc_anomaly_detection model");
+        p.gc_anomaly_networks = networks;
+        self.set_student_params(p)
     }
 }

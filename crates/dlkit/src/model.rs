@@ -128,6 +128,21 @@ pub enum MethodConfig {
         /// Training parameters and thresholds.
         params: dl_nets::StudentParams,
     },
+    /// HALCON's Global Context anomaly-detection model: the student of `anomaly_detection` (the local
+    /// subnetwork) and an autoencoder with a second student head (the global subnetwork).
+    GcAnomalyDetection {
+        /// The teacher's family (its classification head is not used).
+        backbone: Architecture,
+        /// The teacher's pretrained weights (`pretrained_dl_classifier_…`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pretrained: Option<String>,
+        /// Teacher taps and student (the local subnetwork).
+        student: dl_nets::StudentConfig,
+        /// The global subnetwork.
+        global: dl_nets::GlobalConfig,
+        /// Training parameters, the subnetworks used and thresholds.
+        params: dl_nets::StudentParams,
+    },
     /// An anomaly-detection model: PatchCore's feature memory on a frozen pretrained backbone.
     Patchcore {
         /// The backbone family (its classification head is not used).
@@ -161,7 +176,9 @@ impl MethodConfig {
             Self::Classification { .. } => ModelType::Classification,
             Self::Detection { .. } => ModelType::Detection,
             Self::Segmentation { .. } => ModelType::Segmentation,
-            Self::Patchcore { .. } | Self::AnomalyDetection { .. } => ModelType::AnomalyDetection,
+            Self::Patchcore { .. } | Self::AnomalyDetection { .. } | Self::GcAnomalyDetection { .. } => {
+                ModelType::AnomalyDetection
+            }
         }
     }
 
@@ -172,7 +189,8 @@ impl MethodConfig {
             Self::Detection { backbone, pretrained, .. }
             | Self::Segmentation { backbone, pretrained, .. }
             | Self::Patchcore { backbone, pretrained, .. }
-            | Self::AnomalyDetection { backbone, pretrained, .. } => Some((backbone, pretrained.as_ref())),
+            | Self::AnomalyDetection { backbone, pretrained, .. }
+            | Self::GcAnomalyDetection { backbone, pretrained, .. } => Some((backbone, pretrained.as_ref())),
         }
     }
 
@@ -183,7 +201,8 @@ impl MethodConfig {
             Self::Detection { backbone, .. }
             | Self::Segmentation { backbone, .. }
             | Self::Patchcore { backbone, .. }
-            | Self::AnomalyDetection { backbone, .. } => backbone,
+            | Self::AnomalyDetection { backbone, .. }
+            | Self::GcAnomalyDetection { backbone, .. } => backbone,
         }
     }
 }
@@ -286,7 +305,9 @@ impl ModelDescription {
                 }
                 detector.num_classes
             }
-            MethodConfig::Patchcore { .. } | MethodConfig::AnomalyDetection { .. } => 2,
+            MethodConfig::Patchcore { .. }
+            | MethodConfig::AnomalyDetection { .. }
+            | MethodConfig::GcAnomalyDetection { .. } => 2,
             MethodConfig::Segmentation { segmenter, .. } => {
                 let p = &self.preprocess;
                 if p.image_width < 32 || p.image_height < 32 {
@@ -462,6 +483,17 @@ impl Model {
                     description.preprocess.image_num_channels as i64,
                     student.clone(),
                     params.clone(),
+                    None,
+                )?)
+            }
+            MethodConfig::GcAnomalyDetection { backbone, student, global, params, .. } => {
+                Box::new(dl_nets::StudentTeacherNet::new(
+                    crate::backbone::build(backbone, &root)?,
+                    &root,
+                    description.preprocess.image_num_channels as i64,
+                    student.clone(),
+                    params.clone(),
+                    Some(global.clone()),
                 )?)
             }
             MethodConfig::Patchcore { backbone, patchcore, params, .. } => {
@@ -962,6 +994,7 @@ fn check_declared_sizes(d: &ModelDescription, weights: &[u8], what: &str) -> Res
         MethodConfig::Classification { network } => network,
         MethodConfig::Detection { backbone, .. }
         | MethodConfig::AnomalyDetection { backbone, .. }
+        | MethodConfig::GcAnomalyDetection { backbone, .. }
         | MethodConfig::Patchcore { backbone, .. }
         | MethodConfig::Segmentation { backbone, .. } => backbone,
     };

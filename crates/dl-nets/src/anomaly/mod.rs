@@ -8,6 +8,7 @@
 //! smoothed by a Gaussian (σ = 4 pixels), and the image score is its maximum.
 
 pub mod coreset;
+pub mod global;
 pub mod student;
 
 use crate::backbone::Backbone;
@@ -304,7 +305,7 @@ impl Network for PatchCoreNet {
                 "the patchcore model is not fitted yet: train it on good images first".into(),
             ));
         }
-        anomaly_results(outputs, maps, &self.params)
+        anomaly_results(outputs, maps, &[MapKind::Combined], &self.params)
     }
 
     fn is_head_var(&self, name: &str) -> bool {
@@ -329,20 +330,45 @@ impl Network for PatchCoreNet {
 ///
 /// # Errors
 /// [`Error::Targets`] for other outputs or a wrong number of maps; libtorch errors.
+/// What one channel of an anomaly output holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    /// `anomaly_image` and `anomaly_score`.
+    Combined,
+    /// `anomaly_image_local` and `anomaly_score_local` (Global Context).
+    Local,
+    /// `anomaly_image_global` and `anomaly_score_global` (Global Context).
+    Global,
+}
+
+/// DLResults of anomaly outputs, whose channels hold `kinds`: each map resized to its image's region
+/// and placed in the original image (0 outside the region), the score as it is; thresholded when both
+/// thresholds are set.
+///
+/// # Errors
+/// [`Error::Targets`] for other outputs, or maps and scores that do not match the images and kinds;
+/// libtorch errors.
 pub fn anomaly_results(
     outputs: &Outputs,
     maps: &[ImageMap],
+    kinds: &[MapKind],
     params: &AnomalyParams,
 ) -> Result<Vec<DLResult>> {
     let Outputs::Anomaly { maps: images, scores } = outputs else {
         return Err(wrong_targets("anomaly post-processing", "anomaly outputs"));
     };
     let s = images.size();
-    if s.len() != 4 || s[0] != maps.len() as i64 {
-        return Err(Error::Targets(format!("{s:?} anomaly maps for {} images", maps.len())));
+    let k = kinds.len() as i64;
+    if s.len() != 4 || s[0] != maps.len() as i64 || s[1] != k || scores.numel() as i64 != s[0] * k {
+        return Err(Error::Targets(format!(
+            "{s:?} anomaly maps and {:?} scores for {} images with {k} maps each",
+            scores.size(),
+            maps.len()
+        )));
     }
     let (h, w) = (s[2] as usize, s[3] as usize);
-    let scores: Vec<f64> = Vec::<f64>::try_from(scores.to_kind(Kind::Double).to_device(Device::Cpu))?;
+    let scores: Vec<f64> =
+        Vec::<f64>::try_from(scores.to_kind(Kind::Double).reshape([-1]).to_device(Device::Cpu))?;
     maps.iter()
         .enumerate()
         .map(|(i, map)| {
@@ -352,26 +378,33 @@ pub fn anomaly_results(
                 m = m.f_upsample_bilinear2d([rh as i64, rw as i64], false, None, None)?;
             }
             let n = rw * rh;
-            let mut v = vec![0f32; n];
-            m.f_to_device(Device::Cpu)?.f_contiguous()?.f_copy_data(&mut v, n)?;
+            let mut all = vec![0f32; n * kinds.len()];
+            m.f_to_device(Device::Cpu)?.f_contiguous()?.f_copy_data(&mut all, n * kinds.len())?;
             let (sw, sh) = map.source;
             let (r0, c0) = (map.row0 as usize, map.col0 as usize);
-            let data = if (sw, sh, r0, c0) == (rw, rh, 0, 0) {
-                v
-            } else {
-                let mut full = vec![0f32; sw * sh];
-                for r in 0..rh.min(sh.saturating_sub(r0)) {
-                    for c in 0..rw.min(sw.saturating_sub(c0)) {
-                        full[(r0 + r) * sw + c0 + c] = v[r * rw + c];
+            let image = |v: &[f32]| {
+                let data = if (sw, sh, r0, c0) == (rw, rh, 0, 0) {
+                    v.to_vec()
+                } else {
+                    let mut full = vec![0f32; sw * sh];
+                    for r in 0..rh.min(sh.saturating_sub(r0)) {
+                        for c in 0..rw.min(sw.saturating_sub(c0)) {
+                            full[(r0 + r) * sw + c0 + c] = v[r * rw + c];
+                        }
                     }
+                    full
+                };
+                Some(HostImage { width: sw, height: sh, channels: 1, bit_depth: 32, data })
+            };
+            let mut r = DLResult::default();
+            for (j, (kind, v)) in kinds.iter().zip(all.chunks_exact(n)).enumerate() {
+                let score = Some(scores[i * kinds.len() + j]);
+                match kind {
+                    MapKind::Combined => (r.anomaly_image, r.anomaly_score) = (image(v), score),
+                    MapKind::Local => (r.anomaly_image_local, r.anomaly_score_local) = (image(v), score),
+                    MapKind::Global => (r.anomaly_image_global, r.anomaly_score_global) = (image(v), score),
                 }
-                full
-            };
-            let mut r = DLResult {
-                anomaly_image: Some(HostImage { width: sw, height: sh, channels: 1, bit_depth: 32, data }),
-                anomaly_score: Some(scores[i]),
-                ..Default::default()
-            };
+            }
             if let (Some(seg), Some(cls)) =
                 (params.anomaly_segmentation_threshold, params.anomaly_classification_threshold)
             {

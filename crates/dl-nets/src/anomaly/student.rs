@@ -10,8 +10,13 @@
 //! it): `domain_ratio` of the positions of each image (drawn
 //! anew per step) enter the loss; `regularization_noise` is the standard deviation of Gaussian noise
 //! added to the student's input.
+//!
+//! The same network with a global subnetwork is HALCON's Global Context model (`gc_anomaly_detection`;
+//! see [`super::global`]): the student's trunk then has a second head, the anomaly output has the
+//! combined, local and global maps, and the loss three parts.
 
-use super::{AnomalyParams, anomaly_results, gaussian_blur, level_indices, patch_features};
+use super::global::{GcNetwork, GlobalConfig, GlobalSubnet, both_networks};
+use super::{AnomalyParams, MapKind, anomaly_results, gaussian_blur, level_indices, patch_features};
 use crate::backbone::Backbone;
 use crate::network::{Classes, Losses, MethodParams, Network, Outputs, Targets, wrong_targets};
 use crate::{Error, Result};
@@ -49,11 +54,24 @@ pub struct StudentParams {
     /// Thresholds.
     #[serde(default)]
     pub thresholds: AnomalyParams,
+    /// The Global Context model: the subnetworks the anomaly image is made of (default both; ignored
+    /// by `anomaly_detection`).
+    #[serde(default = "both_networks", skip_serializing_if = "is_both")]
+    pub gc_anomaly_networks: Vec<GcNetwork>,
+}
+
+fn is_both(v: &[GcNetwork]) -> bool {
+    v == both_networks().as_slice()
 }
 
 impl Default for StudentParams {
     fn default() -> Self {
-        Self { domain_ratio: 0.1, regularization_noise: 1e-4, thresholds: AnomalyParams::default() }
+        Self {
+            domain_ratio: 0.1,
+            regularization_noise: 1e-4,
+            thresholds: AnomalyParams::default(),
+            gc_anomaly_networks: both_networks(),
+        }
     }
 }
 
@@ -75,13 +93,16 @@ pub struct StudentTeacherNet {
     head: nn::Conv2D,
     mean: Tensor,
     std: Tensor,
+    global: Option<GlobalSubnet>,
 }
 
 /// The variable prefix of the student.
 pub const STUDENT_PREFIX: &str = "student.";
 
 impl StudentTeacherNet {
-    /// The student under `path / "student"`, the teacher statistics under `path / "anomaly"`.
+    /// The student under `path / "student"`, the teacher statistics under `path / "anomaly"`; with
+    /// `global`, the Global Context model (its autoencoder and second head under `path / "student"`,
+    /// the maps' quantiles under `path / "anomaly"`).
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for strides the backbone does not have or out-of-range values.
@@ -91,6 +112,7 @@ impl StudentTeacherNet {
         in_channels: i64,
         config: StudentConfig,
         params: StudentParams,
+        global: Option<GlobalConfig>,
     ) -> Result<Self> {
         let bad = |key, value: String, expected| Error::InvalidConfig {
             config: "anomaly_detection",
@@ -128,7 +150,13 @@ impl StudentTeacherNet {
         let a = path / "anomaly";
         let mean = a.zeros_no_train("teacher_mean", &[dim]);
         let std = a.ones_no_train("teacher_std", &[dim]);
-        Ok(Self { teacher, taps, config, params, blocks, head, mean, std })
+        let global = global.map(|g| GlobalSubnet::new(&p, &a, in_channels, c, dim, g)).transpose()?;
+        Ok(Self { teacher, taps, config, params, blocks, head, mean, std, global })
+    }
+
+    /// Whether this is the Global Context model.
+    pub fn is_global_context(&self) -> bool {
+        self.global.is_some()
     }
 
     /// The architecture.
@@ -153,45 +181,122 @@ impl StudentTeacherNet {
     }
 
     /// The student's prediction and the standardised teacher features, both `[N, D, h, w]` (noise on
-    /// the input when training), and the input's (height, width).
-    fn student_teacher(&self, images: &Tensor, train: bool) -> (Tensor, Tensor, (i64, i64)) {
+    /// the input when training), the Global Context model's autoencoder output and the student's
+    /// prediction of it (unless only the local subnetwork is used at inference), and the input's
+    /// (height, width).
+    fn student_teacher(&self, images: &Tensor, train: bool) -> StudentTeacher {
+        self.forward_parts(images, train, train || self.uses(GcNetwork::Global))
+    }
+
+    /// [`Self::student_teacher`], the global subnetwork run when `with_global` (and present).
+    fn forward_parts(&self, images: &Tensor, train: bool, with_global: bool) -> StudentTeacher {
         let s = images.size();
         let teacher = tch::no_grad(|| {
             let f = self.teacher_features(images);
             (f - self.mean.view([1, -1, 1, 1])) / self.std.view([1, -1, 1, 1])
         });
-        let x = crate::device::channels_last(images);
+        let clean = crate::device::channels_last(images);
         let x = if train && self.params.regularization_noise > 0.0 {
-            &x + x.randn_like() * self.params.regularization_noise
+            &clean + clean.randn_like() * self.params.regularization_noise
         } else {
-            x
+            clean.shallow_clone()
         };
-        let mut student = self.student(&x, train);
-        let (ts, ss) = (teacher.size(), student.size());
-        if (ts[2], ts[3]) != (ss[2], ss[3]) {
-            student = student.upsample_bilinear2d([ts[2], ts[3]], false, None, None);
-        }
-        (student, teacher, (s[2], s[3]))
+        let ts = teacher.size();
+        let fit = |t: Tensor| {
+            let ss = t.size();
+            if (ts[2], ts[3]) == (ss[2], ss[3]) {
+                t
+            } else {
+                t.upsample_bilinear2d([ts[2], ts[3]], false, None, None)
+            }
+        };
+        let trunk = self.trunk(&x, train);
+        let student = fit(trunk.apply(&self.head));
+        let global = self.global.as_ref().filter(|_| with_global).map(|g| {
+            let ae = g.autoencoder(&clean, (ts[2], ts[3]));
+            (ae, fit(trunk.apply(&g.head)))
+        });
+        StudentTeacher { student, teacher, global, image_size: (s[2], s[3]) }
+    }
+
+    /// Whether the anomaly image uses `network` (always the local one for `anomaly_detection`).
+    fn uses(&self, network: GcNetwork) -> bool {
+        self.global.is_none() || self.params.gc_anomaly_networks.contains(&network)
+    }
+
+    /// The raw local and global maps `[N, 1, h, w]` (per-position mean squared differences).
+    fn raw_maps(&self, st: &StudentTeacher) -> (Tensor, Option<Tensor>) {
+        let sq = |a: &Tensor, b: &Tensor| (a - b).square().mean_dim([1].as_slice(), true, Kind::Float);
+        (sq(&st.student, &st.teacher), st.global.as_ref().map(|(ae, s)| sq(ae, s)))
     }
 
     /// The anomaly maps (per-position mean squared difference, upsampled to `image_size`, smoothed)
-    /// and the image scores (their maxima).
-    fn anomaly_maps(&self, student: &Tensor, teacher: &Tensor, image_size: (i64, i64)) -> Outputs {
+    /// and the image scores (their maxima). The Global Context model's maps are `[N, k, H, W]`: the
+    /// combination, then the local and / or global map ([`Self::map_kinds`]), each normalised by its
+    /// quantiles and clipped at 0; the scores `[N, k]`.
+    fn anomaly_maps(&self, st: &StudentTeacher) -> Outputs {
         let maps = tch::no_grad(|| {
-            let sq = (student - teacher).square().mean_dim([1].as_slice(), true, Kind::Float);
-            let up = sq.upsample_bilinear2d([image_size.0, image_size.1], false, None, None);
-            gaussian_blur(&up, self.config.blur_sigma)
+            let (local, global) = self.raw_maps(st);
+            let low = match (&self.global, global) {
+                (None, _) => local,
+                (Some(g), global) => {
+                    let mut parts = Vec::new();
+                    if self.uses(GcNetwork::Local) {
+                        parts.push(GlobalSubnet::normalise(&local, &g.local_q));
+                    }
+                    if let Some(global) = global {
+                        parts.push(GlobalSubnet::normalise(&global, &g.global_q));
+                    }
+                    let combined = Tensor::stack(&parts, 0).mean_dim([0].as_slice(), false, Kind::Float);
+                    parts.insert(0, combined);
+                    Tensor::cat(&parts, 1)
+                }
+            };
+            let (h, w) = st.image_size;
+            let up = low.upsample_bilinear2d([h, w], false, None, None);
+            let k = up.size()[1];
+            // The blur is per map: channels as images.
+            let blurred =
+                gaussian_blur(&up.reshape([-1, 1, h, w]), self.config.blur_sigma).reshape([-1, k, h, w]);
+            if self.global.is_some() { blurred.clamp_min(0.0) } else { blurred }
         });
-        Outputs::Anomaly { scores: maps.amax([1, 2, 3].as_slice(), false), maps }
+        let scores = maps.amax([2, 3].as_slice(), false);
+        let scores = if self.global.is_some() { scores } else { scores.squeeze_dim(1) };
+        Outputs::Anomaly { scores, maps }
     }
 
-    fn student(&self, x: &Tensor, train: bool) -> Tensor {
+    /// What the channels of the anomaly maps hold.
+    pub fn map_kinds(&self) -> Vec<MapKind> {
+        if self.global.is_none() {
+            return vec![MapKind::Combined];
+        }
+        let mut kinds = vec![MapKind::Combined];
+        if self.uses(GcNetwork::Local) {
+            kinds.push(MapKind::Local);
+        }
+        if self.uses(GcNetwork::Global) {
+            kinds.push(MapKind::Global);
+        }
+        kinds
+    }
+
+    /// The student's trunk (every block), `[N, student_channels, h, w]`.
+    fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.shallow_clone();
         for b in &self.blocks {
             y = y.apply(&b.conv).apply_t(&b.bn, train).relu();
         }
-        y.apply(&self.head)
+        y
     }
+}
+
+/// What one forward pass of the student and the teacher gives.
+struct StudentTeacher {
+    student: Tensor,
+    teacher: Tensor,
+    /// The autoencoder's output and the student's prediction of it.
+    global: Option<(Tensor, Tensor)>,
+    image_size: (i64, i64),
 }
 
 fn check_params(p: &StudentParams) -> Result<()> {
@@ -207,6 +312,16 @@ fn check_params(p: &StudentParams) -> Result<()> {
     if !(p.regularization_noise >= 0.0 && p.regularization_noise.is_finite()) {
         return Err(bad("regularization_noise", p.regularization_noise.to_string(), "a number ≥ 0"));
     }
+    let mut networks = p.gc_anomaly_networks.clone();
+    networks.sort();
+    networks.dedup();
+    if networks.is_empty() || networks.len() != p.gc_anomaly_networks.len() {
+        return Err(bad(
+            "gc_anomaly_networks",
+            format!("{:?}", p.gc_anomaly_networks),
+            "local, global or both, each once",
+        ));
+    }
     Ok(())
 }
 
@@ -215,22 +330,48 @@ impl Network for StudentTeacherNet {
         ModelType::AnomalyDetection
     }
 
+    /// The Global Context model normalises its maps after every epoch.
+    fn epoch_statistics_images(&self) -> usize {
+        if self.global.is_some() { self.statistics_images() } else { 0 }
+    }
+
+    /// The quantiles of the local and global maps on good train images (inference mode).
+    fn fit_epoch_statistics(&mut self, images: &[Tensor]) -> Result<()> {
+        if self.global.is_none() || images.is_empty() {
+            return Ok(());
+        }
+        let (mut locals, mut globals) = (Vec::new(), Vec::new());
+        for i in images {
+            // Both subnetworks, also when the anomaly image uses one of them now.
+            let (l, g) = self.raw_maps(&self.forward_parts(i, false, true));
+            locals.push(l);
+            globals.extend(g);
+        }
+        let (l, g) = (Tensor::cat(&locals, 0), Tensor::cat(&globals, 0));
+        self.global.as_mut().expect("checked above").set_quantiles(&l, &g);
+        Ok(())
+    }
+
     /// Training: the standardised teacher features and the student's prediction of them (what the
     /// loss compares). Inference: the anomaly maps `[N, 1, H, W]` at the input size and the image scores
     /// `[N]`, as PatchCore's.
     fn forward_t(&self, images: &Tensor, train: bool) -> Outputs {
-        let (student, teacher, image_size) = self.student_teacher(images, train);
+        let st = self.student_teacher(images, train);
         if train {
-            Outputs::StudentTeacher { student, teacher, image_size }
+            let StudentTeacher { student, teacher, global, image_size } = st;
+            let (autoencoder, global_student) = global.unzip();
+            Outputs::StudentTeacher { student, teacher, image_size, autoencoder, global_student }
         } else {
-            self.anomaly_maps(&student, &teacher, image_size)
+            self.anomaly_maps(&st)
         }
     }
 
     /// `loss_anomaly`: the mean squared difference over `domain_ratio` of the positions (drawn anew at
-    /// each call).
+    /// each call). The Global Context model: that as `loss_local`, the autoencoder's mean squared
+    /// error against the teacher (`loss_autoencoder`) and the student's against the autoencoder
+    /// (`loss_global`), both over every position.
     fn loss(&self, outputs: &Outputs, targets: &Targets) -> Result<Losses> {
-        let Outputs::StudentTeacher { student, teacher, .. } = outputs else {
+        let Outputs::StudentTeacher { student, teacher, autoencoder, global_student, .. } = outputs else {
             return Err(wrong_targets("anomaly loss", "student–teacher outputs"));
         };
         if !matches!(targets, Targets::Anomaly { .. } | Targets::None) {
@@ -243,12 +384,25 @@ impl Network for StudentTeacherNet {
         } else {
             sq.mean(Kind::Float)
         };
-        Ok(Losses { components: vec![("loss_anomaly", loss)] })
+        let (Some(ae), Some(gs)) = (autoencoder, global_student) else {
+            if self.global.is_some() {
+                return Err(wrong_targets("global context loss", "the autoencoder's outputs"));
+            }
+            return Ok(Losses { components: vec![("loss_anomaly", loss)] });
+        };
+        let mse = |a: &Tensor, b: &Tensor| (a - b).square().mean(Kind::Float);
+        Ok(Losses {
+            components: vec![
+                ("loss_local", loss),
+                ("loss_autoencoder", mse(ae, teacher)),
+                ("loss_global", mse(gs, ae)),
+            ],
+        })
     }
 
     fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], _classes: &Classes) -> Result<Vec<DLResult>> {
         // The inference forward pass gives anomaly maps (anomaly_results refuses other outputs).
-        anomaly_results(outputs, maps, &self.params.thresholds)
+        anomaly_results(outputs, maps, &self.map_kinds(), &self.params.thresholds)
     }
 
     fn is_head_var(&self, name: &str) -> bool {
@@ -285,5 +439,107 @@ impl Network for StudentTeacherNet {
             }
             other => Err(Error::Targets(format!("{other:?} for an anomaly network"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MobileNetV2Config;
+    use tch::Device;
+
+    fn net(global: Option<GlobalConfig>) -> (nn::VarStore, StudentTeacherNet) {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let teacher = Box::new(MobileNetV2Config::new(1, 3).build(&vs.root()).unwrap());
+        let config = StudentConfig { student_channels: 32, ..Default::default() };
+        let net =
+            StudentTeacherNet::new(teacher, &vs.root(), 3, config, StudentParams::default(), global).unwrap();
+        (vs, net)
+    }
+
+    fn maps(net: &StudentTeacherNet, x: &Tensor) -> (Tensor, Tensor) {
+        let Outputs::Anomaly { maps, scores } = net.forward_t(x, false) else { panic!("anomaly outputs") };
+        (maps, scores)
+    }
+
+    /// The Global Context model: training gives the autoencoder's output and the student's prediction
+    /// of it at the teacher's size and three named losses; inference gives the combined, local and
+    /// global maps at the input size (≥ 0) with one score each (each map's maximum); after the epoch
+    /// statistics, the local map's 90 % quantile on those
+    /// images is at the normalisation's zero; `gc_anomaly_networks` chooses the maps, and results carry
+    /// HALCON's keys; `anomaly_detection` keeps one map and one loss.
+    #[test]
+    fn global_context_outputs_losses_and_normalisation() {
+        tch::manual_seed(3);
+        let (vs, mut gc) = net(Some(GlobalConfig::default()));
+        assert!(gc.is_global_context());
+        for name in
+            ["student.autoencoder.enc0.weight", "student.global_head.weight", "anomaly.local_quantiles"]
+        {
+            assert!(vs.variables().contains_key(name), "{name}");
+        }
+        let x = Tensor::randn([2, 3, 96, 64], (Kind::Float, Device::Cpu));
+        let out = gc.forward_t(&x, true);
+        let Outputs::StudentTeacher { teacher, autoencoder: Some(ae), global_student: Some(gs), .. } = &out
+        else {
+            panic!("global context training outputs")
+        };
+        assert_eq!((ae.size(), gs.size()), (teacher.size(), teacher.size()));
+        assert_eq!(teacher.size(), [2, 128, 12, 8]);
+        let losses = gc.loss(&out, &Targets::None).unwrap();
+        let names: Vec<&str> = losses.components.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["loss_local", "loss_autoencoder", "loss_global"]);
+        assert!(losses.total().double_value(&[]) > 0.0);
+
+        let images = vec![Tensor::randn([4, 3, 96, 64], (Kind::Float, Device::Cpu))];
+        gc.fit_statistics(&images).unwrap();
+        gc.fit_epoch_statistics(&images).unwrap();
+        let q = gc.global.as_ref().unwrap().local_q.shallow_clone();
+        let (low, high) = (q.double_value(&[0]), q.double_value(&[1]));
+        assert!(0.0 < low && low < high, "quantiles {low} {high}");
+        let (raw, _) = gc.raw_maps(&gc.forward_parts(&images[0], false, true));
+        let normalised = GlobalSubnet::normalise(&raw, &q);
+        let below = normalised.le(0.0).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+        assert!((below - 0.9).abs() < 0.02, "{below} of the positions at or below the 90 % quantile");
+
+        let (m, s) = maps(&gc, &x);
+        assert_eq!((m.size(), s.size()), (vec![2, 3, 96, 64], vec![2, 3]));
+        assert!(m.min().double_value(&[]) >= 0.0);
+        let max = m.amax([2, 3].as_slice(), false);
+        assert!((max - &s).abs().max().double_value(&[]) < 1e-6);
+        assert_eq!(gc.map_kinds(), [MapKind::Combined, MapKind::Local, MapKind::Global]);
+        let region = ImageMap::new(0, 0, 64, 96, 64, 96);
+        let classes = Classes { ids: vec![], names: vec![] };
+        let out = gc.forward_t(&x, false);
+        let r = gc.postprocess(&out, &[region, region], &classes).unwrap();
+        assert!(r[1].anomaly_image_local.is_some() && r[1].anomaly_image_global.is_some());
+        assert_eq!(r[1].anomaly_score_global, Some(s.double_value(&[1, 2])));
+
+        for (networks, kinds) in [
+            (vec![GcNetwork::Local], vec![MapKind::Combined, MapKind::Local]),
+            (vec![GcNetwork::Global], vec![MapKind::Combined, MapKind::Global]),
+        ] {
+            let p = StudentParams { gc_anomaly_networks: networks, ..Default::default() };
+            gc.set_method_params(&MethodParams::StudentTeacher(p)).unwrap();
+            assert_eq!(gc.map_kinds(), kinds);
+            let (one, _) = maps(&gc, &x);
+            assert_eq!(one.size(), [2, 2, 96, 64]);
+            // The combination of one map is that map.
+            assert!((one.get(0).get(0) - one.get(0).get(1)).abs().max().double_value(&[]) < 1e-6);
+            let chosen = if kinds[1] == MapKind::Local { 1 } else { 2 };
+            assert!((one.narrow(1, 1, 1) - m.narrow(1, chosen, 1)).abs().max().double_value(&[]) < 1e-5);
+        }
+        for bad in [vec![], vec![GcNetwork::Local, GcNetwork::Local]] {
+            let p = StudentParams { gc_anomaly_networks: bad, ..Default::default() };
+            let err = gc.set_method_params(&MethodParams::StudentTeacher(p)).unwrap_err().to_string();
+            assert!(err.contains("gc_anomaly_networks"), "{err}");
+        }
+
+        let (_, plain) = net(None);
+        let (m, s) = maps(&plain, &x);
+        assert_eq!((m.size(), s.size()), (vec![2, 1, 96, 64], vec![2]));
+        let losses = plain.loss(&plain.forward_t(&x, true), &Targets::None).unwrap();
+        assert_eq!(losses.components.len(), 1);
+        assert_eq!(plain.epoch_statistics_images(), 0);
     }
 }

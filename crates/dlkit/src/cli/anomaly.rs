@@ -33,6 +33,43 @@ pub struct AnomalyArgs {
     /// Anomaly (anomaly_detection): noise added to the student's input (default 1e-4).
     #[arg(long)]
     pub regularization_noise: Option<f64>,
+    /// Anomaly (gc_anomaly_detection): the subnetworks the anomaly image is made of, local and / or
+    /// global, comma-separated (default both).
+    #[arg(long, value_delimiter = ',')]
+    pub gc_anomaly_networks: Vec<String>,
+}
+
+/// The anomaly model types of `--type`.
+pub const ANOMALY_TYPES: &[&str] = &["anomaly_detection", "gc_anomaly_detection", "patchcore"];
+
+/// Creates an anomaly model of `model_type` (one of [`ANOMALY_TYPES`]) on the pretrained `backbone`
+/// at `size`, with the options of `args`; also says what it is.
+pub fn create(
+    model_type: &str,
+    backbone: &str,
+    size: (usize, usize, usize),
+    args: &AnomalyArgs,
+) -> Result<(Model, String)> {
+    let student = dlkit::nets::StudentConfig::default();
+    let mut model = match model_type {
+        "anomaly_detection" => Model::create_anomaly_detection(backbone, None, size, &student)?,
+        "gc_anomaly_detection" => Model::create_gc_anomaly_detection(
+            backbone,
+            None,
+            size,
+            &student,
+            &dlkit::nets::GlobalConfig::default(),
+        )?,
+        _ => Model::create_patchcore(backbone, None, size, &args.config())?,
+    };
+    if !args.gc_anomaly_networks.is_empty() {
+        model.set_param("gc_anomaly_networks", &json!(args.gc_anomaly_networks))?;
+    }
+    let what = match model_type {
+        "patchcore" => format!("patchcore anomaly model on {backbone} (fit it with dlkit train)"),
+        t => format!("{t} model, teacher {backbone} (train it with dlkit train)"),
+    };
+    Ok((model, what))
 }
 
 impl AnomalyArgs {

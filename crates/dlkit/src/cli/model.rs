@@ -12,7 +12,8 @@ pub enum ModelCommand {
     /// Create a classifier with fresh weights, or from pretrained ImageNet weights, or a detector or
     /// segmentation model on a backbone, and write it.
     Create {
-        /// classification | detection | segmentation | anomaly_detection | patchcore.
+        /// classification | detection | segmentation | anomaly_detection | gc_anomaly_detection |
+        /// patchcore.
         #[arg(long = "type", default_value = "classification")]
         model_type: String,
         /// Classifier: compact | enhanced | resnet18 | resnet50 | mobilenet_v2 | efficientnet_lite0/1/2 |
@@ -137,7 +138,7 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
             output,
         } => {
             let given: Option<(Vec<String>, Vec<i64>)> = match (dataset, classes.is_empty()) {
-                _ if model_type == "patchcore" || model_type == "anomaly_detection" => {
+                _ if super::anomaly::ANOMALY_TYPES.contains(&model_type.as_str()) => {
                     Some((vec!["ok".into(), "nok".into()], vec![0, 1]))
                 }
                 (Some(d), true) => {
@@ -173,19 +174,9 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                     &segmentation.options(ds.as_ref())?,
                 )?;
                 (model, format!("segmentation model on {backbone}"))
-            } else if model_type == "anomaly_detection" {
+            } else if super::anomaly::ANOMALY_TYPES.contains(&model_type.as_str()) {
                 let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
-                let model = Model::create_anomaly_detection(
-                    backbone,
-                    None,
-                    size,
-                    &dlkit::nets::StudentConfig::default(),
-                )?;
-                (model, format!("anomaly_detection model, teacher {backbone} (train it with dlkit train)"))
-            } else if model_type == "patchcore" {
-                let size = (width.context("--width")?, height.context("--height")?, channels.unwrap_or(3));
-                let model = Model::create_patchcore(backbone, None, size, &anomaly.config())?;
-                (model, format!("patchcore anomaly model on {backbone} (fit it with dlkit train)"))
+                super::anomaly::create(model_type, backbone, size, anomaly)?
             } else if model_type == "classification" {
                 let model = match (pretrained, &given) {
                     (Some(name), g) => {
@@ -204,7 +195,7 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                 (model, format!("{} classifier", pretrained.as_ref().unwrap_or(arch)))
             } else {
                 bail!(
-                    "--type {model_type}: expected classification, detection, segmentation, anomaly_detection or patchcore"
+                    "--type {model_type}: expected classification, detection, segmentation, anomaly_detection, gc_anomaly_detection or patchcore"
                 );
             };
             model.write(output)?;
@@ -310,6 +301,13 @@ pub fn run_model(command: &ModelCommand, json_out: bool) -> Result<u8> {
                             "row1, col1, row2, col2"
                         }
                     ),
+                    dlkit::data::ModelType::AnomalyDetection
+                        if m.get_param("anomaly_method").is_ok_and(|t| t == "gc_anomaly_detection") =>
+                    {
+                        "anomaly images [N, k, H, W]: the combined one, then the local and / or global one \
+                         (gc_anomaly_networks); each score is a map's maximum"
+                            .to_owned()
+                    }
                     dlkit::data::ModelType::AnomalyDetection => {
                         "anomaly images [N, 1, H, W]; the score is each image's maximum".to_owned()
                     }

@@ -21,8 +21,9 @@ pub struct TrainArgs {
     /// the backbone, which may also be a pretrained_dl_classifier_… name) …
     #[arg(long, conflicts_with = "pretrained")]
     create: Option<String>,
-    /// With --create: classification | detection | segmentation | patchcore | anomaly_detection (both on
-    /// a pretrained backbone; default: what the dataset's samples hold, patchcore for anomaly datasets).
+    /// With --create: classification | detection | segmentation | patchcore | anomaly_detection |
+    /// gc_anomaly_detection (the last three on a pretrained backbone; default: what the dataset's
+    /// samples hold, patchcore for anomaly datasets).
     #[arg(long = "type")]
     model_type: Option<String>,
     /// With --create and a detection dataset: the detector's parameters.
@@ -165,7 +166,7 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
     };
     tch::manual_seed((args.seed.unwrap_or(42) & 0x7fff_ffff_ffff_ffff) as i64);
     let model_type = match args.model_type.as_deref() {
-        Some("patchcore") => dlkit::data::ModelType::AnomalyDetection,
+        Some(t) if super::anomaly::ANOMALY_TYPES.contains(&t) => dlkit::data::ModelType::AnomalyDetection,
         Some(t) => t.parse::<dlkit::data::ModelType>().map_err(anyhow::Error::msg)?,
         None => ds
             .samples
@@ -190,16 +191,8 @@ fn create_model(args: &TrainArgs, arch: &str, ds: &DLDataset) -> Result<Model> {
         dlkit::data::ModelType::AnomalyDetection => {
             // The pretrained backbones take 3 channels; gray images are replicated.
             let c = if args.channels.is_none() { 3 } else { c };
-            if args.model_type.as_deref() == Some("anomaly_detection") {
-                Model::create_anomaly_detection(
-                    arch,
-                    None,
-                    (w, h, c),
-                    &dlkit::nets::StudentConfig::default(),
-                )?
-            } else {
-                Model::create_patchcore(arch, None, (w, h, c), &args.anomaly.config())?
-            }
+            let kind = args.model_type.as_deref().unwrap_or("patchcore");
+            super::anomaly::create(kind, arch, (w, h, c), &args.anomaly)?.0
         }
     };
     if let Some(p) = &ds.preprocess_param {

@@ -19,8 +19,10 @@ impl Model {
     /// - detection: `[N, M, classes + 4 | 5]`, every anchor's class scores followed by its box, before
     ///   thresholds and NMS, boxes in HALCON's coordinates of the network input (see
     ///   [`Model::detections_before_nms`], which gives the same from dlkit, and what dlkit does next);
-    /// - anomaly detection (both types): anomaly images `[N, 1, H, W]` at the network input's size; an
-    ///   image's anomaly score is its maximum (thresholds are not applied).
+    /// - anomaly detection: anomaly images `[N, 1, H, W]` at the network input's size; an image's
+    ///   anomaly score is its maximum (thresholds are not applied). The Global Context model:
+    ///   `[N, k, H, W]`, the combined map, then the local and / or global one (as `gc_anomaly_networks`
+    ///   is when exported), each score a map's maximum.
     ///
     /// The file is written atomically.
     ///

@@ -228,7 +228,8 @@ fn patchcore_through_the_command_line() {
 
 /// `dlkit train --type anomaly_detection`: the student trains in the shared loop — validation image
 /// AUROC logged each epoch, thresholds stored in the model files written, a loose `--error-threshold`
-/// stops after the first epoch and a `--resume` of that run finds nothing left to do.
+/// stops after the first epoch and a `--resume` of that run finds nothing left to do; `dlkit model
+/// create --type gc_anomaly_detection`, its training, `gc_anomaly_networks` and an overlay.
 #[test]
 fn anomaly_detection_through_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -283,6 +284,72 @@ fn anomaly_detection_through_the_command_line() {
     assert!(dir.join("loose/model_final.dlm").is_file(), "the early stop writes the final model");
     let log = train("loose", &["--epochs", "5", "--error-threshold", "100", "--resume"]);
     assert_eq!(log["epochs"].as_array().unwrap().len(), 1, "nothing left to resume: {log}");
+    // The Global Context model: created with the global subnetwork only, trained in the same loop
+    // (its three losses logged), applied with an overlay; the local map is chosen afterwards.
+    dlkit_cli(
+        &[
+            "model",
+            "create",
+            "--type",
+            "gc_anomaly_detection",
+            "--backbone",
+            "pretrained_dl_classifier_mobilenet_v2",
+            "--width",
+            "64",
+            "--height",
+            "64",
+            "--gc-anomaly-networks",
+            "global",
+            "-o",
+            "gc.dlm",
+        ],
+        dir,
+    );
+    let get = |file: &str, name: &str| -> String {
+        let out = dlkit_cli(&["model", "get", file, name], dir);
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(get("gc.dlm", "anomaly_method"), "gc_anomaly_detection");
+    assert_eq!(get("gc.dlm", "gc_anomaly_networks"), "[\"global\"]");
+    let out = dlkit_cli(
+        &[
+            "--json",
+            "train",
+            "--dataset",
+            "d.json",
+            "--model",
+            "gc.dlm",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+        ]
+        .into_iter()
+        .chain(["--error-threshold", "0", "-o", "gc"])
+        .collect::<Vec<_>>(),
+        dir,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let log: serde_json::Value = serde_json::from_str(
+        text.lines().skip_while(|l| !l.starts_with('{')).collect::<Vec<_>>().join("\n").as_str(),
+    )
+    .unwrap();
+    let losses = &log["epochs"][1]["losses"];
+    assert!(
+        ["loss_local", "loss_autoencoder", "loss_global"]
+            .iter()
+            .all(|k| losses[k].as_f64().is_some_and(|v| v > 0.0)),
+        "{log}"
+    );
+    dlkit_cli(&["model", "set", "gc/model_final.dlm", "gc_anomaly_networks", "[\"local\"]"], dir);
+    assert_eq!(get("gc/model_final.dlm", "gc_anomaly_networks"), "[\"local\"]");
+    let cell = dl_testkit::data_dir("elpv").join("test/defect/cell0001.png");
+    let out = dlkit_cli(
+        &["apply", "--model", "gc/model_final.dlm", "--overlay", "ov", cell.to_str().unwrap()],
+        dir,
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("anomaly score"));
+    assert!(dir.join("ov/cell0001_result.png").is_file());
 }
 
 /// HALCON's `anomaly_detection` (a student regressing ImageNet MobileNetV2's features) trained on good
@@ -329,6 +396,91 @@ fn anomaly_detection_on_elpv() {
     let r = create().train_dl_model_anomaly_dataset(&ds, &loose).unwrap();
     assert_eq!(r.final_epoch, 1);
     assert!(r.final_error < 100.0);
+}
+
+/// HALCON's Global Context model (`gc_anomaly_detection`: the student as the local subnetwork, an
+/// autoencoder and a second student head as the global one) trained on good ELPV cells by
+/// `train_dl_model_anomaly_dataset`: each of its three losses falls, the local and global maps are
+/// normalised by their quantiles on good train images (the combined map is their mean, so the scores
+/// lie between theirs), the test image AUROC of the combined, local and global maps is reported and
+/// the combined one's asserted with a margin; `gc_anomaly_networks` = local gives the local map as the
+/// anomaly image; the model file round trip keeps every map (DLKIT_GC_EPOCHS, DLKIT_GC_SIZE,
+/// DLKIT_GC_TRAIN_EVERY, DLKIT_GC_TEST_EVERY for longer runs; numbers in the closing note).
+#[test]
+fn gc_anomaly_detection_on_elpv() {
+    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (epochs, size) = (env("DLKIT_GC_EPOCHS", 6), env("DLKIT_GC_SIZE", 128));
+    let ds = elpv(env("DLKIT_GC_TRAIN_EVERY", 16), env("DLKIT_GC_TEST_EVERY", 4));
+    tch::manual_seed(5);
+    let mut model = Model::create_gc_anomaly_detection(
+        "pretrained_dl_classifier_mobilenet_v2",
+        None,
+        (size, size, 3),
+        &dlkit::nets::StudentConfig::default(),
+        &dlkit::nets::GlobalConfig::default(),
+    )
+    .unwrap();
+    model.set_param("batch_size", &serde_json::json!(8)).unwrap();
+    assert_eq!(model.get_param("anomaly_method").unwrap(), "gc_anomaly_detection");
+    assert_eq!(model.get_param("gc_anomaly_networks").unwrap(), serde_json::json!(["local", "global"]));
+    let dir = tempfile::tempdir().unwrap();
+    let param = dlkit::AnomalyTrainParam {
+        max_num_epochs: epochs,
+        error_threshold: 0.0,
+        output_dir: Some(dir.path().to_owned()),
+        ..Default::default()
+    };
+    let r = model.train_dl_model_anomaly_dataset(&ds, &param).unwrap();
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("training_log.json")).unwrap()).unwrap();
+    let test = SampleSelector::Split("test".parse().unwrap());
+    let a = anomaly(evaluate_dl_model(&model, &ds, &test, &EvalParams::default()).unwrap());
+    // The local and global maps' AUROCs from the results themselves.
+    let idx: Vec<usize> =
+        (0..ds.samples.len()).filter(|&i| ds.samples[i].split == Some("test".parse().unwrap())).collect();
+    let raw = gen_dl_samples(&ds, &idx).unwrap();
+    let results = model.apply(raw.iter().map(|s| s.image.clone()).collect()).unwrap();
+    let auroc = |key: fn(&dlkit::data::DLResult) -> Option<f64>| {
+        let scores: Vec<f64> = results.iter().map(|r| key(r).expect("every map is there")).collect();
+        let nok: Vec<bool> =
+            raw.iter().map(|s| s.anomaly_label == Some(dlkit::data::AnomalyLabel::Nok)).collect();
+        dlkit::eval::anomaly::auroc(&scores, &nok).unwrap()
+    };
+    let (local, global) = (auroc(|r| r.anomaly_score_local), auroc(|r| r.anomaly_score_global));
+    eprintln!(
+        "ELPV gc_anomaly_detection at {size}×{size}: {epochs} epochs in {:.0} s, errors {:?}; test image AUROC combined {:.4}, local {local:.4}, global {global:.4}",
+        r.seconds, r.errors, a.image_auroc
+    );
+    let first = &log["epochs"][0]["losses"];
+    let last = &log["epochs"][epochs - 1]["losses"];
+    for name in ["loss_local", "loss_autoencoder", "loss_global"] {
+        let (f, l) = (first[name].as_f64().unwrap(), last[name].as_f64().unwrap());
+        assert!(l < 0.8 * f, "{name} falls: {f} → {l}");
+    }
+    assert!(a.image_auroc >= 0.6, "image AUROC {}", a.image_auroc);
+    for r in &results {
+        let (c, l, g) =
+            (r.anomaly_score.unwrap(), r.anomaly_score_local.unwrap(), r.anomaly_score_global.unwrap());
+        assert!(c <= l.max(g) + 1e-5 && c >= 0.0, "combined {c}, local {l}, global {g}");
+        let img = r.anomaly_image_global.as_ref().unwrap();
+        assert!(img.data.iter().all(|&v| v >= 0.0));
+    }
+    let back = Model::deserialize(&model.serialize().unwrap(), "memory").unwrap();
+    let images: Vec<_> = raw.iter().take(3).map(|s| s.image.clone()).collect();
+    let (mine, read) = (model.apply(images.clone()).unwrap(), back.apply(images.clone()).unwrap());
+    let scores = |r: &[dlkit::data::DLResult]| -> Vec<[Option<f64>; 3]> {
+        r.iter().map(|r| [r.anomaly_score, r.anomaly_score_local, r.anomaly_score_global]).collect()
+    };
+    assert_eq!(scores(&mine), scores(&read), "the file keeps every map");
+    assert!(mine == read, "the file keeps every map's pixels");
+    model.set_param("gc_anomaly_networks", &serde_json::json!("local")).unwrap();
+    let only = model.apply(images).unwrap();
+    for (o, r) in only.iter().zip(&mine) {
+        assert!(o.anomaly_image == r.anomaly_image_local && o.anomaly_image_local == r.anomaly_image_local);
+        assert!(o.anomaly_image_global.is_none() && o.anomaly_score == r.anomaly_score_local);
+    }
+    let err = model.set_param("gc_anomaly_networks", &serde_json::json!(["global", "middle"])).unwrap_err();
+    assert!(err.to_string().contains("middle"), "{err}");
 }
 
 /// One texture of `cargo xtask data textures` (real photos, synthetic defects with masks): `train/good`

@@ -277,8 +277,9 @@ fn exported_detectors_give_every_anchor_and_dlkit_detections_follow() {
     }
 }
 
-/// Anomaly models: PatchCore (fitted on a few ELPV cells; unfitted it is refused) and the student of
-/// `anomaly_detection` export anomaly images and scores equal to dlkit's results.
+/// Anomaly models: PatchCore (fitted on a few ELPV cells; unfitted it is refused), the student of
+/// `anomaly_detection` and the Global Context model (its combined, local and global maps as three
+/// channels) export anomaly images and scores equal to dlkit's results.
 #[test]
 fn exported_anomaly_models_give_dlkit_anomaly_images_and_scores() {
     let tmp = tempfile::tempdir().unwrap();
@@ -308,12 +309,26 @@ fn exported_anomaly_models_give_dlkit_anomaly_images_and_scores() {
         &dlkit::nets::StudentConfig::default(),
     )
     .unwrap();
-    for (name, m) in [("patchcore", &patchcore), ("student", &student)] {
+    let gc = Model::create_gc_anomaly_detection(
+        "pretrained_dl_classifier_mobilenet_v2",
+        None,
+        (w, h, 3),
+        &dlkit::nets::StudentConfig::default(),
+        &dlkit::nets::GlobalConfig::default(),
+    )
+    .unwrap();
+    for (name, m) in [("patchcore", &patchcore), ("student", &student), ("gc", &gc)] {
         let (imgs, x) = images(2, 3, h, w);
         let shape = [2, 3, h as i64, w as i64];
         let results = m.apply(imgs).unwrap();
-        let want: Vec<f32> =
-            results.iter().flat_map(|r| r.anomaly_image.as_ref().unwrap().data.clone()).collect();
+        let want: Vec<f32> = results
+            .iter()
+            .flat_map(|r| [&r.anomaly_image, &r.anomaly_image_local, &r.anomaly_image_global])
+            .flatten()
+            .flat_map(|img| img.data.clone())
+            .collect();
+        let maps = if name == "gc" { 3 } else { 1 };
+        assert_eq!(want.len(), 2 * maps * w * h, "{name}: one map per channel");
         let path = tmp.path().join(format!("{name}.pt"));
         m.export_torchscript(&path).unwrap();
         let got = traced(&path, &x, shape);
@@ -321,7 +336,8 @@ fn exported_anomaly_models_give_dlkit_anomaly_images_and_scores() {
         assert!(d <= 1e-5, "{name}: libtorch's anomaly images differ from dlkit's by {d:e}");
         // The score is the image's maximum.
         for (i, r) in results.iter().enumerate() {
-            let top = got[i * w * h..(i + 1) * w * h].iter().copied().fold(f32::MIN, f32::max);
+            let first = i * maps * w * h;
+            let top = got[first..first + w * h].iter().copied().fold(f32::MIN, f32::max);
             assert!((f64::from(top) - r.anomaly_score.unwrap()).abs() <= 1e-5, "{name}: score");
         }
         python_check(tmp.path(), &path, &x, &want, shape);
