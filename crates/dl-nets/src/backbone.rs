@@ -21,6 +21,13 @@ pub trait Backbone: std::fmt::Debug + Send {
     /// whose size is not a multiple of a level's stride, that level's size is rounded as the network's
     /// convolutions round it.
     fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor>;
+    /// The first `count` of [`Backbone::forward_levels`]; a family may stop computing after the last of
+    /// them (MobileNetV2 does: the anomaly models tap strides 8 and 16 and skip the rest).
+    fn forward_first_levels(&self, xs: &Tensor, train: bool, count: usize) -> Vec<Tensor> {
+        let mut levels = self.forward_levels(xs, train);
+        levels.truncate(count);
+        levels
+    }
 }
 
 /// The feature maps of a tap list (`stride4` …), in order.
@@ -43,7 +50,8 @@ mod tests {
     use tch::{Device, Kind, nn};
 
     /// Every family: the levels' strides and channels are the feature maps' (input 96×64, so each map is
-    /// exactly input / stride), strides double from level to level.
+    /// exactly input / stride), strides double from level to level, the first levels alone are the same
+    /// as with all.
     #[test]
     fn levels_describe_the_feature_maps_of_every_family() {
         let vs = nn::VarStore::new(Device::Cpu);
@@ -89,6 +97,12 @@ mod tests {
             assert_eq!(levels.iter().map(|l| l.stride).collect::<Vec<_>>(), strides, "{name}");
             let maps = tch::no_grad(|| net.forward_levels(&x, false));
             assert_eq!(maps.len(), levels.len(), "{name}");
+            // The first levels alone are the same maps.
+            let first = tch::no_grad(|| net.forward_first_levels(&x, false, 2));
+            assert_eq!(first.len(), 2, "{name}");
+            for (a, b) in first.iter().zip(&maps) {
+                assert_eq!(a, b, "{name}: the first levels alone");
+            }
             for (l, m) in levels.iter().zip(&maps) {
                 let size = m.size();
                 assert_eq!(size[1], l.channels, "{name} stride {}", l.stride);

@@ -125,6 +125,9 @@ impl crate::Backbone for MobileNetV2 {
     fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
         crate::backbone::tap_tensors(self.taps_t(xs, train))
     }
+    fn forward_first_levels(&self, xs: &Tensor, train: bool, count: usize) -> Vec<Tensor> {
+        crate::backbone::tap_tensors(self.first_taps(xs, train, count))
+    }
 }
 
 /// A built MobileNetV2; see [`MobileNetV2Config`].
@@ -145,9 +148,17 @@ impl MobileNetV2 {
     /// `features.13` and `features.18` — named `stride4` … `stride32`, for detection, segmentation and
     /// anomaly models.
     pub fn taps_t(&self, xs: &Tensor, train: bool) -> Vec<(String, Tensor)> {
+        self.first_taps(xs, train, 4)
+    }
+
+    /// The first `count` of [`MobileNetV2::taps_t`], the layers after the last of them not run.
+    fn first_taps(&self, xs: &Tensor, train: bool, count: usize) -> Vec<(String, Tensor)> {
         let mut out = Vec::with_capacity(4);
         let mut x = xs.shallow_clone();
         for (i, layer) in self.layers.iter().enumerate() {
+            if out.len() >= count {
+                break;
+            }
             x = match layer {
                 Layer::Conv(c) => c.forward_t(&x, train, None),
                 Layer::Inverted { convs, residual } => {

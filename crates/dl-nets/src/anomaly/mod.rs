@@ -236,7 +236,9 @@ pub fn level_indices(levels: &[crate::Level], strides: &[i64], config: &'static 
 pub fn patch_features(backbone: &dyn Backbone, taps: &[usize], k: i64, images: &Tensor) -> Tensor {
     tch::no_grad(|| {
         let x = crate::device::channels_last(images);
-        let levels = backbone.forward_levels(&x, false);
+        // The levels after the last tapped one are not needed.
+        let count = taps.iter().max().map_or(0, |&i| i + 1);
+        let levels = backbone.forward_first_levels(&x, false, count);
         let mut maps = Vec::with_capacity(taps.len());
         let mut size = None;
         for &i in taps {
