@@ -168,6 +168,20 @@ fn test(repo: &Path, extra: &[String]) -> Result<()> {
 /// The build.rs of a crate that depends on dlkit (the one of examples/downstream).
 const DOWNSTREAM_BUILD_RS: &str = include_str!("../../examples/downstream/build.rs");
 
+/// The `[profile.dev…]` settings of a manifest as (section, line) pairs, comments left out.
+fn dev_profiles(manifest: &str) -> Vec<(String, String)> {
+    let mut section = String::new();
+    let mut out = Vec::new();
+    for line in manifest.lines().map(|l| l.split('#').next().unwrap_or("").trim()) {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        } else if !line.is_empty() && section.starts_with("[profile.dev") {
+            out.push((section.clone(), line.replace(' ', "")));
+        }
+    }
+    out
+}
+
 /// What `cargo xtask env` prints: LIBTORCH for a crate's `.cargo/config.toml`, and its build.rs.
 fn downstream_env(repo: &Path) -> String {
     format!(
@@ -185,6 +199,15 @@ fn downstream_env(repo: &Path) -> String {
 /// file let it reuse the compiled dependencies.
 fn downstream(repo: &Path) -> Result<()> {
     let src = repo.join("examples").join("downstream");
+    let (ours, theirs) = (
+        dev_profiles(&std::fs::read_to_string(repo.join("Cargo.toml"))?),
+        dev_profiles(&std::fs::read_to_string(src.join("Cargo.toml"))?),
+    );
+    anyhow::ensure!(
+        ours == theirs,
+        "examples/downstream/Cargo.toml's dev profiles {theirs:?} differ from the workspace's {ours:?}: \
+         it would rebuild every dependency"
+    );
     let dir = std::env::temp_dir().join(format!("dlkit-downstream-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("src"))?;
