@@ -419,37 +419,36 @@ fn below_error_threshold(param: &TrainParam, mean_loss: Option<f64>) -> bool {
     param.error_threshold.zip(mean_loss).is_some_and(|(t, loss)| loss < t)
 }
 
-/// Measures what the network needs before the first epoch ([`dl_nets::Network::statistics_images`])
-/// on the first train images, preprocessed without augmentation.
+/// When the network measures its train images.
+#[derive(Clone, Copy)]
+enum Statistics {
+    /// Before the first epoch ([`dl_nets::Network::statistics_images`]).
+    BeforeTraining,
+    /// After every epoch ([`dl_nets::Network::epoch_statistics_images`]).
+    AfterEpoch,
+}
+
+/// Measures what the network needs `when` on the first train images, preprocessed without
+/// augmentation.
 fn fit_statistics(
     model: &mut impl TrainableModel,
     source: &SampleSource,
     train: &[usize],
     class_ids: &[dl_core::ClassId],
+    when: Statistics,
 ) -> Result<()> {
-    let n = model.network().statistics_images();
+    let n = match when {
+        Statistics::BeforeTraining => model.network().statistics_images(),
+        Statistics::AfterEpoch => model.network().epoch_statistics_images(),
+    };
     if n == 0 {
         return Ok(());
     }
     let images = first_images(model, source, train, class_ids, n)?;
-    tch::no_grad(|| model.network_mut().fit_statistics(&images))?;
-    Ok(())
-}
-
-/// Measures what the network needs after an epoch ([`dl_nets::Network::epoch_statistics_images`]),
-/// as [`fit_statistics`].
-fn fit_epoch_statistics(
-    model: &mut impl TrainableModel,
-    source: &SampleSource,
-    train: &[usize],
-    class_ids: &[dl_core::ClassId],
-) -> Result<()> {
-    let n = model.network().epoch_statistics_images();
-    if n == 0 {
-        return Ok(());
-    }
-    let images = first_images(model, source, train, class_ids, n)?;
-    tch::no_grad(|| model.network_mut().fit_epoch_statistics(&images))?;
+    tch::no_grad(|| match when {
+        Statistics::BeforeTraining => model.network_mut().fit_statistics(&images),
+        Statistics::AfterEpoch => model.network_mut().fit_epoch_statistics(&images),
+    })?;
     Ok(())
 }
 
@@ -480,8 +479,9 @@ fn first_images(
 ///
 /// Every method trains here. Anomaly detection learns from the good train images only (see
 /// [`good_train_samples`]), measures the network's statistics first (the student–teacher model's
-/// teacher standardisation) and is evaluated on the validation split only when it holds ok and nok
-/// images; `error_threshold` ends training early when an epoch's mean loss falls below it.
+/// teacher standardisation) and, for the Global Context model, after every epoch (its maps'
+/// normalisation), and is evaluated on the validation split only when it holds ok and nok images;
+/// `error_threshold` ends training early when an epoch's mean loss falls below it.
 ///
 /// Each epoch visits the train split in an order drawn from (seed, epoch); `floor(#train /
 /// (batch_size · batch_size_multiplier))` steps, the last partial batch dropped. Raw datasets are
@@ -544,7 +544,7 @@ pub fn train_dl_model<M: TrainableModel>(
     let (measure, lower_is_better) = dl_eval::comparison_measure(model_type);
 
     if start == StartEpoch::Fresh {
-        fit_statistics(model, &source, &train, &class_ids)?;
+        fit_statistics(model, &source, &train, &class_ids, Statistics::BeforeTraining)?;
     }
     // The resolved parameters: initial values of the change strategies taken from the model.
     let mut param = param.clone();
@@ -712,7 +712,7 @@ pub fn train_dl_model<M: TrainableModel>(
             let _ = write_json(&files.log(), &log);
             return Err(e);
         }
-        fit_epoch_statistics(model, &source, &train, &class_ids)?;
+        fit_statistics(model, &source, &train, &class_ids, Statistics::AfterEpoch)?;
         let done = epoch + 1;
         let mean_loss = epoch_loss / iterations_per_epoch as f64;
         let last = done == param.num_epochs || below_error_threshold(&param, Some(mean_loss));

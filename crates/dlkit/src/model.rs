@@ -476,24 +476,19 @@ impl Model {
                     params.clone(),
                 )?)
             }
-            MethodConfig::AnomalyDetection { backbone, student, params, .. } => {
+            MethodConfig::AnomalyDetection { backbone, student, params, .. }
+            | MethodConfig::GcAnomalyDetection { backbone, student, params, .. } => {
+                let global = match &description.method {
+                    MethodConfig::GcAnomalyDetection { global, .. } => Some(global.clone()),
+                    _ => None,
+                };
                 Box::new(dl_nets::StudentTeacherNet::new(
                     crate::backbone::build(backbone, &root)?,
                     &root,
                     description.preprocess.image_num_channels as i64,
                     student.clone(),
                     params.clone(),
-                    None,
-                )?)
-            }
-            MethodConfig::GcAnomalyDetection { backbone, student, global, params, .. } => {
-                Box::new(dl_nets::StudentTeacherNet::new(
-                    crate::backbone::build(backbone, &root)?,
-                    &root,
-                    description.preprocess.image_num_channels as i64,
-                    student.clone(),
-                    params.clone(),
-                    Some(global.clone()),
+                    global,
                 )?)
             }
             MethodConfig::Patchcore { backbone, patchcore, params, .. } => {

@@ -184,6 +184,9 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_model() {
     let ds = small();
     let tmp = tempfile::tempdir().unwrap();
     let mut m = model(&ds, 5);
+    // The same initial weights, copied: a second `model(&ds, 5)` would draw from libtorch's global
+    // generator, which tests on other threads reseed.
+    let mut one_epoch = Model::deserialize(&m.serialize().unwrap(), "copy").unwrap();
     let p = TrainParam {
         change_strategies: vec![ChangeStrategy::learning_rate_steps(0.01, 1e32, &[1.0])],
         serialization_strategies: vec![SerializationStrategy::Current],
@@ -196,7 +199,6 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_model() {
     let saved = Model::read(&current).unwrap();
     // The kept model is exactly the model of a run that stopped after epoch 1.
     let one = tempfile::tempdir().unwrap();
-    let mut one_epoch = model(&ds, 5);
     train_dl_model(
         &ds,
         &mut one_epoch,
