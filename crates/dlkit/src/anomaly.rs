@@ -526,9 +526,7 @@ impl Model {
             return Some(match name {
                 "anomaly_method" if gc => Ok(json!("gc_anomaly_detection")),
                 "anomaly_method" => Ok(json!("anomaly_detection")),
-                "gc_anomaly_networks" if gc => {
-                    Ok(json!(params.gc_anomaly_networks.iter().map(|n| n.as_str()).collect::<Vec<_>>()))
-                }
+                "gc_anomaly_networks" if gc => Ok(json!(params.gc_anomaly_networks)),
                 "gc_anomaly_networks" => {
                     Err(param_error(name, "is a parameter of gc_anomaly_detection models"))
                 }
@@ -595,27 +593,22 @@ impl Model {
 }
 
 impl Model {
-    /// `gc_anomaly_networks`: "local", "global" or a list of them (each once).
+    /// `gc_anomaly_networks`: "local", "global" or a list of them (each once). Another choice makes
+    /// other anomaly images, so the stored thresholds (computed on the old ones) are cleared.
     fn set_gc_anomaly_networks(&mut self, value: &Value) -> Result<()> {
         let name = "gc_anomaly_networks";
         if !matches!(self.description().method, MethodConfig::GcAnomalyDetection { .. }) {
             return Err(param_error(name, "is a parameter of gc_anomaly_detection models"));
         }
-        let items: Vec<&Value> = match value {
-            Value::Array(items) => items.iter().collect(),
-            v => vec![v],
-        };
-        let networks = items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| format!("{v}: expected \"local\", \"global\" or a list of them"))?
-                    .parse::<GcNetwork>()
-            })
-            .collect::<std::result::Result<Vec<_>, String>>()
-            .map_err(|e| param_error(name, e))?;
+        let list = if value.is_array() { value.clone() } else { Value::Array(vec![value.clone()]) };
+        let networks: Vec<GcNetwork> = serde_json::from_value(list).map_err(|e| {
+            param_error(name, format!("{value}: {e} (\"local\", \"global\" or a list of them)"))
+        })?;
         let mut p = self.student_params().cloned().expect("a gc_anomaly_detection model");
-        p.gc_anomaly_networks = networks;
+        if p.gc_anomaly_networks != networks {
+            p.gc_anomaly_networks = networks;
+            p.thresholds = AnomalyParams::default();
+        }
         self.set_student_params(p)
     }
 }

@@ -38,7 +38,8 @@ impl Default for GlobalConfig {
     }
 }
 
-/// One subnetwork of the Global Context model (HALCON's `gc_anomaly_networks` values).
+/// One subnetwork of the Global Context model (HALCON's `gc_anomaly_networks` values, `local` and
+/// `global` as serde writes and reads them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GcNetwork {
@@ -46,27 +47,6 @@ pub enum GcNetwork {
     Local,
     /// Logical anomalies (the whole image).
     Global,
-}
-
-impl GcNetwork {
-    /// HALCON's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Local => "local",
-            Self::Global => "global",
-        }
-    }
-}
-
-impl std::str::FromStr for GcNetwork {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "local" => Ok(Self::Local),
-            "global" => Ok(Self::Global),
-            other => Err(format!("`{other}`: expected local or global")),
-        }
-    }
 }
 
 /// Both subnetworks, HALCON's default.

@@ -379,27 +379,29 @@ pub fn anomaly_results(
             if (rw, rh) != (w, h) {
                 m = m.f_upsample_bilinear2d([rh as i64, rw as i64], false, None, None)?;
             }
+            let m = m.f_to_device(Device::Cpu)?;
             let n = rw * rh;
-            let mut all = vec![0f32; n * kinds.len()];
-            m.f_to_device(Device::Cpu)?.f_contiguous()?.f_copy_data(&mut all, n * kinds.len())?;
             let (sw, sh) = map.source;
             let (r0, c0) = (map.row0 as usize, map.col0 as usize);
-            let image = |v: &[f32]| {
+            // The region's rows into the original image (0 outside); the map itself when they agree.
+            let image = |v: Vec<f32>| {
                 let data = if (sw, sh, r0, c0) == (rw, rh, 0, 0) {
-                    v.to_vec()
+                    v
                 } else {
                     let mut full = vec![0f32; sw * sh];
-                    for r in 0..rh.min(sh.saturating_sub(r0)) {
-                        for c in 0..rw.min(sw.saturating_sub(c0)) {
-                            full[(r0 + r) * sw + c0 + c] = v[r * rw + c];
-                        }
+                    let cols = rw.min(sw.saturating_sub(c0));
+                    for r in (0..rh.min(sh.saturating_sub(r0))).filter(|_| cols > 0) {
+                        let at = (r0 + r) * sw + c0;
+                        full[at..at + cols].copy_from_slice(&v[r * rw..r * rw + cols]);
                     }
                     full
                 };
                 Some(HostImage { width: sw, height: sh, channels: 1, bit_depth: 32, data })
             };
             let mut r = DLResult::default();
-            for (j, (kind, v)) in kinds.iter().zip(all.chunks_exact(n)).enumerate() {
+            for (j, kind) in kinds.iter().enumerate() {
+                let mut v = vec![0f32; n];
+                m.f_get(0)?.f_get(j as i64)?.f_contiguous()?.f_copy_data(&mut v, n)?;
                 let score = Some(scores[i * kinds.len() + j]);
                 match kind {
                     MapKind::Combined => (r.anomaly_image, r.anomaly_score) = (image(v), score),

@@ -154,11 +154,6 @@ impl StudentTeacherNet {
         Ok(Self { teacher, taps, config, params, blocks, head, mean, std, global })
     }
 
-    /// Whether this is the Global Context model.
-    pub fn is_global_context(&self) -> bool {
-        self.global.is_some()
-    }
-
     /// The architecture.
     pub fn config(&self) -> &StudentConfig {
         &self.config
@@ -267,15 +262,14 @@ impl StudentTeacherNet {
 
     /// What the channels of the anomaly maps hold.
     pub fn map_kinds(&self) -> Vec<MapKind> {
-        if self.global.is_none() {
-            return vec![MapKind::Combined];
-        }
         let mut kinds = vec![MapKind::Combined];
-        if self.uses(GcNetwork::Local) {
-            kinds.push(MapKind::Local);
-        }
-        if self.uses(GcNetwork::Global) {
-            kinds.push(MapKind::Global);
+        if self.global.is_some() {
+            if self.uses(GcNetwork::Local) {
+                kinds.push(MapKind::Local);
+            }
+            if self.uses(GcNetwork::Global) {
+                kinds.push(MapKind::Global);
+            }
         }
         kinds
     }
@@ -472,7 +466,6 @@ mod tests {
     fn global_context_outputs_losses_and_normalisation() {
         tch::manual_seed(3);
         let (vs, mut gc) = net(Some(GlobalConfig::default()));
-        assert!(gc.is_global_context());
         for name in
             ["student.autoencoder.enc0.weight", "student.global_head.weight", "anomaly.local_quantiles"]
         {

@@ -311,24 +311,9 @@ fn anomaly_detection_through_the_command_line() {
     };
     assert_eq!(get("gc.dlm", "anomaly_method"), "gc_anomaly_detection");
     assert_eq!(get("gc.dlm", "gc_anomaly_networks"), "[\"global\"]");
-    let out = dlkit_cli(
-        &[
-            "--json",
-            "train",
-            "--dataset",
-            "d.json",
-            "--model",
-            "gc.dlm",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-        ]
-        .into_iter()
-        .chain(["--error-threshold", "0", "-o", "gc"])
-        .collect::<Vec<_>>(),
-        dir,
-    );
+    let args = ["--json", "train", "--dataset", "d.json", "--model", "gc.dlm", "--epochs", "2"];
+    let out =
+        dlkit_cli(&[&args[..], &["--batch-size", "8", "--error-threshold", "0", "-o", "gc"]].concat(), dir);
     let text = String::from_utf8_lossy(&out.stdout);
     let log: serde_json::Value = serde_json::from_str(
         text.lines().skip_while(|l| !l.starts_with('{')).collect::<Vec<_>>().join("\n").as_str(),
@@ -473,7 +458,11 @@ fn gc_anomaly_detection_on_elpv() {
     };
     assert_eq!(scores(&mine), scores(&read), "the file keeps every map");
     assert!(mine == read, "the file keeps every map's pixels");
+    // Thresholds of the combined map do not hold for another choice of maps: cleared.
+    model.compute_anomaly_thresholds(&ds).unwrap();
+    assert!(model.get_param("anomaly_classification_threshold").unwrap().is_number());
     model.set_param("gc_anomaly_networks", &serde_json::json!("local")).unwrap();
+    assert!(model.get_param("anomaly_classification_threshold").unwrap().is_null());
     let only = model.apply(images).unwrap();
     for (o, r) in only.iter().zip(&mine) {
         assert!(o.anomaly_image == r.anomaly_image_local && o.anomaly_image_local == r.anomaly_image_local);
