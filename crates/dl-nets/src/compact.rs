@@ -1,6 +1,7 @@
 //! The `compact` classifier: conv–BN–ReLU stages, global average pooling and a 1×1 convolution to the
 //! class scores. No fully connected layer, so any input of at least 15×15 pixels works.
 
+use crate::fold::{Geometry, conv_bn};
 use crate::guided::{Act, GuidedRecorder, activate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -111,7 +112,7 @@ impl crate::Backbone for CompactNet {
         let mut out = Vec::new();
         let mut x = xs.shallow_clone();
         for (i, (conv, bn)) in self.stages.iter().enumerate() {
-            x = x.apply(conv).apply_t(bn, train).relu();
+            x = conv_bn(&x, conv, Geometry::same(3, self.strides[i]), bn, 1e-5, train).relu_();
             let next_downsamples = self.strides.get(i + 1).is_none_or(|&s| s > 1);
             if next_downsamples {
                 out.push(x.shallow_clone());
@@ -138,8 +139,9 @@ impl CompactNet {
 
     fn features_impl(&self, xs: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
         let mut x = xs.shallow_clone();
-        for (conv, bn) in &self.stages {
-            x = activate(rec, x.apply(conv).apply_t(bn, train), Act::Relu, false);
+        for ((conv, bn), &stride) in self.stages.iter().zip(&self.strides) {
+            let y = conv_bn(&x, conv, Geometry::same(3, stride), bn, 1e-5, train);
+            x = activate(rec, y, Act::Relu, true);
         }
         x
     }

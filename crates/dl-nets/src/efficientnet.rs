@@ -158,10 +158,10 @@ impl MbConv {
     fn forward_t(&self, x: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
         let mut y = x.shallow_clone();
         if let Some((c, b)) = &self.expand {
-            y = activate(rec, c.forward(&y).apply_t(b, train), Act::Relu6, false);
+            y = activate(rec, c.forward_bn(&y, b, 1e-3, train), Act::Relu6, true);
         }
-        y = activate(rec, self.dw.0.forward(&y).apply_t(&self.dw.1, train), Act::Relu6, false);
-        y = self.project.0.forward(&y).apply_t(&self.project.1, train);
+        y = activate(rec, self.dw.0.forward_bn(&y, &self.dw.1, 1e-3, train), Act::Relu6, true);
+        y = self.project.0.forward_bn(&y, &self.project.1, 1e-3, train);
         if self.skip { y + x } else { y }
     }
 }
@@ -216,12 +216,12 @@ impl EfficientNetLite {
         rec: Option<&GuidedRecorder>,
         mut tap: impl FnMut(usize, &Tensor),
     ) -> Tensor {
-        let mut x = activate(rec, self.stem.0.forward(xs).apply_t(&self.stem.1, train), Act::Relu6, false);
+        let mut x = activate(rec, self.stem.0.forward_bn(xs, &self.stem.1, 1e-3, train), Act::Relu6, true);
         for (i, b) in self.blocks.iter().enumerate() {
             x = b.forward_t(&x, train, rec);
             tap(i, &x);
         }
-        activate(rec, self.head.0.forward(&x).apply_t(&self.head.1, train), Act::Relu6, false)
+        activate(rec, self.head.0.forward_bn(&x, &self.head.1, 1e-3, train), Act::Relu6, true)
     }
 
     /// The last feature map, `[N, 1280, H/32, W/32]` (Grad-CAM's default layer).

@@ -35,7 +35,11 @@ pub(crate) fn activate(rec: Option<&GuidedRecorder>, x: Tensor, act: Act, inplac
                 x.relu_()
             }
             (Act::Relu, false) => x.relu(),
-            (Act::Relu6, _) => x.clamp(0.0, 6.0),
+            (Act::Relu6, true) => {
+                let mut x = x;
+                x.clamp_(0.0, 6.0)
+            }
+            (Act::Relu6, false) => x.clamp(0.0, 6.0),
         },
         Some(r) => {
             let y = match act {

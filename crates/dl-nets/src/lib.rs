@@ -20,6 +20,7 @@ pub mod detection;
 pub mod device;
 pub mod efficientnet;
 mod error;
+pub mod fold;
 pub mod guided;
 pub mod mobilenet;
 pub mod mobilenet_v1;
@@ -37,6 +38,7 @@ pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
 pub use detection::{Capacity, DetectionConfig, DetectionNet, DetectionParams, RotatedBoxLoss};
+pub use fold::with_batch_norm_unfolded;
 pub use network::{AsAny, Classes, Losses, MethodParams, Network, Outputs, Targets, upload};
 pub use segmentation::{SegmentationConfig, SegmentationNet, SegmentationParams};
 

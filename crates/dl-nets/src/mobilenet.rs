@@ -2,6 +2,7 @@
 //! torchvision weights load; any input channels and class count.
 
 use crate::Result;
+use crate::fold::{Geometry, conv_bn};
 use crate::guided::{Act, GuidedRecorder, activate};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
@@ -45,6 +46,7 @@ impl MobileNetV2Config {
                 nn::ConvConfig { stride, padding: (k - 1) / 2, groups, bias: false, ..Default::default() },
             ),
             bn: nn::batch_norm2d(&p / 1, o, Default::default()),
+            geometry: Geometry::same(k, stride),
             relu6: true,
         };
         let mut layers = vec![Layer::Conv(Box::new(cbr(&f / 0, self.in_channels, 32, 3, 2, 1)))];
@@ -80,6 +82,7 @@ impl MobileNetV2Config {
                         nn::ConvConfig { bias: false, ..Default::default() },
                     ),
                     bn: nn::batch_norm2d(&p / (k + 2), c, Default::default()),
+                    geometry: Geometry::same(1, 1),
                     relu6: false,
                 };
                 convs.push(project);
@@ -101,13 +104,14 @@ impl MobileNetV2Config {
 struct ConvBn {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
+    geometry: Geometry,
     relu6: bool,
 }
 
 impl ConvBn {
     fn forward_t(&self, x: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
-        let y = x.apply(&self.conv).apply_t(&self.bn, train);
-        if self.relu6 { activate(rec, y, Act::Relu6, false) } else { y }
+        let y = conv_bn(x, &self.conv, self.geometry, &self.bn, 1e-5, train);
+        if self.relu6 { activate(rec, y, Act::Relu6, true) } else { y }
     }
 }
 

@@ -117,7 +117,7 @@ impl MobileNetV1 {
         mut tap: impl FnMut(usize, &Tensor),
     ) -> Tensor {
         let cbr = |x: &Tensor, (c, b): &(SameConv, nn::BatchNorm)| {
-            activate(rec, c.forward(x).apply_t(b, train), Act::Relu6, false)
+            activate(rec, c.forward_bn(x, b, 1e-3, train), Act::Relu6, true)
         };
         let mut x = cbr(xs, &self.conv0);
         for (i, block) in self.blocks.iter().enumerate() {

@@ -1,6 +1,7 @@
 //! ResNet-18 / ResNet-50 classifiers with torchvision's layer names (`conv1`, `bn1`,
 //! `layer1.0.conv1`, …, `fc`), so torchvision weights load; any input channels and class count.
 
+use crate::fold::{Geometry, conv_bn};
 use crate::guided::{Act, GuidedRecorder, activate};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -48,6 +49,7 @@ impl ResNetConfig {
         let conv = |p: nn::Path, i, o, k, stride, padding| {
             nn::conv2d(p, i, o, k, nn::ConvConfig { stride, padding, bias: false, ..Default::default() })
         };
+        let g = |stride, padding| Geometry { stride, padding };
         let expansion = if self.bottleneck { 4 } else { 1 };
         let mut stages = Vec::new();
         let mut inplanes = 64;
@@ -62,6 +64,7 @@ impl ResNetConfig {
                     (
                         conv(&p / "downsample" / 0, inplanes, out, 1, stride, 0),
                         nn::batch_norm2d(&p / "downsample" / 1, out, Default::default()),
+                        g(stride, 0),
                     )
                 });
                 let block = if self.bottleneck {
@@ -70,14 +73,17 @@ impl ResNetConfig {
                             (
                                 conv(&p / "conv1", inplanes, planes, 1, 1, 0),
                                 nn::batch_norm2d(&p / "bn1", planes, Default::default()),
+                                g(1, 0),
                             ),
                             (
                                 conv(&p / "conv2", planes, planes, 3, stride, 1),
                                 nn::batch_norm2d(&p / "bn2", planes, Default::default()),
+                                g(stride, 1),
                             ),
                             (
                                 conv(&p / "conv3", planes, out, 1, 1, 0),
                                 nn::batch_norm2d(&p / "bn3", out, Default::default()),
+                                g(1, 0),
                             ),
                         ],
                         downsample,
@@ -88,10 +94,12 @@ impl ResNetConfig {
                             (
                                 conv(&p / "conv1", inplanes, planes, 3, stride, 1),
                                 nn::batch_norm2d(&p / "bn1", planes, Default::default()),
+                                g(stride, 1),
                             ),
                             (
                                 conv(&p / "conv2", planes, planes, 3, 1, 1),
                                 nn::batch_norm2d(&p / "bn2", planes, Default::default()),
+                                g(1, 1),
                             ),
                         ],
                         downsample,
@@ -113,8 +121,8 @@ impl ResNetConfig {
 
 #[derive(Debug)]
 struct Block {
-    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    convs: Vec<(nn::Conv2D, nn::BatchNorm, Geometry)>,
+    downsample: Option<(nn::Conv2D, nn::BatchNorm, Geometry)>,
 }
 
 impl Block {
@@ -123,14 +131,14 @@ impl Block {
         // output, so this is safe for training too, and saves allocations.
         let mut y = x.shallow_clone();
         let last = self.convs.len() - 1;
-        for (i, (c, b)) in self.convs.iter().enumerate() {
-            y = y.apply(c).apply_t(b, train);
+        for (i, (c, b, g)) in self.convs.iter().enumerate() {
+            y = conv_bn(&y, c, *g, b, 1e-5, train);
             if i < last {
                 y = activate(rec, y, Act::Relu, true);
             }
         }
         match &self.downsample {
-            Some((c, b)) => y += x.apply(c).apply_t(b, train),
+            Some((c, b, g)) => y += conv_bn(x, c, *g, b, 1e-5, train),
             None => y += x,
         }
         activate(rec, y, Act::Relu, true)
@@ -161,7 +169,8 @@ impl crate::Backbone for ResNet {
     }
 
     fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
-        let stem = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu_();
+        let stem =
+            conv_bn(xs, &self.conv1, Geometry { stride: 2, padding: 3 }, &self.bn1, 1e-5, train).relu_();
         let mut x = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         let mut out = Vec::with_capacity(4);
         for stage in &self.stages {
@@ -181,7 +190,12 @@ impl ResNet {
     }
 
     fn features_impl(&self, xs: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
-        let stem = activate(rec, xs.apply(&self.conv1).apply_t(&self.bn1, train), Act::Relu, true);
+        let stem = activate(
+            rec,
+            conv_bn(xs, &self.conv1, Geometry { stride: 2, padding: 3 }, &self.bn1, 1e-5, train),
+            Act::Relu,
+            true,
+        );
         let mut x = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for stage in &self.stages {
             for block in stage {

