@@ -115,9 +115,12 @@ fn a_rotated_detector_learns_constructed_scenes() {
         capacity: dlkit::nets::Capacity::Medium,
         ..Default::default()
     };
+    // Seeded just before creation (the initialisation is libtorch's global generator, which tests in
+    // other threads share); 600 steps: 400 gave 0.807–0.963 over initialisations.
+    tch::manual_seed(1);
     let model = Model::create_detector("compact", &n, &ids, (64, 64, 1), &options).unwrap();
     let samples: Vec<DLSample> = (0..16).map(|i| scene(i, true)).collect();
-    let loss = train(&model, &samples, 400);
+    let loss = train(&model, &samples, 600);
     let (ap, results) = mean_ap(&model, &samples);
     eprintln!("rectangle2: final loss {loss:.4}, train mean_ap {ap:.3}");
     // Results refer to the original image and φ lies in (−π/2, π/2] (no direction).
@@ -127,8 +130,9 @@ fn a_rotated_detector_learns_constructed_scenes() {
             .flat_map(|r| r.bbox_phi.clone().unwrap())
             .all(|p| p > -std::f64::consts::FRAC_PI_2 - 1e-12 && p <= std::f64::consts::FRAC_PI_2 + 1e-12)
     );
-    // Measured 0.896–0.959 over initialisations (rotated IoU at thresholds up to 0.95 is strict).
-    assert!(ap >= 0.85, "train mean_ap {ap}");
+    // The bound. Measured at 600 steps: 0.957 (seed 1), 0.915 and 0.918 (seeds 2 and 5);
+    // rotated IoU at thresholds up to 0.95 is strict.
+    assert!(ap >= 0.9, "train mean_ap {ap}");
 }
 
 fn gray(seed: u64, w: usize, h: usize) -> HostImage {
