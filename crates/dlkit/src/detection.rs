@@ -57,7 +57,8 @@ pub struct DetectorOptions {
     pub ignore_direction: bool,
     /// rectangle2: classes whose boxes are axis-parallel.
     pub class_ids_no_orientation: Vec<i64>,
-    /// rectangle2: periodic (L1 on deltas and (sin, cos) of the angle) or kld (Gaussian KL divergence).
+    /// rectangle2: periodic (L1 on deltas and (sin, cos) of the angle), kld (Gaussian KL divergence) or
+    /// probiou (the Gaussians' Hellinger distance).
     pub rotated_box_loss: dl_nets::RotatedBoxLoss,
     /// Post-processing and loss weights.
     pub params: DetectionParams,

@@ -57,6 +57,11 @@ pub enum RotatedBoxLoss {
     /// (`loss_box`); it is symmetric under a half turn, so with a front the direction keeps its periodic
     /// term (`loss_angle`, k = 1).
     Kld,
+    /// ProbIoU (Llerena et al. 2021, YOLO-OBB's box loss): the Hellinger distance
+    /// √(1 − e^(−B)) of the boxes' Gaussians, B their Bhattacharyya distance (`loss_box`); like `kld`,
+    /// with a front the direction keeps its periodic term.
+    #[serde(rename = "probiou")]
+    ProbIou,
 }
 
 /// The architecture of a detector: fixed at creation (SPEC §5.2 OD).
@@ -524,8 +529,9 @@ impl DetectionNet {
         let mut targets = vec![0f32; m * d];
         let mut angle_weights = vec![0f32; m];
         // The matched boxes themselves only feed the Gaussian loss.
-        let kld = c.instance_type == InstanceType::Rectangle2 && c.rotated_box_loss == RotatedBoxLoss::Kld;
-        let mut boxes = if kld { vec![0f32; m * 5] } else { Vec::new() };
+        let gaussian =
+            c.instance_type == InstanceType::Rectangle2 && c.rotated_box_loss != RotatedBoxLoss::Periodic;
+        let mut boxes = if gaussian { vec![0f32; m * 5] } else { Vec::new() };
         for (i, &g) in matches.iter().enumerate() {
             if g < 0 {
                 labels[i] = g;
@@ -542,7 +548,7 @@ impl DetectionNet {
                     c.ignore_direction,
                 ));
                 angle_weights[i] = if c.class_indices_no_orientation.contains(&class) { 0.0 } else { 1.0 };
-                if kld {
+                if gaussian {
                     let gb =
                         box_coder::canonical(&edge_r2[g], f64::from(anchors.r2[i][4]), c.ignore_direction);
                     boxes[i * 5..(i + 1) * 5].copy_from_slice(&gb.map(|v| v as f32));
@@ -580,19 +586,22 @@ fn decode_rotated_t(d: &Tensor, a: &Tensor, ignore_direction: bool) -> Tensor {
     Tensor::stack(&[cx, cy, w, h, t], -1)
 }
 
+/// The covariance (xx, xy, yy) of the Gaussian of rotated boxes `[…, 5]`: R diag(w²/4, h²/4) Rᵀ.
+fn box_covariance(b: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let g = |i: i64| b.select(-1, i);
+    let (s, c) = (g(4).sin(), g(4).cos());
+    let (a2, b2) = ((g(2) / 2.0).square(), (g(3) / 2.0).square());
+    // e1 = (c, −s), e2 = (−s, −c): Σ = a² e1 e1ᵀ + b² e2 e2ᵀ.
+    let xx = &a2 * c.square() + &b2 * s.square();
+    let xy = -(&a2 * &c * &s) + &b2 * &s * &c;
+    let yy = &a2 * s.square() + &b2 * c.square();
+    (xx, xy, yy)
+}
+
 /// KLD(N_p ‖ N_t) of the Gaussians of rotated boxes `[…, 5]` (mean the centre, covariance
-/// R diag(w²/4, h²/4) Rᵀ).
+/// [`box_covariance`]).
 fn gaussian_kld(p: &Tensor, t: &Tensor) -> Tensor {
-    let cov = |b: &Tensor| {
-        let g = |i: i64| b.select(-1, i);
-        let (s, c) = (g(4).sin(), g(4).cos());
-        let (a2, b2) = ((g(2) / 2.0).square(), (g(3) / 2.0).square());
-        // e1 = (c, −s), e2 = (−s, −c): Σ = a² e1 e1ᵀ + b² e2 e2ᵀ.
-        let xx = &a2 * c.square() + &b2 * s.square();
-        let xy = -(&a2 * &c * &s) + &b2 * &s * &c;
-        let yy = &a2 * s.square() + &b2 * c.square();
-        (xx, xy, yy)
-    };
+    let cov = box_covariance;
     let (pa, pb, pc) = cov(p);
     let (ta, tb, tc) = cov(t);
     let det_t = &ta * &tc - tb.square();
@@ -602,6 +611,25 @@ fn gaussian_kld(p: &Tensor, t: &Tensor) -> Tensor {
     let dy = p.select(-1, 1) - t.select(-1, 1);
     let maha = (&tc * dx.square() - 2.0 * &tb * &dx * &dy + &ta * dy.square()) / &det_t;
     0.5 * (trace + maha - 2.0 + (det_t / det_p).log())
+}
+
+/// ProbIoU's loss of rotated boxes `[…, 5]`: the Hellinger distance √(1 − e^(−B) + ε) of their
+/// Gaussians, B = ⅛ Δᵀ Σ⁻¹ Δ + ½ ln(det Σ / √(det Σ_p det Σ_t)) with Σ = (Σ_p + Σ_t) / 2 (Llerena et al.;
+/// ε = 1e-7 as Ultralytics, so the square root has a gradient at equal boxes). In [0, 1).
+fn gaussian_probiou_loss(p: &Tensor, t: &Tensor) -> Tensor {
+    let (pa, pb, pc) = box_covariance(p);
+    let (ta, tb, tc) = box_covariance(t);
+    let (a, b, c) = ((&pa + &ta) / 2.0, (&pb + &tb) / 2.0, (&pc + &tc) / 2.0);
+    let det = &a * &c - b.square();
+    let det_p = (&pa * &pc - pb.square()).clamp_min(0.0);
+    let det_t = (&ta * &tc - tb.square()).clamp_min(0.0);
+    let dx = p.select(-1, 0) - t.select(-1, 0);
+    let dy = p.select(-1, 1) - t.select(-1, 1);
+    let maha: Tensor = (&c * dx.square() - 2.0 * &b * &dx * &dy + &a * dy.square()) / &det;
+    let ratio: Tensor = &det / ((det_p * det_t).sqrt() + 1e-7);
+    let bd: Tensor = (maha / 8.0 + ratio.log() * 0.5).clamp(1e-7, 100.0);
+    let hellinger: Tensor = bd.neg().exp().neg() + (1.0 + 1e-7);
+    hellinger.sqrt()
 }
 
 /// The enclosing axis-parallel pixel-edge box of a rotated box `(cx, cy, w, h, θ)`.
@@ -699,8 +727,8 @@ impl Network for DetectionNet {
         let err = (box_deltas - box_t).abs() * &pos;
         let p = &self.params;
         let mut components = vec![("loss_class", loss_class * p.class_heads_weight)];
-        let kld = d == 6 && self.config.rotated_box_loss == RotatedBoxLoss::Kld;
-        let loss_box = if kld {
+        let gaussian = d == 6 && self.config.rotated_box_loss != RotatedBoxLoss::Periodic;
+        let loss_box = if gaussian {
             let flat: Vec<f32> = anchors.r2.iter().flatten().copied().collect();
             let a = Tensor::f_from_slice(&flat)?.f_reshape([1, m, 5])?.f_to_device(device)?;
             let g = Tensor::f_from_slice(&gt)?.f_reshape([n, m, 5])?.f_to_device(device)?;
@@ -708,15 +736,19 @@ impl Network for DetectionNet {
             let posf = positive.to_kind(Kind::Float);
             let g = &g * posf.unsqueeze(-1) + a.expand([n, m, 5], false) * (1.0 - posf.unsqueeze(-1));
             let pred = decode_rotated_t(box_deltas, &a, self.config.ignore_direction);
-            let div = gaussian_kld(&pred, &g).clamp_min(0.0);
-            let f: Tensor = (div + 1f64).log() + 1f64;
-            let l: Tensor = f.reciprocal().neg() + 1f64;
+            let l = if self.config.rotated_box_loss == RotatedBoxLoss::Kld {
+                let div = gaussian_kld(&pred, &g).clamp_min(0.0);
+                let f: Tensor = (div + 1f64).log() + 1f64;
+                f.reciprocal().neg() + 1f64
+            } else {
+                gaussian_probiou_loss(&pred, &g)
+            };
             (l * posf).sum(Kind::Float) / &num_pos
         } else {
             err.narrow(2, 0, 4).sum(Kind::Float) / &num_pos
         };
         components.push(("loss_box", loss_box * p.bbox_heads_weight));
-        if d == 6 && !(kld && self.config.ignore_direction) {
+        if d == 6 && !(gaussian && self.config.ignore_direction) {
             let w = Tensor::f_from_slice(&angle_w)?.f_reshape([n, m, 1])?.f_to_device(device)?;
             let loss_angle = (err.narrow(2, 4, 2) * w).sum(Kind::Float) / &num_pos;
             components.push(("loss_angle", loss_angle * p.bbox_heads_weight));
@@ -863,6 +895,23 @@ impl Network for DetectionNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ProbIoU's loss: about 0 for the same Gaussian (a half turn, a quarter turn with the sides
+    /// swapped), growing with offsets and turns, below 1 for far boxes.
+    #[test]
+    fn probiou_loss_is_zero_for_equivalent_boxes_and_grows_with_offsets() {
+        let b = |v: [f32; 5]| Tensor::from_slice(&v).reshape([1, 5]);
+        let k = |p: [f32; 5], t: [f32; 5]| gaussian_probiou_loss(&b(p), &b(t)).double_value(&[0]);
+        let base = [10.0, 20.0, 30.0, 10.0, 0.4];
+        assert!(k(base, base) < 1e-3, "{}", k(base, base));
+        assert!(k([10.0, 20.0, 30.0, 10.0, 0.4 + std::f32::consts::PI], base) < 2e-3);
+        assert!(k([10.0, 20.0, 10.0, 30.0, 0.4 + std::f32::consts::FRAC_PI_2], base) < 2e-3);
+        let shifted = k([12.0, 20.0, 30.0, 10.0, 0.4], base);
+        let turned = k([10.0, 20.0, 30.0, 10.0, 0.6], base);
+        assert!(shifted > 0.01 && turned > 0.01 && k([14.0, 20.0, 30.0, 10.0, 0.4], base) > shifted);
+        let far = k([300.0, 20.0, 30.0, 10.0, 0.4], base);
+        assert!(far > 0.99 && far < 1.0 + 1e-6, "{far}");
+    }
 
     #[test]
     fn gaussian_kld_is_zero_for_equivalent_boxes_and_grows_with_offsets() {

@@ -37,7 +37,7 @@ pub struct DetectionArgs {
     /// Detection, rectangle2: class ids whose boxes are axis-parallel, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub class_ids_no_orientation: Vec<i64>,
-    /// Detection, rectangle2: periodic | kld (the box loss; default periodic).
+    /// Detection, rectangle2: periodic | kld | probiou (the box loss; default periodic).
     #[arg(long)]
     pub rotated_box_loss: Option<String>,
     /// Detection: detections kept per image (default 100).
@@ -88,7 +88,8 @@ impl DetectionArgs {
         o.rotated_box_loss = match self.rotated_box_loss.as_deref() {
             None | Some("periodic") => dlkit::nets::RotatedBoxLoss::Periodic,
             Some("kld") => dlkit::nets::RotatedBoxLoss::Kld,
-            Some(other) => bail!("--rotated-box-loss {other}: expected periodic or kld"),
+            Some("probiou") => dlkit::nets::RotatedBoxLoss::ProbIou,
+            Some(other) => bail!("--rotated-box-loss {other}: expected periodic, kld or probiou"),
         };
         o.class_ids_no_orientation.clone_from(&self.class_ids_no_orientation);
         let p = &mut o.params;
