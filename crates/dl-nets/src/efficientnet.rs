@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
 /// (repeats, kernel, stride, expansion, in, out) of the seven stages of EfficientNet-B0 / Lite0.
+/// The batch normalisations' ε (TensorFlow's, which the weights were trained with); the folded
+/// inference uses the same value.
+const BN_EPS: f64 = 1e-3;
+
 const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
@@ -100,7 +104,7 @@ impl EfficientNetLiteConfig {
             return Err(bad("width", format!("{} / depth {}", self.width, self.depth), "in (0, 4]"));
         }
         let bn = |p: nn::Path, c| {
-            nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-3, momentum: 0.01, ..Default::default() })
+            nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: BN_EPS, momentum: 0.01, ..Default::default() })
         };
         let conv = |p: nn::Path, cin, cout, k, stride, groups| SameConv {
             conv: nn::conv2d(
@@ -158,10 +162,10 @@ impl MbConv {
     fn forward_t(&self, x: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
         let mut y = x.shallow_clone();
         if let Some((c, b)) = &self.expand {
-            y = activate(rec, c.forward_bn(&y, b, 1e-3, train), Act::Relu6, true);
+            y = activate(rec, c.forward_bn(&y, b, BN_EPS, train), Act::Relu6, true);
         }
-        y = activate(rec, self.dw.0.forward_bn(&y, &self.dw.1, 1e-3, train), Act::Relu6, true);
-        y = self.project.0.forward_bn(&y, &self.project.1, 1e-3, train);
+        y = activate(rec, self.dw.0.forward_bn(&y, &self.dw.1, BN_EPS, train), Act::Relu6, true);
+        y = self.project.0.forward_bn(&y, &self.project.1, BN_EPS, train);
         if self.skip { y + x } else { y }
     }
 }
@@ -216,12 +220,12 @@ impl EfficientNetLite {
         rec: Option<&GuidedRecorder>,
         mut tap: impl FnMut(usize, &Tensor),
     ) -> Tensor {
-        let mut x = activate(rec, self.stem.0.forward_bn(xs, &self.stem.1, 1e-3, train), Act::Relu6, true);
+        let mut x = activate(rec, self.stem.0.forward_bn(xs, &self.stem.1, BN_EPS, train), Act::Relu6, true);
         for (i, b) in self.blocks.iter().enumerate() {
             x = b.forward_t(&x, train, rec);
             tap(i, &x);
         }
-        activate(rec, self.head.0.forward_bn(&x, &self.head.1, 1e-3, train), Act::Relu6, true)
+        activate(rec, self.head.0.forward_bn(&x, &self.head.1, BN_EPS, train), Act::Relu6, true)
     }
 
     /// The last feature map, `[N, 1280, H/32, W/32]` (Grad-CAM's default layer).

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
 /// (output channels, depthwise stride) of blocks 1 … 13.
+/// The batch normalisations' ε (TensorFlow's, which the weights were trained with); the folded
+/// inference uses the same value.
+const BN_EPS: f64 = 1e-3;
+
 const BLOCKS: [(i64, i64); 13] = [
     (64, 1),
     (128, 2),
@@ -55,8 +59,9 @@ impl MobileNetV1Config {
             self.in_channels,
             Some(self.dropout),
         )?;
-        let bn =
-            |p: nn::Path, c| nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: 1e-3, ..Default::default() });
+        let bn = |p: nn::Path, c| {
+            nn::batch_norm2d(p, c, nn::BatchNormConfig { eps: BN_EPS, ..Default::default() })
+        };
         let conv = |p: nn::Path, cin, cout, k, stride, groups| SameConv {
             conv: nn::conv2d(
                 p,
@@ -117,7 +122,7 @@ impl MobileNetV1 {
         mut tap: impl FnMut(usize, &Tensor),
     ) -> Tensor {
         let cbr = |x: &Tensor, (c, b): &(SameConv, nn::BatchNorm)| {
-            activate(rec, c.forward_bn(x, b, 1e-3, train), Act::Relu6, true)
+            activate(rec, c.forward_bn(x, b, BN_EPS, train), Act::Relu6, true)
         };
         let mut x = cbr(xs, &self.conv0);
         for (i, block) in self.blocks.iter().enumerate() {

@@ -7,6 +7,9 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
+/// The 7×7 stem convolution's geometry (built and folded with it).
+const STEM: Geometry = Geometry { stride: 2, padding: 3 };
+
 /// Configuration of a ResNet classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +114,7 @@ impl ResNetConfig {
             stages.push(list);
         }
         Ok(ResNet {
-            conv1: conv(path / "conv1", self.in_channels, 64, 7, 2, 3),
+            conv1: conv(path / "conv1", self.in_channels, 64, 7, STEM.stride, STEM.padding),
             bn1: nn::batch_norm2d(path / "bn1", 64, Default::default()),
             stages,
             fc: nn::linear(path / "fc", inplanes, self.num_classes, Default::default()),
@@ -169,8 +172,7 @@ impl crate::Backbone for ResNet {
     }
 
     fn forward_levels(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
-        let stem =
-            conv_bn(xs, &self.conv1, Geometry { stride: 2, padding: 3 }, &self.bn1, 1e-5, train).relu_();
+        let stem = conv_bn(xs, &self.conv1, STEM, &self.bn1, 1e-5, train).relu_();
         let mut x = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         let mut out = Vec::with_capacity(4);
         for stage in &self.stages {
@@ -190,12 +192,7 @@ impl ResNet {
     }
 
     fn features_impl(&self, xs: &Tensor, train: bool, rec: Option<&GuidedRecorder>) -> Tensor {
-        let stem = activate(
-            rec,
-            conv_bn(xs, &self.conv1, Geometry { stride: 2, padding: 3 }, &self.bn1, 1e-5, train),
-            Act::Relu,
-            true,
-        );
+        let stem = activate(rec, conv_bn(xs, &self.conv1, STEM, &self.bn1, 1e-5, train), Act::Relu, true);
         let mut x = stem.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for stage in &self.stages {
             for block in stage {

@@ -63,7 +63,8 @@ pub struct AnomalyParams {
     pub anomaly_classification_threshold: Option<f64>,
 }
 
-/// Patches and memory entries per block of the nearest-neighbour search ([`PatchCoreNet::nearest_distances`]).
+/// Patches and memory entries per block of the nearest-neighbour search
+/// ([`PatchCoreNet::nearest_distances`]).
 pub const NEAREST_BLOCK: i64 = 1024;
 
 /// The variable name of the memory bank.
@@ -135,8 +136,8 @@ impl PatchCoreNet {
 
     /// Distances of patch features `[P, D]` to their nearest memory entry `[P]`, in blocks of
     /// [`NEAREST_BLOCK`] patches × [`NEAREST_BLOCK`] entries: each block's ‖b‖² − 2 x·b table is one
-    /// fused product (`addmm` with the bank scaled by −2) of 4 MiB, reduced to its row minima while it is in cache, and the running
-    /// minimum over the entry blocks is kept per patch (measured on 2 cores: the nearest-neighbour search
+    /// fused product (`addmm` with the bank scaled by −2) of 4 MiB, reduced to its row minima while it
+    /// is in cache, and the running minimum over the entry blocks is kept per patch (measured on 2 cores: the nearest-neighbour search
     /// of 16 images at 224², 12 544 patches against 9 472 entries of 128 values, in about half the time
     /// of one product per 443 patches against the whole bank). ‖x‖² is added after the minimum, which
     /// it does not change.

@@ -85,12 +85,11 @@ impl DetectionArgs {
             Some(other) => bail!("--capacity {other}: expected high or medium"),
         };
         o.ignore_direction = self.ignore_direction;
-        o.rotated_box_loss = match self.rotated_box_loss.as_deref() {
-            None | Some("periodic") => dlkit::nets::RotatedBoxLoss::Periodic,
-            Some("kld") => dlkit::nets::RotatedBoxLoss::Kld,
-            Some("probiou") => dlkit::nets::RotatedBoxLoss::ProbIou,
-            Some(other) => bail!("--rotated-box-loss {other}: expected periodic, kld or probiou"),
-        };
+        if let Some(loss) = &self.rotated_box_loss {
+            o.rotated_box_loss = serde_json::from_value(serde_json::json!(loss)).map_err(|_| {
+                anyhow::anyhow!("--rotated-box-loss {loss}: expected periodic, kld or probiou")
+            })?;
+        }
         o.class_ids_no_orientation.clone_from(&self.class_ids_no_orientation);
         let p = &mut o.params;
         if let Some(v) = self.max_num_detections {
