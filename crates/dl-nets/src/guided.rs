@@ -37,14 +37,14 @@ pub(crate) fn activate(rec: Option<&GuidedRecorder>, x: Tensor, act: Act, inplac
             (Act::Relu, false) => x.relu(),
             (Act::Relu6, true) => {
                 let mut x = x;
-                x.clamp_(0.0, 6.0)
+                x.relu6_()
             }
-            (Act::Relu6, false) => x.clamp(0.0, 6.0),
+            (Act::Relu6, false) => x.relu6(),
         },
         Some(r) => {
             let y = match act {
                 Act::Relu => x.relu(),
-                Act::Relu6 => x.clamp(0.0, 6.0),
+                Act::Relu6 => x.relu6(),
             };
             let leaf = y.detach().set_requires_grad(true);
             r.records.borrow_mut().push((x, leaf.shallow_clone(), act));

@@ -521,6 +521,7 @@ impl Model {
         };
         // Convolutions run on the channels-last layout (inputs are converted in the forward pass).
         dl_nets::device::vars_to_channels_last(&vs);
+        dl_nets::device::tune_allocator();
         let mut model = Self { description, vs, net };
         model.apply_freeze();
         Ok(model)

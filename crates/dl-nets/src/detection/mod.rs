@@ -227,7 +227,8 @@ impl Head {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut y = x.shallow_clone();
         for c in &self.convs {
-            y = y.apply(c).relu();
+            // In place: a convolution's backward needs its input, not its output.
+            y = y.apply(c).relu_();
         }
         y.apply(&self.out)
     }
@@ -353,10 +354,13 @@ impl DetectionNet {
 
     /// The pyramid maps, finest first.
     fn pyramid(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
+        // Only the backbone levels up to the coarsest tap are computed (MobileNetV2 under a pyramid on
+        // strides 4–16 skips its stride-32 stage and its 1280-channel convolution).
+        let count = self.taps.iter().map(|&(_, i)| i + 1).max().unwrap_or(usize::MAX);
         let feats = if train && self.frozen {
-            tch::no_grad(|| self.backbone.forward_levels(x, false))
+            tch::no_grad(|| self.backbone.forward_first_levels(x, false, count))
         } else {
-            self.backbone.forward_levels(x, train)
+            self.backbone.forward_first_levels(x, train, count)
         };
         // Top-down over the tapped levels.
         let mut out: Vec<Tensor> = Vec::with_capacity(self.taps.len() + self.extras.len());
