@@ -24,6 +24,7 @@ pub const DETECTION_PARAM_NAMES: &[&str] = &[
     "ignore_direction",
     "class_ids_no_orientation",
     "rotated_box_loss",
+    "box_loss",
     "max_num_detections",
     "max_overlap",
     "max_overlap_class_agnostic",
@@ -33,7 +34,7 @@ pub const DETECTION_PARAM_NAMES: &[&str] = &[
 ];
 
 /// How many of [`DETECTION_PARAM_NAMES`] fix the architecture (set at creation only).
-const NUM_ARCHITECTURE_PARAMS: usize = 11;
+const NUM_ARCHITECTURE_PARAMS: usize = 12;
 
 /// How to build a detector (HALCON's defaults: rectangle1, levels 2 … 4, 3 subscales, aspect ratios
 /// 1, 2, 0.5, angle 0, capacity high, and the default post-processing).
@@ -60,6 +61,8 @@ pub struct DetectorOptions {
     /// rectangle2: periodic (L1 on deltas and (sin, cos) of the angle), kld (Gaussian KL divergence) or
     /// probiou (the Gaussians' Hellinger distance).
     pub rotated_box_loss: dl_nets::RotatedBoxLoss,
+    /// rectangle1: l1 (on the deltas) or giou (1 − GIoU of the decoded boxes).
+    pub box_loss: dl_nets::BoxLoss,
     /// Post-processing and loss weights.
     pub params: DetectionParams,
 }
@@ -78,6 +81,7 @@ impl Default for DetectorOptions {
             ignore_direction: c.ignore_direction,
             class_ids_no_orientation: Vec::new(),
             rotated_box_loss: c.rotated_box_loss,
+            box_loss: c.box_loss,
             params: DetectionParams::default(),
         }
     }
@@ -167,6 +171,7 @@ impl Model {
             ignore_direction: options.ignore_direction,
             class_indices_no_orientation: no_orientation,
             rotated_box_loss: options.rotated_box_loss,
+            box_loss: options.box_loss,
         };
         let description = ModelDescription {
             method: MethodConfig::Detection {
@@ -210,6 +215,7 @@ impl Model {
             "ignore_direction" => json!(c.ignore_direction),
             "class_ids_no_orientation" => json!(ids),
             "rotated_box_loss" => serde_json::to_value(c.rotated_box_loss).unwrap_or_default(),
+            "box_loss" => serde_json::to_value(c.box_loss).unwrap_or_default(),
             "max_num_detections" => json!(p.max_num_detections),
             "max_overlap" => json!(p.max_overlap),
             "max_overlap_class_agnostic" => json!(p.max_overlap_class_agnostic),

@@ -64,6 +64,18 @@ pub enum RotatedBoxLoss {
     ProbIou,
 }
 
+/// The box loss of axis-aligned detectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum BoxLoss {
+    /// L1 on the deltas (torchvision's RetinaNet default).
+    #[default]
+    L1,
+    /// 1 − GIoU of the decoded box and its ground truth (Rezatofighi et al. 2019; torchvision's
+    /// `bbox_reg_loss_type = "giou"`).
+    Giou,
+}
+
 /// The architecture of a detector: fixed at creation (SPEC §5.2 OD).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,6 +103,9 @@ pub struct DetectionConfig {
     /// rectangle2: the box loss.
     #[serde(default)]
     pub rotated_box_loss: RotatedBoxLoss,
+    /// rectangle1: the box loss.
+    #[serde(default)]
+    pub box_loss: BoxLoss,
 }
 
 impl DetectionConfig {
@@ -109,6 +124,7 @@ impl DetectionConfig {
             ignore_direction: false,
             class_indices_no_orientation: Vec::new(),
             rotated_box_loss: RotatedBoxLoss::Periodic,
+            box_loss: BoxLoss::L1,
         }
     }
 
@@ -162,6 +178,13 @@ impl DetectionConfig {
                 "anchor_angles",
                 format!("{:?}", self.anchor_angles),
                 "a non-empty list of angles",
+            ));
+        }
+        if self.instance_type == InstanceType::Rectangle2 && self.box_loss != BoxLoss::L1 {
+            return Err(bad(
+                "box_loss",
+                format!("{:?}", self.box_loss).to_lowercase(),
+                "l1 for rectangle2 (rotated boxes choose rotated_box_loss)",
             ));
         }
         if let Some(c) = self.class_indices_no_orientation.iter().find(|&&c| c < 0 || c >= self.num_classes) {
@@ -590,6 +613,35 @@ fn decode_rotated_t(d: &Tensor, a: &Tensor, ignore_direction: bool) -> Tensor {
     Tensor::stack(&[cx, cy, w, h, t], -1)
 }
 
+/// 1 − GIoU of the boxes that deltas `p` and `t` `[…, 4]` decode to on one anchor, `[…]`. IoU, the
+/// enclosing box and so GIoU are unchanged by moving and by scaling each axis, so the anchor drops out:
+/// both boxes are decoded on the unit anchor at the origin (the predicted sizes clipped as in
+/// [`box_coder::decode`]).
+pub fn giou_loss_of_deltas(p: &Tensor, t: &Tensor) -> Tensor {
+    let clip = f64::from(box_coder::BBOX_XFORM_CLIP);
+    let sides = |d: &Tensor, clipped: bool| {
+        let size = |i: i64| {
+            let v = d.select(-1, i);
+            (if clipped { v.clamp_max(clip) } else { v }).exp() * 0.5
+        };
+        let (hw, hh) = (size(2), size(3));
+        let (x, y) = (d.select(-1, 0), d.select(-1, 1));
+        (&x - &hw, &y - &hh, &x + &hw, &y + &hh)
+    };
+    let (px1, py1, px2, py2) = sides(p, true);
+    let (tx1, ty1, tx2, ty2) = sides(t, false);
+    let area = |x1: &Tensor, y1: &Tensor, x2: &Tensor, y2: &Tensor| (x2 - x1) * (y2 - y1);
+    let iw = (px2.minimum(&tx2) - px1.maximum(&tx1)).clamp_min(0.0);
+    let ih = (py2.minimum(&ty2) - py1.maximum(&ty1)).clamp_min(0.0);
+    let inter = iw * ih;
+    let union = area(&px1, &py1, &px2, &py2) + area(&tx1, &ty1, &tx2, &ty2) - &inter;
+    let eps = 1e-7;
+    let iou = &inter / (&union + eps);
+    let enclosing = (px2.maximum(&tx2) - px1.minimum(&tx1)) * (py2.maximum(&ty2) - py1.minimum(&ty1));
+    let giou = iou - (&enclosing - &union) / (enclosing + eps);
+    giou.neg() + 1.0
+}
+
 /// The covariance (xx, xy, yy) of the Gaussian of rotated boxes `[…, 5]`: R diag(w²/4, h²/4) Rᵀ.
 fn box_covariance(b: &Tensor) -> (Tensor, Tensor, Tensor) {
     let g = |i: i64| b.select(-1, i);
@@ -728,7 +780,7 @@ impl Network for DetectionNet {
         let loss_class = (focal * valid.unsqueeze(-1).to_kind(Kind::Float)).sum(Kind::Float) / &num_pos;
         let box_t = Tensor::f_from_slice(&box_t)?.f_reshape([n, m, d as i64])?.f_to_device(device)?;
         let pos = positive.unsqueeze(-1).to_kind(Kind::Float);
-        let err = (box_deltas - box_t).abs() * &pos;
+        let err = (box_deltas - &box_t).abs() * &pos;
         let p = &self.params;
         let mut components = vec![("loss_class", loss_class * p.class_heads_weight)];
         let gaussian = d == 6 && self.config.rotated_box_loss != RotatedBoxLoss::Periodic;
@@ -748,6 +800,9 @@ impl Network for DetectionNet {
                 gaussian_probiou_loss(&pred, &g)
             };
             (l * posf).sum(Kind::Float) / &num_pos
+        } else if d == 4 && self.config.box_loss == BoxLoss::Giou {
+            (giou_loss_of_deltas(box_deltas, &box_t) * positive.to_kind(Kind::Float)).sum(Kind::Float)
+                / &num_pos
         } else {
             err.narrow(2, 0, 4).sum(Kind::Float) / &num_pos
         };

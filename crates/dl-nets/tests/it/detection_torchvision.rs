@@ -1,7 +1,7 @@
-//! Anchors, box coding and the focal loss equal torchvision's (fixtures/detection_torchvision.json,
+//! Anchors, box coding, the focal loss and the GIoU loss equal torchvision's (fixtures/detection_torchvision.json,
 //! made by fixtures/scripts/detection_torchvision.py with torch 2.13.0 and torchvision 0.28.0).
 
-use dl_nets::detection::{anchors, box_coder, sigmoid_focal_loss};
+use dl_nets::detection::{anchors, box_coder, giou_loss_of_deltas, sigmoid_focal_loss};
 use tch::Tensor;
 
 fn fixture() -> serde_json::Value {
@@ -77,4 +77,17 @@ fn focal_loss_equals_torchvision() {
     let worst_abs = dl_testkit::max_abs_diff(&ours, &want);
     eprintln!("focal loss: max |ours − torchvision| = {worst_abs:e}");
     assert!(worst_abs <= 1e-6, "{worst_abs}");
+}
+
+#[test]
+fn giou_loss_equals_torchvision() {
+    let g = fixture()["giou"].clone();
+    let (pred, target, want) = (rows::<4>(&g["pred"]), rows::<4>(&g["target"]), flat(&g["loss"]));
+    let t = |r: &[[f32; 4]]| Tensor::from_slice(&r.concat()).reshape([-1, 4]);
+    // torchvision decodes on the anchors; the loss does not need them (GIoU is unchanged by moving and
+    // scaling each axis).
+    let ours: Vec<f32> = Vec::try_from(giou_loss_of_deltas(&t(&pred), &t(&target))).unwrap();
+    let worst_abs = dl_testkit::max_abs_diff(&ours, &want);
+    eprintln!("GIoU loss: max |ours − torchvision| = {worst_abs:e} over {} pairs", want.len());
+    assert!(worst_abs <= 1e-5, "{worst_abs}");
 }

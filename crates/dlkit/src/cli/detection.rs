@@ -40,6 +40,9 @@ pub struct DetectionArgs {
     /// Detection, rectangle2: periodic | kld | probiou (the box loss; default periodic).
     #[arg(long)]
     pub rotated_box_loss: Option<String>,
+    /// Detection, rectangle1: l1 | giou (the box loss; default l1).
+    #[arg(long)]
+    pub box_loss: Option<String>,
     /// Detection: detections kept per image (default 100).
     #[arg(long)]
     pub max_num_detections: Option<usize>,
@@ -89,6 +92,10 @@ impl DetectionArgs {
             o.rotated_box_loss = serde_json::from_value(serde_json::json!(loss)).map_err(|_| {
                 anyhow::anyhow!("--rotated-box-loss {loss}: expected periodic, kld or probiou")
             })?;
+        }
+        if let Some(loss) = &self.box_loss {
+            o.box_loss = serde_json::from_value(serde_json::json!(loss))
+                .map_err(|_| anyhow::anyhow!("--box-loss {loss}: expected l1 or giou"))?;
         }
         o.class_ids_no_orientation.clone_from(&self.class_ids_no_orientation);
         let p = &mut o.params;
