@@ -56,7 +56,9 @@ pub fn tune_allocator() -> bool {
 
 /// Whether the environment (read through `var`) leaves the allocator settings to dlkit.
 fn allocator_tuning_wanted(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
-    let own = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"].iter().any(|v| var(v).is_some());
+    let own = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"]
+        .iter()
+        .any(|v| var(v).is_some());
     !own && var("DLKIT_MALLOC").as_deref() != Some("system".as_ref())
 }
 

@@ -239,9 +239,18 @@ impl Head {
             bs_init: nn::Init::Const(b),
             ..Default::default()
         };
+        // The hidden convolutions keep the signal's scale (He: σ = √(2 / fan_in)); torchvision's σ = 0.01
+        // on every layer shrinks it about fourfold per layer, and the 4-deep heads of capacity high sat on a
+        // plateau (constructed scenes: 50 steps without progress, train mean_ap 0.795 after 400; deepforest:
+        // nothing found after 30 epochs). With He: 0.981 on the scenes, and stardist's rotated AP@0.5 0.853
+        // instead of 0.749 (capacity medium). The output layers keep σ = 0.01 and the prior bias.
+        let hidden = nn::ConvConfig {
+            ws_init: nn::Init::Randn { mean: 0.0, stdev: (2.0 / (9.0 * channels as f64)).sqrt() },
+            ..cfg(0.0)
+        };
         Self {
             convs: (0..depth)
-                .map(|i| nn::conv2d(p / format!("conv{i}"), channels, channels, 3, cfg(0.0)))
+                .map(|i| nn::conv2d(p / format!("conv{i}"), channels, channels, 3, hidden))
                 .collect(),
             out: nn::conv2d(p / "out", channels, outputs, 3, cfg(bias)),
         }

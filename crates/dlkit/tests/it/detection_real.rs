@@ -84,7 +84,9 @@ fn rotated_nuclei_of_stardist() {
     let t0 = std::time::Instant::now();
     let log = train_dl_model(&tiles, &mut model, &param, StartEpoch::Fresh).unwrap();
     let seconds = t0.elapsed().as_secs_f64();
-    // The test quadrant, raw, at its own size.
+    // The test quadrant, raw, at its own size; AP over the whole ranking (HALCON's default
+    // min_confidence 0.5 would cut the precision–recall curve short).
+    model.set_param("min_confidence", &json!(0.05)).unwrap();
     model.set_param("image_width", &json!(256)).unwrap();
     model.set_param("image_height", &json!(256)).unwrap();
     let test: DLDataset = {
@@ -97,7 +99,9 @@ fn rotated_nuclei_of_stardist() {
         "stardist r2: {} tiles × {epochs} epochs in {seconds:.0} s (validation mean_ap {:?}); fourth quadrant: AP@0.5 {ap50:.3}, mean_ap {map:.3}, SoAP {soap:.3}",
         24, log.evaluation_curve
     );
-    assert!(ap50 >= 0.6, "AP@0.5 {ap50}");
+    // The issue's goal. Measured (seeded; the same in the test and release profiles): 0.853, mean_ap
+    // 0.322, SoAP 0.836; before the He-initialised heads 0.749.
+    assert!(ap50 >= 0.75, "AP@0.5 {ap50}");
 }
 
 fn dlkit_cli(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
@@ -326,7 +330,7 @@ fn forest(tmp: &std::path::Path, tile: usize) -> Forest {
 /// deepforest trees (rectangle1): a detector on the pretrained MobileNetV2 backbone trained on 256×256
 /// tiles of YELL_541000, SOAP_061 and the top three quarters of YELL_528000, tested on the bottom quarter
 /// of YELL_528000 (at its own size, 2299×618) and on OSBS_029 (400×400). `DLKIT_FOREST_EPOCHS` and
-/// `DLKIT_FOREST_BACKBONE` change the run.
+/// `DLKIT_FOREST_BACKBONE` change the run, `DLKIT_BOX_LOSS` the box loss.
 #[test]
 fn deepforest_trees() {
     let tmp = tempfile::tempdir().unwrap();
@@ -335,8 +339,13 @@ fn deepforest_trees() {
     let n_train = f.train.samples.iter().filter(|s| s.split == Some("train".parse().unwrap())).count();
     let boxes: usize = f.train.samples.iter().map(dlkit::data::SampleEntry::num_boxes).sum();
     let options = DetectorOptions {
-        capacity: dlkit::nets::Capacity::Medium,
+        // DLKIT_FOREST_CAPACITY=high for HALCON's default heads.
+        capacity: std::env::var("DLKIT_FOREST_CAPACITY")
+            .map_or(dlkit::nets::Capacity::Medium, |v| serde_json::from_value(json!(v)).unwrap()),
         params: dlkit::nets::DetectionParams { min_confidence: 0.05, ..Default::default() },
+        // DLKIT_BOX_LOSS=giou compares the box losses (numbers in the closing note).
+        box_loss: std::env::var("DLKIT_BOX_LOSS")
+            .map_or(Default::default(), |v| serde_json::from_value(json!(v)).unwrap()),
         ..Default::default()
     };
     tch::manual_seed(1);
@@ -382,8 +391,8 @@ fn deepforest_trees() {
          YELL_528000 bottom quarter AP@0.5 {:.3} (mean_ap {:.3}); OSBS_029 AP@0.5 {:.3} (mean_ap {:.3})",
         log.evaluation_curve, yell.0, yell.1, osbs.0, osbs.1
     );
-    // The issue's bound (goal 0.6). Measured on 2 cores: 16 epochs (190 s) 0.546, 10 epochs 0.447.
-    // Longer runs: DLKIT_FOREST_EPOCHS=30 (numbers in the closing note).
+    // The issue's bound (goal 0.6). Measured on 2 cores: 16 epochs (254 s) 0.516 (0.546 before the
+    // He-initialised heads). Longer runs: DLKIT_FOREST_EPOCHS=30 (numbers in the closing note).
     assert!(yell.0 >= 0.45, "YELL AP@0.5 {}", yell.0);
 }
 
