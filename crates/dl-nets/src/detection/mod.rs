@@ -783,13 +783,16 @@ impl Network for DetectionNet {
         let valid = labels.ne(assign::IGNORE);
         let num_pos = positive.sum(Kind::Float).clamp_min(1.0);
         let k = self.config.num_classes;
-        let onehot =
-            labels.clamp_min(0).one_hot(k).to_kind(Kind::Float) * positive.unsqueeze(-1).to_kind(Kind::Float);
+        let posf = positive.to_kind(Kind::Float);
+        let pos = posf.unsqueeze(-1);
+        let onehot = labels.clamp_min(0).one_hot(k).to_kind(Kind::Float) * &pos;
         let focal = sigmoid_focal_loss(class_logits, &onehot, 0.25, 2.0);
         let loss_class = (focal * valid.unsqueeze(-1).to_kind(Kind::Float)).sum(Kind::Float) / &num_pos;
         let box_t = Tensor::f_from_slice(&box_t)?.f_reshape([n, m, d as i64])?.f_to_device(device)?;
-        let pos = positive.unsqueeze(-1).to_kind(Kind::Float);
-        let err = (box_deltas - &box_t).abs() * &pos;
+        // L1 on the deltas `start .. start + len` of the positives (computed only where a loss uses it).
+        let l1 = |start: i64, len: i64| {
+            (box_deltas.narrow(2, start, len) - box_t.narrow(2, start, len)).abs() * &pos
+        };
         let p = &self.params;
         let mut components = vec![("loss_class", loss_class * p.class_heads_weight)];
         let gaussian = d == 6 && self.config.rotated_box_loss != RotatedBoxLoss::Periodic;
@@ -798,8 +801,7 @@ impl Network for DetectionNet {
             let a = Tensor::f_from_slice(&flat)?.f_reshape([1, m, 5])?.f_to_device(device)?;
             let g = Tensor::f_from_slice(&gt)?.f_reshape([n, m, 5])?.f_to_device(device)?;
             // Non-positive anchors compare their anchor with itself: finite, and masked out.
-            let posf = positive.to_kind(Kind::Float);
-            let g = &g * posf.unsqueeze(-1) + a.expand([n, m, 5], false) * (1.0 - posf.unsqueeze(-1));
+            let g = &g * &pos + a.expand([n, m, 5], false) * (1.0 - &pos);
             let pred = decode_rotated_t(box_deltas, &a, self.config.ignore_direction);
             let l = if self.config.rotated_box_loss == RotatedBoxLoss::Kld {
                 let div = gaussian_kld(&pred, &g).clamp_min(0.0);
@@ -808,17 +810,16 @@ impl Network for DetectionNet {
             } else {
                 gaussian_probiou_loss(&pred, &g)
             };
-            (l * posf).sum(Kind::Float) / &num_pos
+            (l * &posf).sum(Kind::Float) / &num_pos
         } else if d == 4 && self.config.box_loss == BoxLoss::Giou {
-            (giou_loss_of_deltas(box_deltas, &box_t) * positive.to_kind(Kind::Float)).sum(Kind::Float)
-                / &num_pos
+            (giou_loss_of_deltas(box_deltas, &box_t) * &posf).sum(Kind::Float) / &num_pos
         } else {
-            err.narrow(2, 0, 4).sum(Kind::Float) / &num_pos
+            l1(0, 4).sum(Kind::Float) / &num_pos
         };
         components.push(("loss_box", loss_box * p.bbox_heads_weight));
         if d == 6 && !(gaussian && self.config.ignore_direction) {
             let w = Tensor::f_from_slice(&angle_w)?.f_reshape([n, m, 1])?.f_to_device(device)?;
-            let loss_angle = (err.narrow(2, 4, 2) * w).sum(Kind::Float) / &num_pos;
+            let loss_angle = (l1(4, 2) * w).sum(Kind::Float) / &num_pos;
             components.push(("loss_angle", loss_angle * p.bbox_heads_weight));
         }
         Ok(Losses { components })
