@@ -48,6 +48,18 @@ pub fn data_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// An experiment knob of a long test: the environment variable `name` parsed as `T`, or `default` when
+/// it is unset.
+///
+/// # Panics
+/// When it is set but does not parse, naming it: a mistyped knob must not measure the default run.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name}={v:?} does not parse")),
+        Err(_) => default,
+    }
+}
+
 /// The converted pretrained weights `name` (`efficientnet_lite0`, `…1`, `…2`, `mobilenet_v2`) made by
 /// `cargo xtask weights`, for integration tests.
 ///

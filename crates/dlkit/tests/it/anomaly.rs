@@ -344,7 +344,7 @@ fn anomaly_detection_through_the_command_line() {
 /// longer runs; numbers in the closing note).
 #[test]
 fn anomaly_detection_on_elpv() {
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: usize| dl_testkit::env_or(k, d);
     let (epochs, size) = (env("DLKIT_AD_EPOCHS", 6), env("DLKIT_AD_SIZE", 128));
     let ds = elpv(env("DLKIT_AD_TRAIN_EVERY", 16), env("DLKIT_AD_TEST_EVERY", 4));
     let create = || {
@@ -360,8 +360,7 @@ fn anomaly_detection_on_elpv() {
         m
     };
     // DLKIT_AD_ERROR_THRESHOLD (default 0: every epoch) times the training to HALCON's stopping rule.
-    let threshold =
-        std::env::var("DLKIT_AD_ERROR_THRESHOLD").ok().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let threshold = dl_testkit::env_or("DLKIT_AD_ERROR_THRESHOLD", 0.0);
     let param =
         dlkit::AnomalyTrainParam { max_num_epochs: epochs, error_threshold: threshold, ..Default::default() };
     let mut model = create();
@@ -404,7 +403,7 @@ fn anomaly_detection_on_elpv() {
 /// DLKIT_GC_TRAIN_EVERY, DLKIT_GC_TEST_EVERY for longer runs; numbers in the closing note).
 #[test]
 fn gc_anomaly_detection_on_elpv() {
-    let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let env = |k: &str, d: usize| dl_testkit::env_or(k, d);
     let (epochs, size) = (env("DLKIT_GC_EPOCHS", 6), env("DLKIT_GC_SIZE", 128));
     let ds = elpv(env("DLKIT_GC_TRAIN_EVERY", 16), env("DLKIT_GC_TEST_EVERY", 4));
     tch::manual_seed(5);
@@ -504,8 +503,7 @@ fn texture(name: &str) -> DLDataset {
 /// (numbers in the closing note).
 #[test]
 fn patchcore_on_textures() {
-    let student_epochs: usize =
-        std::env::var("DLKIT_TEXTURE_STUDENT_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let student_epochs: usize = dl_testkit::env_or("DLKIT_TEXTURE_STUDENT_EPOCHS", 0);
     let test = SampleSelector::Split("test".parse().unwrap());
     for name in ["brick", "grass", "gravel"] {
         let ds = texture(name);

@@ -64,8 +64,7 @@ fn rotated_nuclei_of_stardist() {
         model.set_param(k, &v).unwrap();
     }
     // 90 epochs in CI; DLKIT_STARDIST_EPOCHS for longer runs (numbers in the closing note).
-    let epochs: usize =
-        std::env::var("DLKIT_STARDIST_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(90);
+    let epochs: usize = dl_testkit::env_or("DLKIT_STARDIST_EPOCHS", 90);
     let param = TrainParam {
         num_epochs: epochs,
         evaluation_interval_epochs: epochs / 3,
@@ -335,8 +334,7 @@ fn forest(tmp: &std::path::Path, tile: usize) -> Forest {
 #[test]
 fn deepforest_trees() {
     let tmp = tempfile::tempdir().unwrap();
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
-    let tile = env("DLKIT_FOREST_TILE").map_or(256, |v| v as usize);
+    let tile = dl_testkit::env_or("DLKIT_FOREST_TILE", 256);
     let f = forest(tmp.path(), tile);
     let n_train = f.train.samples.iter().filter(|s| s.split == Some("train".parse().unwrap())).count();
     let boxes: usize = f.train.samples.iter().map(dlkit::data::SampleEntry::num_boxes).sum();
@@ -355,11 +353,11 @@ fn deepforest_trees() {
         .unwrap_or_else(|_| "pretrained_dl_classifier_mobilenet_v2".into());
     let mut model =
         Model::create_detector(&backbone, &f.train.class_names, &[0], (tile, tile, 3), &options).unwrap();
-    let lr = env("DLKIT_FOREST_LR").unwrap_or(0.002);
+    let lr = dl_testkit::env_or("DLKIT_FOREST_LR", 0.002);
     for (k, v) in [("batch_size", json!(8)), ("solver_type", json!("adam")), ("learning_rate", json!(lr))] {
         model.set_param(k, &v).unwrap();
     }
-    let epochs = std::env::var("DLKIT_FOREST_EPOCHS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let epochs = dl_testkit::env_or("DLKIT_FOREST_EPOCHS", 16);
     let param = TrainParam {
         num_epochs: epochs,
         evaluation_interval_epochs: 10,
