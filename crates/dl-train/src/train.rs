@@ -620,6 +620,10 @@ pub fn train_dl_model<M: TrainableModel>(
             optimizer.load_state(&solver)?;
             let mut log = cp.log;
             log.status = "running".into();
+            // A kill between the checkpoint's write and the log's leaves the files one epoch behind
+            // the checkpoint: they are written again from it.
+            write_json(&files.log(), &log)?;
+            write_curves(&files.curves(), &log)?;
             (log, cp.epochs_done, optimizer)
         }
     };
@@ -780,8 +784,11 @@ pub fn train_dl_model<M: TrainableModel>(
     if log.epochs.len() >= param.num_epochs
         || below_error_threshold(&param, log.epochs.last().map(|e| e.mean_loss))
     {
-        // Also when a resume finds every epoch done already.
-        log.status = "finished".into();
+        // Also when a resume finds every epoch done already (its log is written here, finished).
+        if log.status != "finished" {
+            log.status = "finished".into();
+            write_json(&files.log(), &log)?;
+        }
     }
     bar.finish();
     Ok(log)

@@ -95,6 +95,7 @@ fn resume_reaches_the_weights_of_an_uninterrupted_run() {
     let b = tempfile::tempdir().unwrap();
     let mut first = model(&ds, 3);
     train_dl_model(&ds, &mut first, &mk(b.path(), 1), StartEpoch::Fresh).unwrap();
+    let one_epoch_log = std::fs::read(b.path().join("training_log.json")).unwrap();
     // A new process would start from a fresh model object: other initial weights, restored from the
     // checkpoint.
     let mut resumed = model(&ds, 99);
@@ -102,6 +103,18 @@ fn resume_reaches_the_weights_of_an_uninterrupted_run() {
     assert_eq!(log.epochs.len(), 2);
     assert_eq!(resumed.export_weights().unwrap(), straight.export_weights().unwrap());
     assert_eq!(resumed.get_param("learning_rate").unwrap(), json!(0.01));
+
+    // A kill after the last checkpoint's write and before the log's: the folder holds the previous
+    // epoch's log and no curves. The resume has no epoch left to train; it writes both from the
+    // checkpoint, finished.
+    std::fs::write(b.path().join("training_log.json"), &one_epoch_log).unwrap();
+    std::fs::remove_file(b.path().join("training_curves.png")).unwrap();
+    let log = train_dl_model(&ds, &mut model(&ds, 98), &mk(b.path(), 2), StartEpoch::Resume).unwrap();
+    let on_disk: TrainingLog =
+        serde_json::from_slice(&std::fs::read(b.path().join("training_log.json")).unwrap()).unwrap();
+    assert_eq!((on_disk.epochs.len(), on_disk.status.as_str()), (2, "finished"));
+    assert_eq!(on_disk, log);
+    assert!(b.path().join("training_curves.png").is_file());
 
     // Other train parameters: refused, naming the key.
     let mut other = mk(b.path(), 3);
