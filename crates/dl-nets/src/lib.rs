@@ -37,7 +37,9 @@ pub use anomaly::{AnomalyParams, MapKind, PatchCoreConfig, PatchCoreNet};
 pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
-pub use detection::{BoxLoss, Capacity, DetectionConfig, DetectionNet, DetectionParams, RotatedBoxLoss};
+pub use detection::{
+    AnchorAssignment, BoxLoss, Capacity, DetectionConfig, DetectionNet, DetectionParams, RotatedBoxLoss,
+};
 pub use fold::with_batch_norm_unfolded;
 pub use network::{AsAny, Classes, Losses, MethodParams, Network, Outputs, Targets, upload};
 pub use segmentation::{SegmentationConfig, SegmentationNet, SegmentationParams};

@@ -25,6 +25,7 @@ pub const DETECTION_PARAM_NAMES: &[&str] = &[
     "class_ids_no_orientation",
     "rotated_box_loss",
     "box_loss",
+    "anchor_assignment",
     "max_num_detections",
     "max_overlap",
     "max_overlap_class_agnostic",
@@ -34,7 +35,7 @@ pub const DETECTION_PARAM_NAMES: &[&str] = &[
 ];
 
 /// How many of [`DETECTION_PARAM_NAMES`] fix the architecture (set at creation only).
-const NUM_ARCHITECTURE_PARAMS: usize = 12;
+const NUM_ARCHITECTURE_PARAMS: usize = 13;
 
 /// How to build a detector (HALCON's defaults: rectangle1, levels 2 … 4, 3 subscales, aspect ratios
 /// 1, 2, 0.5, angle 0, capacity high, and the default post-processing).
@@ -63,6 +64,8 @@ pub struct DetectorOptions {
     pub rotated_box_loss: dl_nets::RotatedBoxLoss,
     /// rectangle1: l1 (on the deltas) or giou (1 − GIoU of the decoded boxes).
     pub box_loss: dl_nets::BoxLoss,
+    /// Training targets: iou (torchvision's RetinaNet matcher) or atss (adaptive IoU thresholds).
+    pub anchor_assignment: dl_nets::AnchorAssignment,
     /// Post-processing and loss weights.
     pub params: DetectionParams,
 }
@@ -82,6 +85,7 @@ impl Default for DetectorOptions {
             class_ids_no_orientation: Vec::new(),
             rotated_box_loss: c.rotated_box_loss,
             box_loss: c.box_loss,
+            anchor_assignment: c.anchor_assignment,
             params: DetectionParams::default(),
         }
     }
@@ -172,6 +176,7 @@ impl Model {
             class_indices_no_orientation: no_orientation,
             rotated_box_loss: options.rotated_box_loss,
             box_loss: options.box_loss,
+            anchor_assignment: options.anchor_assignment,
         };
         let description = ModelDescription {
             method: MethodConfig::Detection {
@@ -216,6 +221,7 @@ impl Model {
             "class_ids_no_orientation" => json!(ids),
             "rotated_box_loss" => serde_json::to_value(c.rotated_box_loss).unwrap_or_default(),
             "box_loss" => serde_json::to_value(c.box_loss).unwrap_or_default(),
+            "anchor_assignment" => serde_json::to_value(c.anchor_assignment).unwrap_or_default(),
             "max_num_detections" => json!(p.max_num_detections),
             "max_overlap" => json!(p.max_overlap),
             "max_overlap_class_agnostic" => json!(p.max_overlap_class_agnostic),

@@ -76,6 +76,20 @@ pub enum BoxLoss {
     Giou,
 }
 
+/// How anchors are matched to ground-truth boxes in training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AnchorAssignment {
+    /// torchvision's RetinaNet matcher: IoU ≥ 0.5 positive, < 0.4 negative, each box's best anchors
+    /// positive ([`assign::match_anchors`]).
+    #[default]
+    Iou,
+    /// ATSS: per box and level the 3 · anchors-per-position anchors nearest its centre are candidates,
+    /// the positives those above the candidates' IoU mean + standard deviation
+    /// ([`assign::match_anchors_atss`]).
+    Atss,
+}
+
 /// The architecture of a detector: fixed at creation (SPEC §5.2 OD).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,6 +120,9 @@ pub struct DetectionConfig {
     /// rectangle1: the box loss.
     #[serde(default)]
     pub box_loss: BoxLoss,
+    /// The training targets' anchor assignment (files without it: `iou`).
+    #[serde(default)]
+    pub anchor_assignment: AnchorAssignment,
 }
 
 impl DetectionConfig {
@@ -125,6 +142,7 @@ impl DetectionConfig {
             class_indices_no_orientation: Vec::new(),
             rotated_box_loss: RotatedBoxLoss::Periodic,
             box_loss: BoxLoss::L1,
+            anchor_assignment: AnchorAssignment::Iou,
         }
     }
 
@@ -560,7 +578,13 @@ impl DetectionNet {
                     )));
                 }
             };
-        let matches = assign::match_anchors(&anchors.r1, &edge_r1, &image.ignore, 0.5, 0.4);
+        let matches = match c.anchor_assignment {
+            AnchorAssignment::Iou => assign::match_anchors(&anchors.r1, &edge_r1, &image.ignore, 0.5, 0.4),
+            AnchorAssignment::Atss => {
+                let k = 3 * c.anchors_per_position() as usize;
+                assign::match_anchors_atss(&anchors.r1, &anchors.counts, &edge_r1, &image.ignore, k)
+            }
+        };
         let mut labels = vec![assign::BACKGROUND; m];
         let mut targets = vec![0f32; m * d];
         let mut angle_weights = vec![0f32; m];

@@ -43,6 +43,9 @@ pub struct DetectionArgs {
     /// Detection, rectangle1: l1 | giou (the box loss; default l1).
     #[arg(long)]
     pub box_loss: Option<String>,
+    /// Detection: iou | atss (how training matches anchors to boxes; default iou).
+    #[arg(long)]
+    pub anchor_assignment: Option<String>,
     /// Detection: detections kept per image (default 100).
     #[arg(long)]
     pub max_num_detections: Option<usize>,
@@ -96,6 +99,10 @@ impl DetectionArgs {
         if let Some(loss) = &self.box_loss {
             o.box_loss = serde_json::from_value(serde_json::json!(loss))
                 .map_err(|_| anyhow::anyhow!("--box-loss {loss}: expected l1 or giou"))?;
+        }
+        if let Some(a) = &self.anchor_assignment {
+            o.anchor_assignment = serde_json::from_value(serde_json::json!(a))
+                .map_err(|_| anyhow::anyhow!("--anchor-assignment {a}: expected iou or atss"))?;
         }
         o.class_ids_no_orientation.clone_from(&self.class_ids_no_orientation);
         let p = &mut o.params;

@@ -220,6 +220,17 @@ fn bad_detector_configurations_and_targets_are_errors() {
     let giou = DetectorOptions { box_loss: dlkit::nets::BoxLoss::Giou, ..Default::default() };
     let mut m = Model::create_detector("compact", &n, &ids, (64, 64, 1), &giou).unwrap();
     assert_eq!(m.get_param("box_loss").unwrap(), "giou");
+    assert_eq!(m.get_param("anchor_assignment").unwrap(), "iou");
+    let atss =
+        DetectorOptions { anchor_assignment: dlkit::nets::AnchorAssignment::Atss, ..Default::default() };
+    let back = Model::deserialize(
+        &Model::create_detector("compact", &n, &ids, (64, 64, 1), &atss).unwrap().serialize().unwrap(),
+        "atss",
+    )
+    .unwrap();
+    assert_eq!(back.get_param("anchor_assignment").unwrap(), "atss");
+    let err = m.set_param("anchor_assignment", &serde_json::json!("atss")).unwrap_err().to_string();
+    assert!(err.contains("anchor_assignment") && err.contains("architecture"), "{err}");
     let err = m.set_param("box_loss", &serde_json::json!("l1")).unwrap_err().to_string();
     assert!(err.contains("box_loss") && err.contains("architecture"), "{err}");
     let rotated_giou = DetectorOptions { instance_type: InstanceType::Rectangle2, ..giou };

@@ -179,6 +179,8 @@ fn detection_through_the_command_line() {
             "--ignore-direction",
             "--capacity",
             "medium",
+            "--anchor-assignment",
+            "atss",
             "--min-confidence",
             "0.05",
             "-o",
@@ -194,6 +196,7 @@ fn detection_through_the_command_line() {
     assert_eq!(get("instance_type"), "rectangle2");
     assert_eq!(get("ignore_direction"), true);
     assert_eq!(get("min_confidence"), 0.05);
+    assert_eq!(get("anchor_assignment"), "atss"); // trained below: ATSS on rotated boxes' enclosing boxes
     dlkit_cli(&["model", "set", "m.dlm", "max_num_detections", "50"], dir);
     dlkit_cli(
         &[
@@ -350,6 +353,9 @@ fn deepforest_trees() {
         params: dlkit::nets::DetectionParams { min_confidence: 0.05, ..Default::default() },
         // DLKIT_BOX_LOSS=giou compares the box losses (numbers in the closing note).
         box_loss: std::env::var("DLKIT_BOX_LOSS")
+            .map_or(Default::default(), |v| serde_json::from_value(json!(v)).unwrap()),
+        // DLKIT_FOREST_ASSIGNMENT=atss compares the anchor assignments.
+        anchor_assignment: std::env::var("DLKIT_FOREST_ASSIGNMENT")
             .map_or(Default::default(), |v| serde_json::from_value(json!(v)).unwrap()),
         ..Default::default()
     };
