@@ -151,13 +151,20 @@ fn detection_model_files_parameters_and_refusals() {
     let (n, ids) = names();
     let options = DetectorOptions {
         capacity: dlkit::nets::Capacity::Medium,
-        params: dlkit::nets::DetectionParams { min_confidence: 0.0, ..Default::default() },
+        // A cap well below the candidates that survive clipping: an untrained net's boxes (its weights
+        // drawn from libtorch's generator, which tests running in parallel share) may leave the image, and
+        // the boxes clipping empties are dropped — 97 of the default 100 were left once.
+        params: dlkit::nets::DetectionParams {
+            min_confidence: 0.0,
+            max_num_detections: 40,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut m = Model::create_detector("compact", &n, &ids, (64, 48, 1), &options).unwrap();
     let imgs = vec![gray(1, 80, 50), gray(2, 64, 64)];
     let a = m.apply(imgs.clone()).unwrap();
-    assert_eq!(a[0].bbox_confidence.as_ref().unwrap().len(), 100, "max_num_detections caps the results");
+    assert_eq!(a[0].bbox_confidence.as_ref().unwrap().len(), 40, "max_num_detections caps the results");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("d.dlm");
     m.write(&path).unwrap();
