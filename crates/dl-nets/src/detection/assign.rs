@@ -93,6 +93,10 @@ pub fn match_anchors_atss(
     let m = anchors.len();
     let mut best = vec![(0f32, BACKGROUND); m];
     let centre = |b: &[f32; 4]| ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+    // Once per image, not per box: the anchors' centres, and the buffers every box reuses.
+    let centres: Vec<(f32, f32)> = anchors.iter().map(centre).collect();
+    let mut d: Vec<(f32, usize)> = Vec::with_capacity(counts.iter().copied().max().unwrap_or(0));
+    let mut candidates: Vec<(usize, f32)> = Vec::with_capacity(k * counts.len());
     for (g, b) in gt.iter().enumerate() {
         if ignore[g] {
             for (i, a) in anchors.iter().enumerate() {
@@ -103,15 +107,14 @@ pub fn match_anchors_atss(
             continue;
         }
         let (gx, gy) = centre(b);
-        let mut candidates: Vec<(usize, f32)> = Vec::new();
+        candidates.clear();
         let mut start = 0;
         for &n in counts {
-            let mut d: Vec<(f32, usize)> = (start..start + n)
-                .map(|i| {
-                    let (ax, ay) = centre(&anchors[i]);
-                    ((ax - gx).powi(2) + (ay - gy).powi(2), i)
-                })
-                .collect();
+            d.clear();
+            d.extend((start..start + n).map(|i| {
+                let (ax, ay) = centres[i];
+                ((ax - gx).powi(2) + (ay - gy).powi(2), i)
+            }));
             let take = k.min(n);
             if take > 0 && take < d.len() {
                 d.select_nth_unstable_by(take - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -127,7 +130,7 @@ pub fn match_anchors_atss(
         let var = candidates.iter().map(|c| (c.1 - mean).powi(2)).sum::<f32>() / (n - 1.0).max(1.0);
         let threshold = mean + var.sqrt();
         for &(i, v) in &candidates {
-            let (ax, ay) = centre(&anchors[i]);
+            let (ax, ay) = centres[i];
             let inside = ax > b[0] && ax < b[2] && ay > b[1] && ay < b[3];
             if v >= threshold && v > 0.0 && inside && (best[i].1 < 0 || v > best[i].0) {
                 best[i] = (v, g as i64);
