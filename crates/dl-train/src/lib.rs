@@ -7,8 +7,8 @@
 //! - [`train_dl_model_batch`]: one step on a batch of any method (upload → forward → loss → backward),
 //!   `batch_size_multiplier` as gradient accumulation.
 //! - [`train_dl_model`] with [`TrainParam`] (`create_dl_train_param`): seeded epochs, change and
-//!   serialization strategies, augmentation, evaluation, the best model, resume, NaN stop, progress bar,
-//!   JSON log and training curves.
+//!   serialization strategies, augmentation, evaluation, the best model, an exponential moving average
+//!   of the weights, resume, NaN stop, progress bar, JSON log and training curves.
 //! - [`evaluate_dl_model`]: dl-eval's one `Evaluator` on the samples of a dataset.
 //! - [`pipeline`]: background batch preparation with a bounded queue.
 //!
@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+mod ema;
 mod error;
 mod evaluate;
 mod model;

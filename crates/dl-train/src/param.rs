@@ -108,6 +108,12 @@ pub struct TrainParam {
     /// Anomaly detection: leave 'nok' images of the train split out (default: refuse them, naming the
     /// first; anomaly models learn from good images only).
     pub skip_nok_train: bool,
+    /// An exponential moving average of the weights (Polyak averaging, as YOLOv5's and timm's
+    /// `ModelEma`): after step t every variable's average moves toward it by 1 − d_t, with
+    /// d_t = min(`ema_decay`, (1 + t) / (10 + t)) so that early averages are not dominated by the
+    /// initial weights. Validation, the model files and the returned model use the average; training
+    /// continues on the raw weights (both are in the checkpoint). `None` (default): off.
+    pub ema_decay: Option<f64>,
 }
 
 impl Default for TrainParam {
@@ -125,6 +131,7 @@ impl Default for TrainParam {
             prefetch_batches: 4,
             error_threshold: None,
             skip_nok_train: false,
+            ema_decay: None,
         }
     }
 }
@@ -166,6 +173,11 @@ impl TrainParam {
                 );
             }
         }
+        if let Some(d) = self.ema_decay
+            && !(d > 0.0 && d < 1.0)
+        {
+            return bad("ema_decay", format!("{d}: expected a decay in (0, 1)"));
+        }
         for s in &self.serialization_strategies {
             if let SerializationStrategy::Epochs { every: 0 } = s {
                 return bad("serialization_strategies", "epochs every 0: expected at least 1".into());
@@ -175,13 +187,15 @@ impl TrainParam {
     }
 
     /// The keys a resumed run must keep: `seed` and `augmentation` (they fix the epoch orders and the
-    /// augmented samples). Schedules, epochs, evaluation and serialization may change on resume — e.g.
-    /// a lower learning rate after a NaN stop.
+    /// augmented samples), and `ema_decay` (the checkpoint's average was taken with it). Schedules,
+    /// epochs, evaluation and serialization may change on resume — e.g. a lower learning rate after a
+    /// NaN stop.
     pub(crate) fn resume_key(&self) -> Value {
         serde_json::json!({
             "seed": self.seed,
             "augmentation": self.augmentation,
             "skip_nok_train": self.skip_nok_train,
+            "ema_decay": self.ema_decay,
         })
     }
 }
@@ -224,6 +238,11 @@ mod tests {
         assert!(serde_json::from_value::<TrainParam>(json!({"num_epoch": 3})).is_err());
         let bad = TrainParam { num_epochs: 0, ..Default::default() };
         assert!(bad.validate().unwrap_err().to_string().contains("num_epochs"));
+        for d in [0.0, 1.0, f64::NAN] {
+            let bad = TrainParam { ema_decay: Some(d), ..Default::default() };
+            assert!(bad.validate().unwrap_err().to_string().contains("ema_decay"), "{d}");
+        }
+        assert!(TrainParam { ema_decay: Some(0.99), ..Default::default() }.validate().is_ok());
         let mut bad = TrainParam::default();
         bad.change_strategies.push(ChangeStrategy {
             model_param: "momentum".into(),

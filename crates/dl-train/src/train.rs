@@ -2,6 +2,7 @@
 //! evaluation on the validation split, the best model, serialization strategies, resume, and a stop
 //! on a non-finite loss that keeps the last good files.
 
+use crate::ema::WeightAverage;
 use crate::evaluate::{EvalParams, evaluate_indices};
 use crate::model::{
     TrainableModel, batch_sizes, model_err, model_optimizer, solver_param, train_dl_model_batch,
@@ -298,10 +299,12 @@ fn write_checkpoint(
     param: &TrainParam,
     log: &TrainingLog,
     epochs_done: usize,
+    average: Option<&WeightAverage>,
 ) -> Result<()> {
     let mut tensors: Vec<(String, Tensor)> =
         model.var_store().variables().into_iter().map(|(n, t)| (format!("model/{n}"), t)).collect();
     tensors.extend(optimizer.state_tensors().into_iter().map(|(n, t)| (format!("solver/{n}"), t)));
+    tensors.extend(average.map(|a| a.tensors("ema/")).unwrap_or_default());
     let description = json!({
         "kind": CHECKPOINT_KIND,
         "epochs_done": epochs_done,
@@ -548,7 +551,7 @@ pub fn train_dl_model<M: TrainableModel>(
     }
     // The resolved parameters: initial values of the change strategies taken from the model.
     let mut param = param.clone();
-    let (mut log, start_epoch, mut optimizer) = match start {
+    let (mut log, start_epoch, mut optimizer, saved_average) = match start {
         StartEpoch::Fresh => {
             for s in &mut param.change_strategies {
                 if s.initial_value.is_none() {
@@ -572,7 +575,7 @@ pub fn train_dl_model<M: TrainableModel>(
                 best: None,
                 seconds: 0.0,
             };
-            (log, 0, optimizer)
+            (log, 0, optimizer, None)
         }
         StartEpoch::Resume => {
             let cp = read_checkpoint(&files)?;
@@ -624,9 +627,22 @@ pub fn train_dl_model<M: TrainableModel>(
             // the checkpoint: they are written again from it.
             write_json(&files.log(), &log)?;
             write_curves(&files.curves(), &log)?;
-            (log, cp.epochs_done, optimizer)
+            (log, cp.epochs_done, optimizer, Some(cp.tensors))
         }
     };
+    // The average starts at the initial weights, or continues the checkpoint's.
+    let mut average = match param.ema_decay {
+        Some(decay) => {
+            let mut a =
+                WeightAverage::new(model.var_store(), decay, start_epoch as u64 * iterations_per_epoch);
+            if let Some(tensors) = &saved_average {
+                a.restore(tensors, "ema/")?;
+            }
+            Some(a)
+        }
+        None => None,
+    };
+    drop(saved_average);
 
     let total_iterations = iterations_per_epoch * param.num_epochs.saturating_sub(start_epoch) as u64;
     let bar = crate::progress::bar(total_iterations, param.display, "training");
@@ -686,6 +702,9 @@ pub fn train_dl_model<M: TrainableModel>(
                     Error::NonFiniteLoss { loss, .. } => Error::NonFiniteLoss { loss, epoch: Some(epoch_f) },
                     other => other,
                 })?;
+                if let Some(a) = &mut average {
+                    a.update();
+                }
                 epoch_loss += result.total_loss;
                 for (name, v) in &result.components {
                     *components.entry(name.clone()).or_insert(0.0) += v;
@@ -715,6 +734,10 @@ pub fn train_dl_model<M: TrainableModel>(
             bar.abandon();
             let _ = write_json(&files.log(), &log);
             return Err(e);
+        }
+        // Statistics, validation and model files see the average; the next steps the raw weights.
+        if let Some(a) = &mut average {
+            a.swap();
         }
         fit_statistics(model, &source, &train, &class_ids, Statistics::AfterEpoch)?;
         let done = epoch + 1;
@@ -766,7 +789,10 @@ pub fn train_dl_model<M: TrainableModel>(
                 )?;
             }
         }
-        write_checkpoint(&files, model, &optimizer, &param, &log, done)?;
+        if let Some(a) = &mut average {
+            a.swap();
+        }
+        write_checkpoint(&files, model, &optimizer, &param, &log, done, average.as_ref())?;
         write_json(&files.log(), &log)?;
         write_curves(&files.curves(), &log)?;
         bar.set_message(format!(
@@ -780,6 +806,10 @@ pub fn train_dl_model<M: TrainableModel>(
             // No bar is drawn without a terminal (a log file, CI): one line per epoch instead.
             eprintln!("{}", epoch_line(&record, param.num_epochs, &log.measure));
         }
+    }
+    // The returned model is the one written last: the average.
+    if let Some(a) = &mut average {
+        a.swap();
     }
     if log.epochs.len() >= param.num_epochs
         || below_error_threshold(&param, log.epochs.last().map(|e| e.mean_loss))

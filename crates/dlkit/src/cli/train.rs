@@ -85,6 +85,11 @@ pub struct TrainArgs {
     /// Augmentation, HALCON's keys: e.g. "augmentation_percentage=50,mirror=c,brightness_variation=20".
     #[arg(long)]
     augment: Option<String>,
+    /// Average the weights: an exponential moving average with this decay (e.g. 0.99), warmed up over
+    /// the first steps; validation and the model files use the average (default off, or the
+    /// --train-param file's).
+    #[arg(long)]
+    ema_decay: Option<f64>,
     /// Evaluate on the validation split every N epochs and after the last (default 1, or the
     /// --train-param file's).
     #[arg(long)]
@@ -287,6 +292,9 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     param.display = !json_out;
     if let Some(a) = &args.augment {
         param.augmentation = Some(parse_augment(a)?);
+    }
+    if args.ema_decay.is_some() {
+        param.ema_decay = args.ema_decay;
     }
     if !args.lr_steps.is_empty() {
         let lr = model.get_param("learning_rate")?.as_f64().context("learning_rate")?;

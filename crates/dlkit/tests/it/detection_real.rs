@@ -213,6 +213,8 @@ fn detection_through_the_command_line() {
             "adam",
             "--lr",
             "0.002",
+            "--ema-decay",
+            "0.9",
             "--out",
             "t",
         ],
@@ -220,6 +222,9 @@ fn detection_through_the_command_line() {
     );
     let log: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("t/training_log.json")).unwrap()).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("t/model_final_info.json")).unwrap()).unwrap();
+    assert_eq!(info["train_param"]["ema_decay"], 0.9);
     assert_eq!(log["measure"], "mean_ap");
     assert_eq!(log["lower_is_better"], false);
     let out = dlkit_cli(

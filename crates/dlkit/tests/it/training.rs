@@ -126,6 +126,54 @@ fn resume_reaches_the_weights_of_an_uninterrupted_run() {
     assert!(err.to_string().contains("checkpoint.dlc"), "{err}");
 }
 
+/// `ema_decay`: the returned model and its files hold the average of the weights, the steps train the
+/// raw weights exactly as without it, and a resume continues both.
+#[test]
+fn weight_averaging_is_what_the_files_hold_and_resumes_exactly() {
+    let ds = small();
+    // One set of initial weights for every run (libtorch's generator is shared by parallel tests).
+    let bytes = model(&ds, 3).serialize().unwrap();
+    let fresh = || Model::deserialize(&bytes, "start").unwrap();
+    let mk = |dir: &Path, epochs, ema_decay| TrainParam { ema_decay, ..param(dir, epochs) };
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut plain = fresh();
+    train_dl_model(&ds, &mut plain, &mk(dirs[0].path(), 2, None), StartEpoch::Fresh).unwrap();
+    let mut averaged = fresh();
+    let log =
+        train_dl_model(&ds, &mut averaged, &mk(dirs[1].path(), 2, Some(0.9)), StartEpoch::Fresh).unwrap();
+    let on_disk = Model::read(&dirs[1].path().join("model_final.dlm")).unwrap();
+    assert_eq!(on_disk.export_weights().unwrap(), averaged.export_weights().unwrap());
+    assert_ne!(averaged.export_weights().unwrap(), plain.export_weights().unwrap(), "the average");
+    // The validation measure is the average's.
+    let validation = top1(&averaged, &ds, "validation");
+    assert!(
+        (log.evaluation_curve[1].1 - validation).abs() < 1e-9,
+        "{:?} vs {validation}",
+        log.evaluation_curve
+    );
+    // A decay too small to count keeps the average on the weights: bit-identical to a run without
+    // averaging, so the averaging never touched what the steps train.
+    let mut tracking = fresh();
+    train_dl_model(&ds, &mut tracking, &mk(dirs[2].path(), 2, Some(1e-9)), StartEpoch::Fresh).unwrap();
+    assert_eq!(tracking.export_weights().unwrap(), plain.export_weights().unwrap());
+    // One epoch, then a resume from a fresh model object: the raw weights and the average restored.
+    train_dl_model(&ds, &mut fresh(), &mk(dirs[3].path(), 1, Some(0.9)), StartEpoch::Fresh).unwrap();
+    let mut resumed = model(&ds, 99);
+    train_dl_model(&ds, &mut resumed, &mk(dirs[3].path(), 2, Some(0.9)), StartEpoch::Resume).unwrap();
+    assert_eq!(resumed.export_weights().unwrap(), averaged.export_weights().unwrap());
+    // Nothing left to train: the returned model is still the average.
+    let mut again = model(&ds, 98);
+    train_dl_model(&ds, &mut again, &mk(dirs[3].path(), 2, Some(0.9)), StartEpoch::Resume).unwrap();
+    assert_eq!(again.export_weights().unwrap(), averaged.export_weights().unwrap());
+    // Another decay: refused, naming it.
+    let err = train_dl_model(&ds, &mut fresh(), &mk(dirs[3].path(), 3, Some(0.5)), StartEpoch::Resume)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("ema_decay"), "{err}");
+    let bad = train_dl_model(&ds, &mut fresh(), &mk(dirs[0].path(), 1, Some(1.5)), StartEpoch::Fresh);
+    assert!(bad.unwrap_err().to_string().contains("ema_decay"));
+}
+
 /// A learning-rate step at epoch 1.5 applies from the first step at or after 1.5; serialization
 /// strategies write exactly their files.
 #[test]
