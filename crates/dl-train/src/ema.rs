@@ -1,7 +1,8 @@
 //! The exponential moving average of a model's variables ([`crate::TrainParam::ema_decay`]).
 
-use crate::{Error, Result};
-use tch::{Kind, Tensor, nn::VarStore};
+use crate::Result;
+use crate::train::copy_from_checkpoint;
+use tch::{Tensor, nn::VarStore};
 
 /// The average of every variable of a var store (weights, and the batch-norm statistics and fitted
 /// statistics stored beside them), kept beside the variables; [`WeightAverage::swap`] exchanges the
@@ -36,7 +37,7 @@ impl WeightAverage {
         let weight = 1.0 - Self::decay_at(self.decay, self.updates);
         tch::no_grad(|| {
             for ((_, var), avg) in self.vars.iter().zip(&mut self.average) {
-                if is_float(avg.kind()) {
+                if avg.is_floating_point() {
                     let _ = avg.lerp_(var, weight);
                 } else {
                     avg.copy_(var);
@@ -68,30 +69,12 @@ impl WeightAverage {
     /// Sets the averages from a checkpoint's `{prefix}{variable}` tensors.
     ///
     /// # Errors
-    /// [`Error::Resume`] for a missing tensor or another shape.
+    /// [`Error::Resume`](crate::Error::Resume) for a missing tensor or another shape.
     pub(crate) fn restore(&mut self, tensors: &[(String, Tensor)], prefix: &str) -> Result<()> {
-        for ((name, _), avg) in self.vars.iter().zip(&mut self.average) {
-            let key = format!("{prefix}{name}");
-            let src = tensors.iter().find(|(n, _)| *n == key).map(|(_, t)| t).ok_or_else(|| {
-                Error::Resume(format!(
-                    "the checkpoint has no average of `{name}` (was it written without ema_decay?)"
-                ))
-            })?;
-            if src.size() != avg.size() {
-                return Err(Error::Resume(format!(
-                    "average of `{name}`: the checkpoint has shape {:?}, the model {:?}",
-                    src.size(),
-                    avg.size()
-                )));
-            }
-            tch::no_grad(|| avg.copy_(&src.to_device(avg.device())));
-        }
-        Ok(())
+        let targets: Vec<(String, Tensor)> =
+            self.vars.iter().zip(&self.average).map(|((n, _), a)| (n.clone(), a.shallow_clone())).collect();
+        copy_from_checkpoint(&targets, tensors, prefix, "average of")
     }
-}
-
-fn is_float(kind: Kind) -> bool {
-    matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
 }
 
 #[cfg(test)]

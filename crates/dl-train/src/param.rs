@@ -111,9 +111,10 @@ pub struct TrainParam {
     /// An exponential moving average of the weights (Polyak averaging, as YOLOv5's and timm's
     /// `ModelEma`): after step t every variable's average moves toward it by 1 − d_t, with
     /// d_t = min(`ema_decay`, (1 + t) / (10 + t)) so that early averages are not dominated by the
-    /// initial weights (the warm-up term stays below d for the first 9d / (1 − d) − 1 steps: 440 for
-    /// 0.98, so in shorter runs every decay from there up averages alike). Validation, the model files and the returned model use the average; training
-    /// continues on the raw weights (both are in the checkpoint). `None` (default): off.
+    /// initial weights (the warm-up term stays below d for the first (10d − 1) / (1 − d) steps: 440
+    /// for 0.98, so in shorter runs every decay from there up averages alike). Validation, the model
+    /// files and the returned model use the average; training continues on the raw weights (both are
+    /// in the checkpoint). `None` (default): off.
     pub ema_decay: Option<f64>,
 }
 

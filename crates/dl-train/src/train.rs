@@ -373,18 +373,29 @@ pub fn inspect_checkpoint(bytes: &[u8], what: &str) -> Result<CheckpointSummary>
 }
 
 fn restore_weights(model: &impl TrainableModel, tensors: &[(String, Tensor)]) -> Result<()> {
-    let vars = model.var_store().variables();
-    let mut pairs = Vec::with_capacity(vars.len());
-    for (name, var) in &vars {
-        let key = format!("model/{name}");
+    let vars: Vec<(String, Tensor)> = model.var_store().variables().into_iter().collect();
+    copy_from_checkpoint(&vars, tensors, "model/", "weight")
+}
+
+/// Copies a checkpoint's `{prefix}{name}` tensors into `targets` (tensors sharing their storage, by
+/// name), each one found and shape-checked before any is copied; `what` names them in errors.
+pub(crate) fn copy_from_checkpoint(
+    targets: &[(String, Tensor)],
+    tensors: &[(String, Tensor)],
+    prefix: &str,
+    what: &str,
+) -> Result<()> {
+    let mut pairs = Vec::with_capacity(targets.len());
+    for (name, var) in targets {
+        let key = format!("{prefix}{name}");
         let src = tensors
             .iter()
             .find(|(n, _)| *n == key)
             .map(|(_, t)| t)
-            .ok_or_else(|| Error::Resume(format!("the checkpoint has no weight `{name}`")))?;
+            .ok_or_else(|| Error::Resume(format!("the checkpoint has no {what} `{name}`")))?;
         if src.size() != var.size() {
             return Err(Error::Resume(format!(
-                "weight `{name}`: the checkpoint has shape {:?}, the model {:?}",
+                "{what} `{name}`: the checkpoint has shape {:?}, the model {:?}",
                 src.size(),
                 var.size()
             )));
@@ -551,7 +562,9 @@ pub fn train_dl_model<M: TrainableModel>(
     }
     // The resolved parameters: initial values of the change strategies taken from the model.
     let mut param = param.clone();
-    let (mut log, start_epoch, mut optimizer, saved_average) = match start {
+    // The average of the weights (the key a resume keeps): from the initial weights, or the checkpoint's.
+    let ema_decay = param.ema_decay;
+    let (mut log, start_epoch, mut optimizer, mut average) = match start {
         StartEpoch::Fresh => {
             for s in &mut param.change_strategies {
                 if s.initial_value.is_none() {
@@ -575,7 +588,8 @@ pub fn train_dl_model<M: TrainableModel>(
                 best: None,
                 seconds: 0.0,
             };
-            (log, 0, optimizer, None)
+            let average = ema_decay.map(|d| WeightAverage::new(model.var_store(), d, 0));
+            (log, 0, optimizer, average)
         }
         StartEpoch::Resume => {
             let cp = read_checkpoint(&files)?;
@@ -627,22 +641,18 @@ pub fn train_dl_model<M: TrainableModel>(
             // the checkpoint: they are written again from it.
             write_json(&files.log(), &log)?;
             write_curves(&files.curves(), &log)?;
-            (log, cp.epochs_done, optimizer, Some(cp.tensors))
+            let average = match ema_decay {
+                Some(d) => {
+                    let steps = cp.epochs_done as u64 * iterations_per_epoch;
+                    let mut a = WeightAverage::new(model.var_store(), d, steps);
+                    a.restore(&cp.tensors, "ema/")?;
+                    Some(a)
+                }
+                None => None,
+            };
+            (log, cp.epochs_done, optimizer, average)
         }
     };
-    // The average starts at the initial weights, or continues the checkpoint's.
-    let mut average = match param.ema_decay {
-        Some(decay) => {
-            let mut a =
-                WeightAverage::new(model.var_store(), decay, start_epoch as u64 * iterations_per_epoch);
-            if let Some(tensors) = &saved_average {
-                a.restore(tensors, "ema/")?;
-            }
-            Some(a)
-        }
-        None => None,
-    };
-    drop(saved_average);
 
     let total_iterations = iterations_per_epoch * param.num_epochs.saturating_sub(start_epoch) as u64;
     let bar = crate::progress::bar(total_iterations, param.display, "training");

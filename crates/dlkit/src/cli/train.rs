@@ -293,8 +293,8 @@ pub fn run_train(args: &TrainArgs, json_out: bool) -> Result<u8> {
     if let Some(a) = &args.augment {
         param.augmentation = Some(parse_augment(a)?);
     }
-    if args.ema_decay.is_some() {
-        param.ema_decay = args.ema_decay;
+    if let Some(d) = args.ema_decay {
+        param.ema_decay = Some(d);
     }
     if !args.lr_steps.is_empty() {
         let lr = model.get_param("learning_rate")?.as_f64().context("learning_rate")?;

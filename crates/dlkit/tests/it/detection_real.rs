@@ -11,16 +11,22 @@ use dlkit::train::{ChangeStrategy, SerializationStrategy, StartEpoch, TrainParam
 use dlkit::{DetectorOptions, Model};
 use serde_json::json;
 
-/// AP@0.5, mean_ap and SoAP of `model` applied to the raw `samples` (original coordinates).
-fn measure(model: &Model, samples: &[DLSample]) -> (f64, f64, f64) {
+/// The detection measures (HALCON's keys) of `model` applied to the raw `samples` (original
+/// coordinates).
+fn evaluate(model: &Model, samples: &[DLSample], params: &EvaluatorParams) -> serde_json::Value {
     let results = model.apply(samples.iter().map(|s| s.image.clone()).collect()).unwrap();
-    let mut ev = Evaluator::new(ModelType::Detection, &model.classes().ids, &EvaluatorParams::default());
+    let mut ev = Evaluator::new(ModelType::Detection, &model.classes().ids, params);
     assert_eq!(results.len(), samples.len());
     for (s, r) in samples.iter().zip(&results) {
         ev.add(s, r).unwrap();
     }
     let Evaluation::Detection(d) = ev.finish().unwrap() else { panic!() };
-    let j = d.to_json();
+    d.to_json()
+}
+
+/// AP@0.5, mean_ap and SoAP of `model` applied to the raw `samples` (original coordinates).
+fn measure(model: &Model, samples: &[DLSample]) -> (f64, f64, f64) {
+    let j = evaluate(model, samples, &EvaluatorParams::default());
     (j["ap_iou_05"].as_f64().unwrap(), j["mean_ap"].as_f64().unwrap(), j["soap"].as_f64().unwrap())
 }
 
@@ -438,7 +444,6 @@ fn deepforest_trees() {
     let yell = at(&mut model, &f.yell_bottom);
     if std::env::var("DLKIT_FOREST_DIAGNOSE").is_ok() {
         // AP at looser IoUs: how much of what AP@0.5 misses is localisation.
-        let results = model.apply(f.yell_bottom.iter().map(|s| s.image.clone()).collect()).unwrap();
         let thresholds = vec![0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7];
         let params = EvaluatorParams {
             detection: dlkit::eval::detection::DetectionEvalParams {
@@ -447,12 +452,7 @@ fn deepforest_trees() {
             },
             ..Default::default()
         };
-        let mut ev = Evaluator::new(ModelType::Detection, &model.classes().ids, &params);
-        for (s, r) in f.yell_bottom.iter().zip(&results) {
-            ev.add(s, r).unwrap();
-        }
-        let Evaluation::Detection(d) = ev.finish().unwrap() else { panic!() };
-        let j = d.to_json();
+        let j = evaluate(&model, &f.yell_bottom, &params);
         eprintln!("YELL AP by IoU threshold {thresholds:?}: {}", j["per_threshold"]);
     }
     let osbs = at(&mut model, &f.osbs);
