@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod fusion;
 mod ids;
 pub mod nms;
 pub mod polygon;
@@ -16,8 +17,9 @@ pub mod rng;
 pub mod rotated_iou;
 
 pub use error::{Error, Result};
+pub use fusion::{Fuse, fuse_views};
 pub use ids::{ClassId, ImageId, Split};
-pub use nms::{Detection, nms};
+pub use nms::{Detection, Overlap, nms};
 pub use rect1::Rect1;
 pub use rect2::{Point, Rect2, normalize_phi, normalize_phi_no_direction};
 pub use rng::Rng;

@@ -37,6 +37,7 @@ pub use anomaly::{AnomalyParams, MapKind, PatchCoreConfig, PatchCoreNet};
 pub use backbone::{Backbone, Level};
 pub use classification::ClassificationNet;
 pub use compact::{CompactConfig, CompactNet};
+pub use detection::tta::TestTimeAugmentation;
 pub use detection::{
     AnchorAssignment, BoxLoss, Capacity, DetectionConfig, DetectionNet, DetectionParams, RotatedBoxLoss,
 };

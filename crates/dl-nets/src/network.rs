@@ -182,6 +182,15 @@ pub trait Network: AsAny + std::fmt::Debug + Send {
     /// # Errors
     /// [`Error::Targets`] for outputs of another method or a wrong number of maps; libtorch errors.
     fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>>;
+    /// Inference: one DLResult per image of `images` (as [`Network::forward_t`] takes them), in the
+    /// original coordinates given by `maps`. The forward pass and [`Network::postprocess`], unless the
+    /// method also looks at transformed copies (a detector's `test_time_augmentation`).
+    ///
+    /// # Errors
+    /// As [`Network::postprocess`].
+    fn infer(&self, images: &Tensor, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
+        self.postprocess(&self.forward_t(images, false), maps, classes)
+    }
     /// Whether the variable `name` belongs to the method's head (trained at the full learning rate and
     /// kept trainable when the backbone is frozen).
     fn is_head_var(&self, name: &str) -> bool;

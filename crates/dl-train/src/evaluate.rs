@@ -99,7 +99,7 @@ pub fn visit_results(
             let (images, _) = dl_nets::upload(&loaded.batch, device)?;
             let [_, _, h, w] = loaded.batch.shape;
             let maps = vec![ImageMap::new(0, 0, w, h, w, h); samples.len()];
-            let results = net.postprocess(&net.forward_t(&images, false), &maps, &classes)?;
+            let results = net.infer(&images, &maps, &classes)?;
             for (sample, result) in samples.iter().zip(&results) {
                 visit(sample, result)?;
             }

@@ -32,6 +32,7 @@ pub const DETECTION_PARAM_NAMES: &[&str] = &[
     "min_confidence",
     "bbox_heads_weight",
     "class_heads_weight",
+    "test_time_augmentation",
 ];
 
 /// How many of [`DETECTION_PARAM_NAMES`] fix the architecture (set at creation only).
@@ -227,7 +228,8 @@ impl Model {
             "max_overlap_class_agnostic" => json!(p.max_overlap_class_agnostic),
             "min_confidence" => json!(p.min_confidence),
             "bbox_heads_weight" => json!(p.bbox_heads_weight),
-            _ => json!(p.class_heads_weight),
+            "class_heads_weight" => json!(p.class_heads_weight),
+            _ => serde_json::to_value(p.test_time_augmentation).unwrap_or_default(),
         }))
     }
 
@@ -271,7 +273,12 @@ impl Model {
             "max_overlap_class_agnostic" => p.max_overlap_class_agnostic = unit(value.as_f64())?,
             "min_confidence" => p.min_confidence = unit(value.as_f64())?,
             "bbox_heads_weight" => p.bbox_heads_weight = weight(value.as_f64())?,
-            _ => p.class_heads_weight = weight(value.as_f64())?,
+            "class_heads_weight" => p.class_heads_weight = weight(value.as_f64())?,
+            _ => {
+                p.test_time_augmentation = serde_json::from_value(value.clone()).map_err(|_| {
+                    param_error(name, format!("{value}: expected \"none\", \"mirror\" or \"dihedral\""))
+                })?
+            }
         }
         *params = p.clone();
         self.network_mut().set_method_params(&dl_nets::MethodParams::Detection(p))?;

@@ -852,7 +852,7 @@ impl Model {
         for (chunk, chunk_maps) in samples.chunks(step).zip(maps.chunks(step)) {
             let batch = collate(chunk, &classes.ids, None)?;
             let (x, _) = dl_nets::upload(&batch, self.vs.device())?;
-            results.extend(self.net.postprocess(&self.net.forward_t(&x, false), chunk_maps, &classes)?);
+            results.extend(self.net.infer(&x, chunk_maps, &classes)?);
         }
         Ok(results)
     }

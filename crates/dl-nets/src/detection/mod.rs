@@ -13,6 +13,7 @@ pub mod anchors;
 pub mod assign;
 pub mod box_coder;
 pub mod proposal;
+pub mod tta;
 
 use crate::backbone::{Backbone, Level};
 use crate::network::{Classes, Losses, Network, Outputs, Targets, wrong_targets};
@@ -228,6 +229,9 @@ pub struct DetectionParams {
     pub bbox_heads_weight: f64,
     /// Weight of the classification loss (default 1).
     pub class_heads_weight: f64,
+    /// Views fused at inference (default none; not a HALCON parameter).
+    #[serde(default)]
+    pub test_time_augmentation: tta::TestTimeAugmentation,
 }
 
 impl Default for DetectionParams {
@@ -239,6 +243,7 @@ impl Default for DetectionParams {
             min_confidence: 0.5,
             bbox_heads_weight: 1.0,
             class_heads_weight: 1.0,
+            test_time_augmentation: tta::TestTimeAugmentation::None,
         }
     }
 }
@@ -744,6 +749,213 @@ pub fn sigmoid_focal_loss(inputs: &Tensor, targets: &Tensor, alpha: f64, gamma: 
     }
 }
 
+impl DetectionNet {
+    /// Each image's detections after NMS, in the coordinates of `maps`.
+    fn detections(&self, outputs: &Outputs, maps: &[ImageMap]) -> Result<Vec<ImageDetections>> {
+        let Outputs::Detection { class_logits, box_deltas, level_shapes, image_size } = outputs else {
+            return Err(wrong_targets("detection post-processing", "detection outputs"));
+        };
+        let anchors = self.anchors(level_shapes);
+        let size = class_logits.size();
+        let (n, m, k) = (size[0] as usize, size[1] as usize, size[2] as usize);
+        if n != maps.len() || k as i64 != self.config.num_classes || m != anchors.r1.len() {
+            return Err(Error::Targets(format!(
+                "{size:?} outputs for {} images, {} classes and {} anchors",
+                maps.len(),
+                self.config.num_classes,
+                anchors.r1.len()
+            )));
+        }
+        let scores: Vec<f32> = Vec::try_from(class_logits.sigmoid().to_device(Device::Cpu).reshape([-1]))?;
+        let deltas: Vec<f32> =
+            Vec::try_from(box_deltas.to_kind(Kind::Float).to_device(Device::Cpu).reshape([-1]))?;
+        let d = self.config.box_dims() as usize;
+        let p = &self.params;
+        let (h, w) = (image_size.0 as f64, image_size.1 as f64);
+        let rotated = self.config.instance_type == InstanceType::Rectangle2;
+        let mut images = Vec::with_capacity(n);
+        for (img, map) in maps.iter().enumerate() {
+            let s = &scores[img * m * k..(img + 1) * m * k];
+            // Candidates per level: score ≥ min_confidence, the 1000 best.
+            let mut candidates: Vec<(usize, usize, f32)> = Vec::new();
+            let mut start = 0;
+            for &count in &anchors.counts {
+                let mut level: Vec<(usize, usize, f32)> = (start * k..(start + count) * k)
+                    .filter(|&j| f64::from(s[j]) >= p.min_confidence)
+                    .map(|j| (j / k, j % k, s[j]))
+                    .collect();
+                level.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
+                level.truncate(1000);
+                candidates.extend(level);
+                start += count;
+            }
+            let delta = |a: usize| &deltas[(img * m + a) * d..(img * m + a + 1) * d];
+            images.push(if rotated {
+                let dets: Vec<dl_core::Detection<Rect2>> = candidates
+                    .iter()
+                    .filter_map(|&(a, c, score)| {
+                        let dd: [f32; 6] = delta(a).try_into().ok()?;
+                        let b = box_coder::decode_rotated(&dd, &anchors.r2[a], self.config.ignore_direction);
+                        // As in preprocessing, a rotated box whose centre leaves the image is dropped.
+                        if !(b[0] > 0.0 && b[0] < w && b[1] > 0.0 && b[1] < h) {
+                            return None;
+                        }
+                        let bbox = Rect2::new(b[1] - 0.5, b[0] - 0.5, b[4], b[2] / 2.0, b[3] / 2.0).ok()?;
+                        // NMS runs on the boxes as the user gets them: an anisotropic map back refits
+                        // rotated boxes, which changes their overlaps.
+                        let bbox = map.rect2_backward(&self.fix_r2(bbox, Some(c)));
+                        Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
+                    })
+                    .collect();
+                let kept =
+                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
+                ImageDetections::Rectangle2(kept.into_iter().map(|i| dets[i]).collect())
+            } else {
+                let dets: Vec<dl_core::Detection<Rect1>> = candidates
+                    .iter()
+                    .filter_map(|&(a, c, score)| {
+                        let dd: [f32; 4] = delta(a).try_into().ok()?;
+                        let b = box_coder::decode(&dd, &anchors.r1[a]).map(f64::from);
+                        // Pixel-edge → pixel-centre, clipped to the network input.
+                        let (c1, r1) = ((b[0] - 0.5).max(-0.5), (b[1] - 0.5).max(-0.5));
+                        let (c2, r2) = ((b[2] - 0.5).min(w - 0.5), (b[3] - 0.5).min(h - 0.5));
+                        let bbox = map.rect1_backward(&Rect1::new(r1, c1, r2, c2).ok()?);
+                        Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
+                    })
+                    .collect();
+                let kept =
+                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
+                ImageDetections::Rectangle1(kept.into_iter().map(|i| dets[i]).collect())
+            });
+        }
+        Ok(images)
+    }
+
+    fn check_classes(&self, classes: &Classes) -> Result<()> {
+        if classes.ids.len() as i64 != self.config.num_classes || classes.names.len() != classes.ids.len() {
+            return Err(Error::Targets(format!(
+                "{} class ids and {} names for a detector of {} classes",
+                classes.ids.len(),
+                classes.names.len(),
+                self.config.num_classes
+            )));
+        }
+        Ok(())
+    }
+
+    fn rotated(&self) -> bool {
+        self.config.instance_type == InstanceType::Rectangle2
+    }
+
+    /// φ normalised as the model gives it (modulo π without direction); the box made axis-parallel for
+    /// a class without orientation (`class`: `None` keeps a box that already is).
+    fn fix_r2(&self, b: Rect2, class: Option<usize>) -> Rect2 {
+        let phi = if self.config.ignore_direction {
+            dl_core::rect2::normalize_phi_no_direction(b.phi())
+        } else {
+            dl_core::rect2::normalize_phi(b.phi())
+        };
+        let b = Rect2::new(b.row(), b.col(), phi, b.length1(), b.length2()).unwrap_or(b);
+        match class {
+            Some(c) if self.config.class_indices_no_orientation.contains(&(c as i64)) => b.axis_parallel(),
+            _ => b,
+        }
+    }
+
+    /// The detections of `views` views fused (`fuse_views` at [`tta::FUSION_IOU`]), those below
+    /// `min_confidence` dropped, then NMS and `max_num_detections` as for one view.
+    fn fuse(&self, all: ImageDetections, views: usize) -> ImageDetections {
+        let p = &self.params;
+        match all {
+            ImageDetections::Rectangle1(d) => {
+                let mut f = dl_core::fuse_views(&d, views, tta::FUSION_IOU, false);
+                f.retain(|d| d.score >= p.min_confidence);
+                let kept =
+                    dl_core::nms(&f, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
+                ImageDetections::Rectangle1(kept.into_iter().map(|i| f[i]).collect())
+            }
+            ImageDetections::Rectangle2(d) => {
+                let mut f = dl_core::fuse_views(&d, views, tta::FUSION_IOU, self.config.ignore_direction);
+                f.retain(|d| d.score >= p.min_confidence);
+                for d in &mut f {
+                    // Axis-parallel classes stay axis-parallel after fusion.
+                    d.bbox = self.fix_r2(d.bbox, Some(d.class as usize));
+                }
+                let kept =
+                    dl_core::nms(&f, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
+                ImageDetections::Rectangle2(kept.into_iter().map(|i| f[i]).collect())
+            }
+        }
+    }
+}
+
+/// One image's detections (class indices into the model's classes), by descending score.
+#[derive(Debug, Clone, PartialEq)]
+enum ImageDetections {
+    Rectangle1(Vec<dl_core::Detection<Rect1>>),
+    Rectangle2(Vec<dl_core::Detection<Rect2>>),
+}
+
+impl ImageDetections {
+    fn empty(rotated: bool) -> Self {
+        if rotated { Self::Rectangle2(Vec::new()) } else { Self::Rectangle1(Vec::new()) }
+    }
+
+    /// Appends `other`'s detections with their boxes mapped by `r1` / `r2`.
+    fn extend_back(&mut self, other: Self, r1: impl Fn(&Rect1) -> Rect1, r2: impl Fn(&Rect2) -> Rect2) {
+        match (self, other) {
+            (Self::Rectangle1(a), Self::Rectangle1(b)) => {
+                a.extend(b.into_iter().map(|d| dl_core::Detection { bbox: r1(&d.bbox), ..d }));
+            }
+            (Self::Rectangle2(a), Self::Rectangle2(b)) => {
+                a.extend(b.into_iter().map(|d| dl_core::Detection { bbox: r2(&d.bbox), ..d }));
+            }
+            _ => unreachable!("one detector gives one instance type"),
+        }
+    }
+
+    /// The DLResult keys of SPEC §2.4, with class ids and names.
+    fn into_result(self, classes: &Classes) -> DLResult {
+        let mut r = DLResult::default();
+        let (mut ids, mut names, mut conf) = (Vec::new(), Vec::new(), Vec::new());
+        let mut class = |d_class: u32, score: f64| {
+            ids.push(classes.ids[d_class as usize]);
+            names.push(classes.names[d_class as usize].clone());
+            conf.push(score);
+        };
+        match self {
+            Self::Rectangle2(dets) => {
+                let mut cols: [Vec<f64>; 5] = Default::default();
+                for d in dets {
+                    let b = &d.bbox;
+                    for (col, v) in cols.iter_mut().zip([b.row(), b.col(), b.phi(), b.length1(), b.length2()])
+                    {
+                        col.push(v);
+                    }
+                    class(d.class, d.score);
+                }
+                let [a, b, c, e, f] = cols;
+                (r.bbox_row, r.bbox_col, r.bbox_phi, r.bbox_length1, r.bbox_length2) =
+                    (Some(a), Some(b), Some(c), Some(e), Some(f));
+            }
+            Self::Rectangle1(dets) => {
+                let mut cols: [Vec<f64>; 4] = Default::default();
+                for d in dets {
+                    let b = &d.bbox;
+                    for (col, v) in cols.iter_mut().zip([b.row1(), b.col1(), b.row2(), b.col2()]) {
+                        col.push(v);
+                    }
+                    class(d.class, d.score);
+                }
+                let [a, b, c, e] = cols;
+                (r.bbox_row1, r.bbox_col1, r.bbox_row2, r.bbox_col2) = (Some(a), Some(b), Some(c), Some(e));
+            }
+        }
+        (r.bbox_class_id, r.bbox_class_name, r.bbox_confidence) = (Some(ids), Some(names), Some(conf));
+        r
+    }
+}
+
 impl Network for DetectionNet {
     fn model_type(&self) -> ModelType {
         ModelType::Detection
@@ -850,120 +1062,40 @@ impl Network for DetectionNet {
     }
 
     fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
-        let Outputs::Detection { class_logits, box_deltas, level_shapes, image_size } = outputs else {
-            return Err(wrong_targets("detection post-processing", "detection outputs"));
-        };
-        let anchors = self.anchors(level_shapes);
-        let size = class_logits.size();
-        let (n, m, k) = (size[0] as usize, size[1] as usize, size[2] as usize);
-        if n != maps.len() || k != classes.ids.len() || m != anchors.r1.len() {
-            return Err(Error::Targets(format!(
-                "{size:?} outputs for {} images, {} classes and {} anchors",
-                maps.len(),
-                classes.ids.len(),
-                anchors.r1.len()
-            )));
+        self.check_classes(classes)?;
+        Ok(self.detections(outputs, maps)?.into_iter().map(|d| d.into_result(classes)).collect())
+    }
+
+    fn infer(&self, images: &Tensor, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
+        let views = self.params.test_time_augmentation.views();
+        self.check_classes(classes)?;
+        if views.len() == 1 {
+            return self.postprocess(&self.forward_t(images, false), maps, classes);
         }
-        let scores: Vec<f32> = Vec::try_from(class_logits.sigmoid().to_device(Device::Cpu).reshape([-1]))?;
-        let deltas: Vec<f32> =
-            Vec::try_from(box_deltas.to_kind(Kind::Float).to_device(Device::Cpu).reshape([-1]))?;
-        let d = self.config.box_dims() as usize;
-        let p = &self.params;
-        let (h, w) = (image_size.0 as f64, image_size.1 as f64);
-        let rotated = self.config.instance_type == InstanceType::Rectangle2;
-        let mut results = Vec::with_capacity(n);
-        for (img, map) in maps.iter().enumerate() {
-            let s = &scores[img * m * k..(img + 1) * m * k];
-            // Candidates per level: score ≥ min_confidence, the 1000 best.
-            let mut candidates: Vec<(usize, usize, f32)> = Vec::new();
-            let mut start = 0;
-            for &count in &anchors.counts {
-                let mut level: Vec<(usize, usize, f32)> = (start * k..(start + count) * k)
-                    .filter(|&j| f64::from(s[j]) >= p.min_confidence)
-                    .map(|j| (j / k, j % k, s[j]))
-                    .collect();
-                level.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-                level.truncate(1000);
-                candidates.extend(level);
-                start += count;
-            }
-            let delta = |a: usize| &deltas[(img * m + a) * d..(img * m + a + 1) * d];
-            let mut r = DLResult::default();
-            let (mut ids, mut names, mut conf) = (Vec::new(), Vec::new(), Vec::new());
-            if rotated {
-                let dets: Vec<dl_core::Detection<Rect2>> = candidates
-                    .iter()
-                    .filter_map(|&(a, c, score)| {
-                        let dd: [f32; 6] = delta(a).try_into().ok()?;
-                        let b = box_coder::decode_rotated(&dd, &anchors.r2[a], self.config.ignore_direction);
-                        // As in preprocessing, a rotated box whose centre leaves the image is dropped.
-                        if !(b[0] > 0.0 && b[0] < w && b[1] > 0.0 && b[1] < h) {
-                            return None;
-                        }
-                        let phi = if self.config.ignore_direction {
-                            dl_core::rect2::normalize_phi_no_direction(b[4])
-                        } else {
-                            dl_core::rect2::normalize_phi(b[4])
-                        };
-                        let mut bbox =
-                            Rect2::new(b[1] - 0.5, b[0] - 0.5, phi, b[2] / 2.0, b[3] / 2.0).ok()?;
-                        if self.config.class_indices_no_orientation.contains(&(c as i64)) {
-                            bbox = bbox.axis_parallel();
-                        }
-                        // NMS runs on the boxes as the user gets them: an anisotropic map back refits
-                        // rotated boxes, which changes their overlaps.
-                        let bbox = map.rect2_backward(&bbox);
-                        Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
-                    })
-                    .collect();
-                let kept =
-                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
-                let mut cols: [Vec<f64>; 5] = Default::default();
-                for i in kept {
-                    let b = &dets[i].bbox;
-                    for (col, v) in cols.iter_mut().zip([b.row(), b.col(), b.phi(), b.length1(), b.length2()])
-                    {
-                        col.push(v);
-                    }
-                    ids.push(classes.ids[dets[i].class as usize]);
-                    names.push(classes.names[dets[i].class as usize].clone());
-                    conf.push(dets[i].score);
-                }
-                let [a, b, c, e, f] = cols;
-                (r.bbox_row, r.bbox_col, r.bbox_phi, r.bbox_length1, r.bbox_length2) =
-                    (Some(a), Some(b), Some(c), Some(e), Some(f));
-            } else {
-                let dets: Vec<dl_core::Detection<Rect1>> = candidates
-                    .iter()
-                    .filter_map(|&(a, c, score)| {
-                        let dd: [f32; 4] = delta(a).try_into().ok()?;
-                        let b = box_coder::decode(&dd, &anchors.r1[a]).map(f64::from);
-                        // Pixel-edge → pixel-centre, clipped to the network input.
-                        let (c1, r1) = ((b[0] - 0.5).max(-0.5), (b[1] - 0.5).max(-0.5));
-                        let (c2, r2) = ((b[2] - 0.5).min(w - 0.5), (b[3] - 0.5).min(h - 0.5));
-                        let bbox = map.rect1_backward(&Rect1::new(r1, c1, r2, c2).ok()?);
-                        Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
-                    })
-                    .collect();
-                let kept =
-                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
-                let mut cols: [Vec<f64>; 4] = Default::default();
-                for i in kept {
-                    let b = &dets[i].bbox;
-                    for (col, v) in cols.iter_mut().zip([b.row1(), b.col1(), b.row2(), b.col2()]) {
-                        col.push(v);
-                    }
-                    ids.push(classes.ids[dets[i].class as usize]);
-                    names.push(classes.names[dets[i].class as usize].clone());
-                    conf.push(dets[i].score);
-                }
-                let [a, b, c, e] = cols;
-                (r.bbox_row1, r.bbox_col1, r.bbox_row2, r.bbox_col2) = (Some(a), Some(b), Some(c), Some(e));
-            }
-            (r.bbox_class_id, r.bbox_class_name, r.bbox_confidence) = (Some(ids), Some(names), Some(conf));
-            results.push(r);
+        let size = images.size();
+        let (n, h, w) = (size[0] as usize, size[2] as usize, size[3] as usize);
+        if n != maps.len() {
+            return Err(Error::Targets(format!("{n} images and {} maps", maps.len())));
         }
-        Ok(results)
+        // Each view's detections after its own NMS, in the network input's coordinates, then mapped
+        // back to the original image; fused there, then NMS and the cap as without views.
+        let mut pooled: Vec<ImageDetections> =
+            (0..n).map(|_| ImageDetections::empty(self.rotated())).collect();
+        for view in views {
+            let x = view.apply(images);
+            let (vh, vw) = if view.turn { (w, h) } else { (h, w) };
+            let identity = vec![ImageMap::new(0, 0, vw, vh, vw, vh); n];
+            for ((all, dets), map) in
+                pooled.iter_mut().zip(self.detections(&self.forward_t(&x, false), &identity)?).zip(maps)
+            {
+                all.extend_back(
+                    dets,
+                    |b| map.rect1_backward(&view.rect1_back(b, w, h)),
+                    |b| map.rect2_backward(&self.fix_r2(view.rect2_back(b, w, h), None)),
+                );
+            }
+        }
+        Ok(pooled.into_iter().map(|all| self.fuse(all, views.len()).into_result(classes)).collect())
     }
 
     fn is_head_var(&self, name: &str) -> bool {

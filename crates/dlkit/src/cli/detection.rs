@@ -58,6 +58,9 @@ pub struct DetectionArgs {
     /// Detection: lowest confidence kept (default 0.5).
     #[arg(long)]
     pub min_confidence: Option<f64>,
+    /// Detection: none | mirror | dihedral (views fused at inference; default none).
+    #[arg(long)]
+    pub test_time_augmentation: Option<String>,
 }
 
 impl DetectionArgs {
@@ -117,6 +120,11 @@ impl DetectionArgs {
         }
         if let Some(v) = self.min_confidence {
             p.min_confidence = v;
+        }
+        if let Some(t) = &self.test_time_augmentation {
+            p.test_time_augmentation = serde_json::from_value(serde_json::json!(t)).map_err(|_| {
+                anyhow::anyhow!("--test-time-augmentation {t}: expected none, mirror or dihedral")
+            })?;
         }
         Ok(o)
     }

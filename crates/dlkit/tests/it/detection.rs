@@ -203,6 +203,134 @@ fn detection_model_files_parameters_and_refusals() {
     assert!(c.get_param("min_confidence").unwrap_err().to_string().contains("classification model"));
 }
 
+/// `test_time_augmentation`: the detector's views (turned and mirrored on the network input) give what
+/// applying it to each view of the image made on the host, mapping its boxes back and fusing them
+/// gives, for rectangle1 and rectangle2 without direction.
+#[test]
+fn test_time_augmentation_fuses_the_views_of_the_image() {
+    use dlkit::core::{Detection, Rect1, fuse_views, nms};
+    use dlkit::data::preprocess::geometry::{mirror, rotate90};
+    use dlkit::nets::TestTimeAugmentation;
+    let (n, ids) = names();
+    for rotated in [false, true] {
+        let options = DetectorOptions {
+            instance_type: if rotated { InstanceType::Rectangle2 } else { InstanceType::Rectangle1 },
+            ignore_direction: rotated,
+            capacity: dlkit::nets::Capacity::Medium,
+            params: dlkit::nets::DetectionParams {
+                min_confidence: 0.002,
+                max_num_detections: 30,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        tch::manual_seed(3);
+        let mut m = Model::create_detector("compact", &n, &ids, (64, 64, 1), &options).unwrap();
+        let img = gray(9, 64, 64);
+        let mut pooled_r1: Vec<Detection<Rect1>> = Vec::new();
+        let mut pooled_r2: Vec<Detection<Rect2>> = Vec::new();
+        let views = TestTimeAugmentation::Dihedral.views();
+        for v in views {
+            let mut x = img.clone();
+            x.data = mirror(&x.data, 64, 64, v.rows, v.cols);
+            if v.turn {
+                x.data = rotate90(&x.data, 64, 64);
+            }
+            let r = m.apply(vec![x]).unwrap().remove(0);
+            let class = |i: usize| {
+                ids.iter().position(|&c| c == i64::from(r.bbox_class_id.as_ref().unwrap()[i].get())).unwrap()
+                    as u32
+            };
+            for (i, &score) in r.bbox_confidence.as_ref().unwrap().iter().enumerate() {
+                if rotated {
+                    let col = |c: &Option<Vec<f64>>| c.as_ref().unwrap()[i];
+                    let b = Rect2::new(
+                        col(&r.bbox_row),
+                        col(&r.bbox_col),
+                        col(&r.bbox_phi),
+                        col(&r.bbox_length1),
+                        col(&r.bbox_length2),
+                    )
+                    .unwrap();
+                    let b = v.rect2_back(&b, 64, 64);
+                    let bbox =
+                        Rect2::with_direction(b.row(), b.col(), b.phi(), b.length1(), b.length2(), true)
+                            .unwrap();
+                    pooled_r2.push(Detection { class: class(i), score, bbox });
+                } else {
+                    let col = |c: &Option<Vec<f64>>| c.as_ref().unwrap()[i];
+                    let b = Rect1::new(
+                        col(&r.bbox_row1),
+                        col(&r.bbox_col1),
+                        col(&r.bbox_row2),
+                        col(&r.bbox_col2),
+                    )
+                    .unwrap();
+                    pooled_r1.push(Detection { class: class(i), score, bbox: v.rect1_back(&b, 64, 64) });
+                }
+            }
+        }
+        let fused: Vec<(u32, f64, Vec<f64>)> = if rotated {
+            let mut f = fuse_views(&pooled_r2, 8, 0.55, true);
+            f.retain(|d| d.score >= 0.002);
+            nms(&f, 0.5, 1.0, 30)
+                .into_iter()
+                .map(|i| {
+                    let b = f[i].bbox;
+                    (f[i].class, f[i].score, vec![b.row(), b.col(), b.phi(), b.length1(), b.length2()])
+                })
+                .collect()
+        } else {
+            let mut f = fuse_views(&pooled_r1, 8, 0.55, false);
+            f.retain(|d| d.score >= 0.002);
+            nms(&f, 0.5, 1.0, 30)
+                .into_iter()
+                .map(|i| {
+                    let b = f[i].bbox;
+                    (f[i].class, f[i].score, vec![b.row1(), b.col1(), b.row2(), b.col2()])
+                })
+                .collect()
+        };
+        m.set_param("test_time_augmentation", &serde_json::json!("dihedral")).unwrap();
+        assert_eq!(m.get_param("test_time_augmentation").unwrap(), "dihedral");
+        let r = m.apply(vec![img.clone()]).unwrap().remove(0);
+        let got = r.bbox_confidence.as_ref().unwrap();
+        assert!(fused.len() > 5 && fused.len() <= 30, "{} fused", fused.len());
+        assert_eq!(got.len(), fused.len(), "rotated {rotated}");
+        for (i, (class, score, b)) in fused.iter().enumerate() {
+            assert_eq!(i64::from(r.bbox_class_id.as_ref().unwrap()[i].get()), ids[*class as usize]);
+            assert!((got[i] - score).abs() < 1e-6, "{} vs {score}", got[i]);
+            let cols: Vec<f64> = if rotated {
+                [&r.bbox_row, &r.bbox_col, &r.bbox_phi, &r.bbox_length1, &r.bbox_length2]
+                    .iter()
+                    .map(|c| c.as_ref().unwrap()[i])
+                    .collect()
+            } else {
+                [&r.bbox_row1, &r.bbox_col1, &r.bbox_row2, &r.bbox_col2]
+                    .iter()
+                    .map(|c| c.as_ref().unwrap()[i])
+                    .collect()
+            };
+            for (x, y) in cols.iter().zip(b) {
+                assert!((x - y).abs() < 1e-4, "rotated {rotated}, detection {i}: {cols:?} vs {b:?}");
+            }
+        }
+        // A non-square image (resized into the network input): fused boxes lie in it.
+        let wide = m.apply(vec![gray(4, 120, 50)]).unwrap().remove(0);
+        if !rotated {
+            let inside =
+                |v: &Option<Vec<f64>>, hi: f64| v.as_ref().unwrap().iter().all(|&x| (-0.5..=hi).contains(&x));
+            assert!(
+                inside(&wide.bbox_row1, 49.5)
+                    && inside(&wide.bbox_row2, 49.5)
+                    && inside(&wide.bbox_col2, 119.5)
+            );
+        }
+        let err = m.set_param("test_time_augmentation", &serde_json::json!("flip")).unwrap_err().to_string();
+        assert!(err.contains("test_time_augmentation") && err.contains("dihedral"), "{err}");
+    }
+}
+
 #[test]
 fn bad_detector_configurations_and_targets_are_errors() {
     let (n, ids) = names();
