@@ -803,13 +803,11 @@ impl DetectionNet {
                         let bbox = Rect2::new(b[1] - 0.5, b[0] - 0.5, b[4], b[2] / 2.0, b[3] / 2.0).ok()?;
                         // NMS runs on the boxes as the user gets them: an anisotropic map back refits
                         // rotated boxes, which changes their overlaps.
-                        let bbox = map.rect2_backward(&self.fix_r2(bbox, Some(c)));
+                        let bbox = map.rect2_backward(&self.fix_r2(bbox, c));
                         Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
                     })
                     .collect();
-                let kept =
-                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
-                ImageDetections::Rectangle2(kept.into_iter().map(|i| dets[i]).collect())
+                ImageDetections::Rectangle2(self.suppress(&dets))
             } else {
                 let dets: Vec<dl_core::Detection<Rect1>> = candidates
                     .iter()
@@ -823,9 +821,7 @@ impl DetectionNet {
                         Some(dl_core::Detection { class: c as u32, score: f64::from(score), bbox })
                     })
                     .collect();
-                let kept =
-                    dl_core::nms(&dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
-                ImageDetections::Rectangle1(kept.into_iter().map(|i| dets[i]).collect())
+                ImageDetections::Rectangle1(self.suppress(&dets))
             });
         }
         Ok(images)
@@ -848,44 +844,47 @@ impl DetectionNet {
     }
 
     /// φ normalised as the model gives it (modulo π without direction); the box made axis-parallel for
-    /// a class without orientation (`class`: `None` keeps a box that already is).
-    fn fix_r2(&self, b: Rect2, class: Option<usize>) -> Rect2 {
+    /// a class without orientation.
+    fn fix_r2(&self, b: Rect2, class: usize) -> Rect2 {
         let phi = if self.config.ignore_direction {
             dl_core::rect2::normalize_phi_no_direction(b.phi())
         } else {
             dl_core::rect2::normalize_phi(b.phi())
         };
         let b = Rect2::new(b.row(), b.col(), phi, b.length1(), b.length2()).unwrap_or(b);
-        match class {
-            Some(c) if self.config.class_indices_no_orientation.contains(&(c as i64)) => b.axis_parallel(),
-            _ => b,
-        }
+        if self.config.class_indices_no_orientation.contains(&(class as i64)) { b.axis_parallel() } else { b }
+    }
+
+    /// NMS (`max_overlap`, `max_overlap_class_agnostic`) and `max_num_detections`: the kept detections.
+    fn suppress<B: dl_core::Overlap + Copy>(
+        &self,
+        dets: &[dl_core::Detection<B>],
+    ) -> Vec<dl_core::Detection<B>> {
+        let p = &self.params;
+        let kept = dl_core::nms(dets, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
+        kept.into_iter().map(|i| dets[i]).collect()
     }
 
     /// The detections of `views` views fused (`fuse_views` at [`tta::FUSION_IOU`]), those below
     /// `min_confidence` dropped, then NMS and `max_num_detections` as for one view.
     fn fuse(&self, all: ImageDetections, views: usize) -> ImageDetections {
-        let p = &self.params;
         match all {
-            ImageDetections::Rectangle1(d) => {
-                let mut f = dl_core::fuse_views(&d, views, tta::FUSION_IOU, false);
-                f.retain(|d| d.score >= p.min_confidence);
-                let kept =
-                    dl_core::nms(&f, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
-                ImageDetections::Rectangle1(kept.into_iter().map(|i| f[i]).collect())
-            }
+            ImageDetections::Rectangle1(d) => ImageDetections::Rectangle1(self.fuse_boxes(&d, views, false)),
             ImageDetections::Rectangle2(d) => {
-                let mut f = dl_core::fuse_views(&d, views, tta::FUSION_IOU, self.config.ignore_direction);
-                f.retain(|d| d.score >= p.min_confidence);
-                for d in &mut f {
-                    // Axis-parallel classes stay axis-parallel after fusion.
-                    d.bbox = self.fix_r2(d.bbox, Some(d.class as usize));
-                }
-                let kept =
-                    dl_core::nms(&f, p.max_overlap, p.max_overlap_class_agnostic, p.max_num_detections);
-                ImageDetections::Rectangle2(kept.into_iter().map(|i| f[i]).collect())
+                ImageDetections::Rectangle2(self.fuse_boxes(&d, views, self.config.ignore_direction))
             }
         }
+    }
+
+    fn fuse_boxes<B: dl_core::Fuse>(
+        &self,
+        dets: &[dl_core::Detection<B>],
+        views: usize,
+        ignore_direction: bool,
+    ) -> Vec<dl_core::Detection<B>> {
+        let mut f = dl_core::fuse_views(dets, views, tta::FUSION_IOU, ignore_direction);
+        f.retain(|d| d.score >= self.params.min_confidence);
+        self.suppress(&f)
     }
 }
 
@@ -901,14 +900,14 @@ impl ImageDetections {
         if rotated { Self::Rectangle2(Vec::new()) } else { Self::Rectangle1(Vec::new()) }
     }
 
-    /// Appends `other`'s detections with their boxes mapped by `r1` / `r2`.
-    fn extend_back(&mut self, other: Self, r1: impl Fn(&Rect1) -> Rect1, r2: impl Fn(&Rect2) -> Rect2) {
+    /// Appends `other`'s detections with their boxes mapped by `r1` / `r2` (given box and class).
+    fn extend_back(&mut self, other: Self, r1: impl Fn(&Rect1) -> Rect1, r2: impl Fn(&Rect2, u32) -> Rect2) {
         match (self, other) {
             (Self::Rectangle1(a), Self::Rectangle1(b)) => {
                 a.extend(b.into_iter().map(|d| dl_core::Detection { bbox: r1(&d.bbox), ..d }));
             }
             (Self::Rectangle2(a), Self::Rectangle2(b)) => {
-                a.extend(b.into_iter().map(|d| dl_core::Detection { bbox: r2(&d.bbox), ..d }));
+                a.extend(b.into_iter().map(|d| dl_core::Detection { bbox: r2(&d.bbox, d.class), ..d }));
             }
             _ => unreachable!("one detector gives one instance type"),
         }
@@ -1091,7 +1090,9 @@ impl Network for DetectionNet {
                 all.extend_back(
                     dets,
                     |b| map.rect1_backward(&view.rect1_back(b, w, h)),
-                    |b| map.rect2_backward(&self.fix_r2(view.rect2_back(b, w, h), None)),
+                    // A turned axis-parallel box comes back as φ = ±π/2: made φ = 0 again, so that
+                    // fusion averages it with the other views' descriptions.
+                    |b, class| map.rect2_backward(&self.fix_r2(view.rect2_back(b, w, h), class as usize)),
                 );
             }
         }

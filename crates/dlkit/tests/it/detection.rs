@@ -216,6 +216,8 @@ fn test_time_augmentation_fuses_the_views_of_the_image() {
         let options = DetectorOptions {
             instance_type: if rotated { InstanceType::Rectangle2 } else { InstanceType::Rectangle1 },
             ignore_direction: rotated,
+            // The dark class's rotated boxes are axis-parallel: turned views give them back as φ = ±π/2.
+            class_ids_no_orientation: if rotated { vec![1] } else { Vec::new() },
             capacity: dlkit::nets::Capacity::Medium,
             params: dlkit::nets::DetectionParams {
                 min_confidence: 0.002,
@@ -253,9 +255,12 @@ fn test_time_augmentation_fuses_the_views_of_the_image() {
                     )
                     .unwrap();
                     let b = v.rect2_back(&b, 64, 64);
-                    let bbox =
+                    let mut bbox =
                         Rect2::with_direction(b.row(), b.col(), b.phi(), b.length1(), b.length2(), true)
                             .unwrap();
+                    if class(i) == 1 {
+                        bbox = bbox.axis_parallel();
+                    }
                     pooled_r2.push(Detection { class: class(i), score, bbox });
                 } else {
                     let col = |c: &Option<Vec<f64>>| c.as_ref().unwrap()[i];
@@ -296,6 +301,11 @@ fn test_time_augmentation_fuses_the_views_of_the_image() {
         let r = m.apply(vec![img.clone()]).unwrap().remove(0);
         let got = r.bbox_confidence.as_ref().unwrap();
         assert!(fused.len() > 5 && fused.len() <= 30, "{} fused", fused.len());
+        if rotated {
+            // Both classes among the fused boxes, the axis-parallel one at φ = 0.
+            assert!(fused.iter().any(|d| d.0 == 0) && fused.iter().any(|d| d.0 == 1));
+            assert!(fused.iter().filter(|d| d.0 == 1).all(|d| d.2[2] == 0.0));
+        }
         assert_eq!(got.len(), fused.len(), "rotated {rotated}");
         for (i, (class, score, b)) in fused.iter().enumerate() {
             assert_eq!(i64::from(r.bbox_class_id.as_ref().unwrap()[i].get()), ids[*class as usize]);
