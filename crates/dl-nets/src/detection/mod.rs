@@ -475,7 +475,7 @@ impl DetectionNet {
             return Err(wrong_targets("detection decoding", "detection outputs"));
         };
         let m = class_logits.size()[1];
-        let rotated = self.config.instance_type == InstanceType::Rectangle2;
+        let rotated = self.rotated();
         if anchors.size() != [m, if rotated { 5 } else { 4 }] {
             return Err(Error::Targets(format!("{:?} anchors for {m} anchor outputs", anchors.size())));
         }
@@ -772,7 +772,7 @@ impl DetectionNet {
         let d = self.config.box_dims() as usize;
         let p = &self.params;
         let (h, w) = (image_size.0 as f64, image_size.1 as f64);
-        let rotated = self.config.instance_type == InstanceType::Rectangle2;
+        let rotated = self.rotated();
         let mut images = Vec::with_capacity(n);
         for (img, map) in maps.iter().enumerate() {
             let s = &scores[img * m * k..(img + 1) * m * k];
@@ -1067,10 +1067,10 @@ impl Network for DetectionNet {
 
     fn infer(&self, images: &Tensor, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
         let views = self.params.test_time_augmentation.views();
-        self.check_classes(classes)?;
         if views.len() == 1 {
             return self.postprocess(&self.forward_t(images, false), maps, classes);
         }
+        self.check_classes(classes)?;
         let size = images.size();
         let (n, h, w) = (size[0] as usize, size[2] as usize, size[3] as usize);
         if n != maps.len() {
