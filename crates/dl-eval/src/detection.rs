@@ -95,6 +95,9 @@ pub struct DetectionEvalParams {
     pub area_ranges: Vec<AreaRange>,
     /// Detections per image considered, ascending (default: all).
     pub max_num_detections: Vec<usize>,
+    /// rectangle2 boxes without a front (a detector with `ignore_direction`): SoAP's angle error is
+    /// taken modulo π, so φ and φ ± π, the same box, differ by 0 (default false: modulo 2π).
+    pub ignore_direction: bool,
 }
 
 /// numpy's `linspace(start, stop, num)`, value for value.
@@ -111,6 +114,7 @@ impl Default for DetectionEvalParams {
             iou_thresholds: linspace(0.5, 0.95, 10),
             area_ranges: vec![AreaRange { name: "all".into(), min: 0.0, max: 1e10 }],
             max_num_detections: vec![usize::MAX],
+            ignore_direction: false,
         }
     }
 }
@@ -129,6 +133,7 @@ impl DetectionEvalParams {
                 r("large", 9216.0, 1e10),
             ],
             max_num_detections: vec![1, 10, 100],
+            ignore_direction: false,
         }
     }
 }
@@ -193,6 +198,12 @@ fn iou_matrix<B: EvalBox>(dts: &[&Detection<B>], gts: &[&GroundTruth<B>]) -> Vec
     out
 }
 
+/// SoAP's angle error of orientations `a` and `b`: in [0, π], or in [0, π/2] without direction.
+fn angle_error(a: f64, b: f64, ignore_direction: bool) -> f64 {
+    let e = dl_core::normalize_phi(a - b).abs();
+    if ignore_direction { e.min(std::f64::consts::PI - e) } else { e }
+}
+
 fn evaluate_image_class<B: EvalBox>(
     gts: &[&GroundTruth<B>],
     dts: &[&Detection<B>],
@@ -248,7 +259,7 @@ fn evaluate_image_class<B: EvalBox>(
                 if !gt_ignore[g]
                     && let (Some(a), Some(b)) = (dts[d].bbox.angle(), gts[g].bbox.angle())
                 {
-                    angle_errors.push((dl_core::normalize_phi(a - b).abs(), t as u32));
+                    angle_errors.push((angle_error(a, b, params.ignore_direction), t as u32));
                 }
             }
         }

@@ -234,6 +234,11 @@ pub trait Network: AsAny + std::fmt::Debug + Send {
     fn as_classifier(&self) -> Option<&dyn Classifier> {
         None
     }
+    /// Whether the boxes of this network have no front (a rectangle2 detector with
+    /// `ignore_direction`): the evaluation then takes orientation errors modulo π.
+    fn ignores_direction(&self) -> bool {
+        false
+    }
 }
 
 /// Uploads a host batch: images `[N, C, H, W]` and the targets of its method.

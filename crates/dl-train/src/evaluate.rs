@@ -55,7 +55,9 @@ pub(crate) fn evaluate_indices(
         });
     }
     let classes = model.classes();
-    let mut evaluator = Evaluator::new(model.network().model_type(), &classes.ids, &params.measures);
+    let mut measures = params.measures.clone();
+    measures.detection.ignore_direction |= model.network().ignores_direction();
+    let mut evaluator = Evaluator::new(model.network().model_type(), &classes.ids, &measures);
     visit_results(model, source, indices, params.display, |sample, result| {
         Ok(evaluator.add(sample, result)?)
     })?;

@@ -165,3 +165,31 @@ fn a_turned_detection_scores_soap_and_misses_at_high_thresholds() {
         eval.mean_ap()
     );
 }
+
+#[test]
+fn soap_without_direction_takes_the_angle_error_modulo_a_half_turn() {
+    // A near-vertical ground truth at φ = π/2 − 0.05 and a detection at −π/2 + 0.05 (normalised into
+    // (−π/2, π/2] as a detector without direction gives it): the same box up to 0.1 rad. With a front
+    // they point opposite ways (error π − 0.1); without one the error is 0.1. A half-turned copy of the
+    // ground truth, an identical box, scores SoAP 1 without direction and 0 with it.
+    use std::f64::consts::{FRAC_PI_2, PI};
+    let gt = Rect2::new(50.0, 50.0, FRAC_PI_2 - 0.05, 20.0, 5.0).unwrap();
+    let eval = |dt: Rect2, ignore_direction: bool| {
+        let images = vec![ImageDetections {
+            image_id: 1,
+            ground_truth: vec![GroundTruth { class: 1, bbox: gt, area: gt.area(), iscrowd: false }],
+            detections: vec![Detection { class: 1, bbox: dt, score: 0.9, area: dt.area() }],
+        }];
+        let params =
+            DetectionEvalParams { iou_thresholds: vec![0.5], ignore_direction, ..Default::default() };
+        let e = evaluate_detections(&images, &params).unwrap();
+        assert!((e.mean_ap() - 1.0).abs() < 1e-9, "a true positive at IoU 0.5: {}", e.mean_ap());
+        e.soap[0]
+    };
+    let near = Rect2::new(50.0, 50.0, -FRAC_PI_2 + 0.05, 20.0, 5.0).unwrap();
+    assert!((eval(near, false) - (1.0 - (PI - 0.1) / PI)).abs() < 1e-9, "{}", eval(near, false));
+    assert!((eval(near, true) - (1.0 - 0.1 / PI)).abs() < 1e-9, "{}", eval(near, true));
+    let turned = Rect2::new(50.0, 50.0, gt.phi() - PI, 20.0, 5.0).unwrap();
+    assert!(eval(turned, false).abs() < 1e-9, "{}", eval(turned, false));
+    assert!((eval(turned, true) - 1.0).abs() < 1e-9, "{}", eval(turned, true));
+}

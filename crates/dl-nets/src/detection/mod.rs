@@ -960,6 +960,10 @@ impl Network for DetectionNet {
         ModelType::Detection
     }
 
+    fn ignores_direction(&self) -> bool {
+        self.rotated() && self.config.ignore_direction
+    }
+
     fn forward_t(&self, images: &Tensor, train: bool) -> Outputs {
         let x = crate::device::channels_last(images);
         let size = images.size();

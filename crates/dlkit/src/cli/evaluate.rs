@@ -48,6 +48,10 @@ pub enum EvaluateCommand {
         /// Boxes are rotated ([cx, cy, w, h, angle in degrees]).
         #[arg(long)]
         rotated: bool,
+        /// Rotated boxes without a front (a detector with ignore_direction): SoAP's angle errors
+        /// modulo 180°.
+        #[arg(long, requires = "rotated")]
+        ignore_direction: bool,
         /// COCO's settings (areas small/medium/large, max detections 1/10/100) and its 12 numbers.
         #[arg(long)]
         coco: bool,
@@ -410,12 +414,16 @@ pub fn run(command: &EvaluateCommand, json_out: bool) -> Result<u8> {
             ground_truth,
             detections: dt,
             rotated,
+            ignore_direction,
             coco,
             plots: plot_dir,
             detailed,
         } => {
             let params = EvaluatorParams {
-                detection: if *coco { DetectionEvalParams::coco() } else { DetectionEvalParams::default() },
+                detection: DetectionEvalParams {
+                    ignore_direction: *ignore_direction,
+                    ..if *coco { DetectionEvalParams::coco() } else { DetectionEvalParams::default() }
+                },
                 detailed: *detailed,
                 ..Default::default()
             };

@@ -12,10 +12,12 @@ use dlkit::{DetectorOptions, Model};
 use serde_json::json;
 
 /// The detection measures (HALCON's keys) of `model` applied to the raw `samples` (original
-/// coordinates).
+/// coordinates); SoAP modulo π for a model without direction.
 fn evaluate(model: &Model, samples: &[DLSample], params: &EvaluatorParams) -> serde_json::Value {
     let results = model.apply(samples.iter().map(|s| s.image.clone()).collect()).unwrap();
-    let mut ev = Evaluator::new(ModelType::Detection, &model.classes().ids, params);
+    let mut params = params.clone();
+    params.detection.ignore_direction = model.get_param("ignore_direction").unwrap() == json!(true);
+    let mut ev = Evaluator::new(ModelType::Detection, &model.classes().ids, &params);
     assert_eq!(results.len(), samples.len());
     for (s, r) in samples.iter().zip(&results) {
         ev.add(s, r).unwrap();
@@ -108,7 +110,8 @@ fn rotated_nuclei_of_stardist() {
         24, log.evaluation_curve, tta.0, tta.1, tta.2
     );
     // The goal. Measured (seeded; the same in the test and release profiles): 0.853, mean_ap
-    // 0.322, SoAP 0.836; before the He-initialised heads 0.749.
+    // 0.322, SoAP 0.843 (angle errors modulo π; 0.836 modulo 2π); with test-time augmentation 0.893,
+    // 0.376, SoAP 0.772 (0.673 modulo 2π); before the He-initialised heads 0.749.
     assert!(ap50 >= 0.75, "AP@0.5 {ap50}");
 }
 
@@ -258,7 +261,9 @@ fn detection_through_the_command_line() {
     let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         e["mean_ap"].as_f64().unwrap() >= 0.0
-            && e["soap"].is_number()
+            // Without direction the angle errors are modulo π, at most π/2: SoAP ≥ 0.5 (−1: no true
+            // positive after 2 epochs).
+            && (e["soap"] == -1.0 || e["soap"].as_f64().unwrap() >= 0.5)
             && e["detailed_evaluation"]["num_fn"].is_number(),
         "{e}"
     );

@@ -178,5 +178,24 @@ fn rotated_detections_with_zero_angles_print_pycocotools_numbers() {
         let worst = dl_testkit::max_abs_diff(&got, &want);
         assert!(worst < 1e-9, "{degrees}°: rotated COCO numbers differ from pycocotools by {worst:e}");
         assert_eq!(v["soap"].as_f64(), Some(1.0), "{degrees}°: every true positive has the right angle");
+        // The detections half-turned: the same boxes, front to back. Without direction they score as
+        // before; with one every angle is off by 180°.
+        for det in dt.as_array_mut().unwrap() {
+            det["bbox"][4] = serde_json::json!(degrees - 180.0);
+        }
+        std::fs::write(&d, dt.to_string()).unwrap();
+        for (flag, soap) in [(Some("--ignore-direction"), 1.0), (None, 0.0)] {
+            let mut args = vec!["--json", "evaluate", "detections", "--ground-truth", g.to_str().unwrap()];
+            args.extend(["--detections", d.to_str().unwrap(), "--rotated", "--coco"]);
+            args.extend(flag);
+            let out = dlkit(&args, tmp.path());
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let got: Vec<f64> =
+                v["coco_stats"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect();
+            assert!(dl_testkit::max_abs_diff(&got, &want) < 1e-9, "{degrees}°, half-turned, {flag:?}");
+            let s = v["soap"].as_f64().unwrap();
+            assert!((s - soap).abs() < 1e-9, "{degrees}°, half-turned, {flag:?}: SoAP {s}");
+        }
     }
 }
