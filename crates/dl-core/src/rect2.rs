@@ -132,6 +132,25 @@ impl Rect2 {
             .expect("a valid rectangle2 has a positive extent")
     }
 
+    /// The same box without a front, described with length1 ≥ length2 (φ + π/2 and the lengths swapped
+    /// when length1 < length2) and φ modulo π in (−π/2, π/2]: the description [`Rect2::min_area`] gives.
+    ///
+    /// # Examples
+    /// ```
+    /// use std::f64::consts::FRAC_PI_2;
+    /// let b = dl_core::Rect2::new(5.0, 5.0, 0.25, 2.0, 3.0).unwrap().long_side_first();
+    /// assert_eq!((b.length1(), b.length2()), (3.0, 2.0));
+    /// assert!((b.phi() - (0.25 + FRAC_PI_2 - std::f64::consts::PI)).abs() < 1e-12);
+    /// ```
+    pub fn long_side_first(&self) -> Rect2 {
+        let (phi, length1, length2) = if self.length1 >= self.length2 {
+            (self.phi, self.length1, self.length2)
+        } else {
+            (self.phi + FRAC_PI_2, self.length2, self.length1)
+        };
+        Rect2 { phi: normalize_phi_no_direction(phi), length1, length2, ..*self }
+    }
+
     /// The smallest enclosing axis-parallel box as a rectangle2 (φ = 0, L1 = half extent along columns,
     /// L2 = half extent along rows), as `class_ids_no_orientation` asks.
     pub fn axis_parallel(&self) -> Rect2 {
@@ -306,6 +325,19 @@ mod tests {
             prop_assert!((m.row() - b.row()).abs() < 1e-7 && (m.col() - b.col()).abs() < 1e-7);
             prop_assert!(m.length1() >= m.length2());
             prop_assert!(m.phi() > -FRAC_PI_2 && m.phi() <= FRAC_PI_2);
+        }
+
+        #[test]
+        fn long_side_first_is_the_same_box(b in rect2()) {
+            let l = b.long_side_first();
+            prop_assert!(l.length1() >= l.length2());
+            prop_assert!(l.phi() > -FRAC_PI_2 && l.phi() <= FRAC_PI_2);
+            // The same four corners, in some order.
+            for c in l.corners() {
+                let near = b.corners().iter().any(|d| (c.0 - d.0).abs() < 1e-9 && (c.1 - d.1).abs() < 1e-9);
+                prop_assert!(near, "corner {:?} of {:?} is no corner of {:?}", c, l, b);
+            }
+            prop_assert_eq!(l.long_side_first(), l);
         }
 
         #[test]

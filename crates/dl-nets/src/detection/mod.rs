@@ -855,6 +855,24 @@ impl DetectionNet {
         if self.config.class_indices_no_orientation.contains(&(class as i64)) { b.axis_parallel() } else { b }
     }
 
+    /// The boxes as the model gives them: without direction, each rotated box of a class with
+    /// orientation long side first ([`Rect2::long_side_first`], the description of the datasets'
+    /// minimum-area boxes). The network, or the fusion of turned views, can describe a near-square box
+    /// with its lengths swapped — the same box, but φ off by π/2, which SoAP counts.
+    fn described(&self, d: ImageDetections) -> ImageDetections {
+        match d {
+            ImageDetections::Rectangle2(mut dets) if self.config.ignore_direction => {
+                for d in &mut dets {
+                    if !self.config.class_indices_no_orientation.contains(&i64::from(d.class)) {
+                        d.bbox = d.bbox.long_side_first();
+                    }
+                }
+                ImageDetections::Rectangle2(dets)
+            }
+            other => other,
+        }
+    }
+
     /// NMS (`max_overlap`, `max_overlap_class_agnostic`) and `max_num_detections`: the kept detections.
     fn suppress<B: dl_core::Overlap + Copy>(
         &self,
@@ -1066,7 +1084,11 @@ impl Network for DetectionNet {
 
     fn postprocess(&self, outputs: &Outputs, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
         self.check_classes(classes)?;
-        Ok(self.detections(outputs, maps)?.into_iter().map(|d| d.into_result(classes)).collect())
+        Ok(self
+            .detections(outputs, maps)?
+            .into_iter()
+            .map(|d| self.described(d).into_result(classes))
+            .collect())
     }
 
     fn infer(&self, images: &Tensor, maps: &[ImageMap], classes: &Classes) -> Result<Vec<DLResult>> {
@@ -1100,7 +1122,10 @@ impl Network for DetectionNet {
                 );
             }
         }
-        Ok(pooled.into_iter().map(|all| self.fuse(all, views.len()).into_result(classes)).collect())
+        Ok(pooled
+            .into_iter()
+            .map(|all| self.described(self.fuse(all, views.len())).into_result(classes))
+            .collect())
     }
 
     fn is_head_var(&self, name: &str) -> bool {

@@ -233,7 +233,15 @@ fn exported_detectors_give_every_anchor_and_dlkit_detections_follow() {
                         bbox: dlkit::core::Rect2::new(b[0], b[1], b[2], b[3], b[4]).unwrap(),
                     })
                     .collect();
-                ids(dlkit::core::nms(&dets, overlap, agnostic, max_num))
+                // Without direction apply describes each kept box long side first.
+                let kept = ids(dlkit::core::nms(&dets, overlap, agnostic, max_num));
+                kept.into_iter()
+                    .map(|(c, s, b)| {
+                        let l =
+                            dlkit::core::Rect2::new(b[0], b[1], b[2], b[3], b[4]).unwrap().long_side_first();
+                        (c, s, vec![l.row(), l.col(), l.phi(), l.length1(), l.length2()])
+                    })
+                    .collect()
             } else {
                 let dets: Vec<_> = rows
                     .iter()
