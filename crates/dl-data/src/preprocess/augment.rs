@@ -1,6 +1,6 @@
 //! `augment_dl_samples`: seeded, one distortion per augmented sample (SPEC §4.4).
 
-use super::geometry::{self, resize_bilinear};
+use super::geometry::{self, ImageMap, resize_bilinear};
 use crate::{Boxes, DLSample, Error, HostImage, LabelImage, Result};
 use dl_core::{ClassId, Rect1, Rect2, Rng};
 use rayon::prelude::*;
@@ -47,9 +47,13 @@ pub struct AugmentParams {
     pub brightness_variation: f64,
     /// A Gaussian spot (σ = a quarter of the smaller side, random centre) of a uniform ±v (0 = off).
     pub brightness_variation_spot: f64,
-    /// CL only: crop a random window of this percentage of width and height, resize back (0 = off).
+    /// CL and OD: crop a random window of this percentage of width and height, resize back (0 = off).
+    /// For OD (an extension of HALCON's, where it is CL only) the boxes follow: a rectangle1 box is kept,
+    /// clipped to the window, when at least half of its area lies in it, a rectangle2 box when its centre
+    /// does.
     pub crop_percentage: f64,
-    /// CL only: crop a random window this many pixels smaller, resize back (0 = off).
+    /// CL and OD: crop a random window this many pixels smaller, resize back (0 = off); boxes as for
+    /// `crop_percentage`.
     pub crop_pixel: usize,
     /// CL only: rotate by 1 … v degrees either way, crop the inner rectangle, resize back (0 = off).
     pub rotate_range: f64,
@@ -128,6 +132,13 @@ impl AugmentParams {
     fn ops(&self, s: &DLSample) -> Vec<Op> {
         let classification =
             s.image_label_id.is_some() && s.boxes.is_none() && s.segmentation_image.is_none();
+        // Detection samples crop too; their boxes follow (no label, weight or anomaly images, no domain).
+        let detection = s.boxes.is_some()
+            && s.segmentation_image.is_none()
+            && s.weight_image.is_none()
+            && s.anomaly_ground_truth.is_none()
+            && s.domain.is_none();
+        let crops = classification || detection;
         let mut ops = Vec::new();
         let mut add = |on: bool, op| {
             if on {
@@ -138,9 +149,9 @@ impl AugmentParams {
         add(self.rotate != 0, Op::Rotate);
         add(self.brightness_variation > 0.0, Op::Brightness);
         add(self.brightness_variation_spot > 0.0, Op::Spot);
-        add(classification && self.crop_percentage > 0.0, Op::CropPercentage);
+        add(crops && self.crop_percentage > 0.0, Op::CropPercentage);
         add(
-            classification && self.crop_pixel > 0 && self.crop_pixel < s.image.width.min(s.image.height),
+            crops && self.crop_pixel > 0 && self.crop_pixel < s.image.width.min(s.image.height),
             Op::CropPixel,
         );
         add(classification && self.rotate_range >= 1.0, Op::RotateRange);
@@ -209,13 +220,13 @@ pub fn augment_dl_samples(samples: &mut [DLSample], params: &AugmentParams, epoc
                 );
                 let (r0, c0) =
                     (rng.below((h - ch + 1) as u64) as usize, rng.below((w - cw + 1) as u64) as usize);
-                crop_resize(&mut s.image, r0, c0, cw, ch);
+                crop_sample(s, r0, c0, cw, ch, params);
             }
             Op::CropPixel => {
                 let n = params.crop_pixel;
                 let (w, h) = (s.image.width, s.image.height);
                 let (r0, c0) = (rng.below(n as u64 + 1) as usize, rng.below(n as u64 + 1) as usize);
-                crop_resize(&mut s.image, r0, c0, w - n, h - n);
+                crop_sample(s, r0, c0, w - n, h - n, params);
             }
             Op::RotateRange => {
                 let deg = 1.0 + rng.next_f64() * (params.rotate_range - 1.0);
@@ -225,6 +236,56 @@ pub fn augment_dl_samples(samples: &mut [DLSample], params: &AugmentParams, epoc
         }
     });
     Ok(())
+}
+
+/// Crops a `cw` × `ch` window at (`r0`, `c0`) and resizes it back to the image size; boxes follow (a
+/// rectangle1 box kept, clipped, when at least half of its area stays in the image, a rectangle2 box when
+/// its centre does), with their labels and crowd flags.
+fn crop_sample(s: &mut DLSample, r0: usize, c0: usize, cw: usize, ch: usize, params: &AugmentParams) {
+    let (w, h) = (s.image.width, s.image.height);
+    crop_resize(&mut s.image, r0, c0, cw, ch);
+    let Some(boxes) = &s.boxes else { return };
+    let map = ImageMap::new(r0, c0, cw, ch, w, h);
+    let (hi_r, hi_c) = (h as f64 - 0.5, w as f64 - 0.5);
+    let labels = s.bbox_label_id.clone().unwrap_or_default();
+    let class = |i: usize| labels.get(i).copied().unwrap_or(ClassId::new(0).expect("0"));
+    let mut kept = Vec::new();
+    let boxes = match boxes {
+        Boxes::Rectangle1(v) => Boxes::Rectangle1(
+            v.iter()
+                .enumerate()
+                .filter_map(|(i, b)| {
+                    let m = map.rect1_forward(b);
+                    let (r1, c1, r2, c2) =
+                        (m.row1().max(-0.5), m.col1().max(-0.5), m.row2().min(hi_r), m.col2().min(hi_c));
+                    let clipped = Rect1::new(r1, c1, r2, c2).ok()?;
+                    (r2 > r1 && c2 > c1 && clipped.area() >= 0.5 * m.area()).then(|| {
+                        kept.push(i);
+                        clipped
+                    })
+                })
+                .collect(),
+        ),
+        Boxes::Rectangle2(v) => Boxes::Rectangle2(
+            v.iter()
+                .enumerate()
+                .filter_map(|(i, b)| {
+                    let m = map.rect2_forward(b);
+                    (m.row() >= -0.5 && m.col() >= -0.5 && m.row() < hi_r && m.col() < hi_c).then(|| {
+                        kept.push(i);
+                        fix_r2(m, class(i), params)
+                    })
+                })
+                .collect(),
+        ),
+    };
+    s.boxes = Some(boxes);
+    if let Some(l) = &mut s.bbox_label_id {
+        *l = kept.iter().filter_map(|&i| l.get(i).copied()).collect();
+    }
+    if let Some(c) = &mut s.bbox_iscrowd {
+        *c = kept.iter().filter_map(|&i| c.get(i).copied()).collect();
+    }
 }
 
 fn crop_resize(img: &mut HostImage, r0: usize, c0: usize, cw: usize, ch: usize) {
@@ -451,6 +512,43 @@ mod tests {
         assert_eq!((b[0].row1(), b[0].col1(), b[0].row2(), b[0].col2()), (1.5, -0.5, 2.5, 0.5));
     }
 
+    #[test]
+    fn detection_crops_carry_the_boxes_and_drop_those_left_out() {
+        let mut s = DLSample::from_image(ImageId(0), HostImage::filled(10, 10, 1, 0.0));
+        s.image.data[3 * 10 + 3] = 9.0; // pixel (3, 3)
+        let id = |k| ClassId::new(k).unwrap();
+        s.bbox_label_id = Some(vec![id(1), id(2), id(3)]);
+        s.bbox_iscrowd = Some(vec![false, true, false]);
+        s.boxes = Some(Boxes::Rectangle1(vec![
+            Rect1::new(1.5, 1.5, 3.5, 3.5).unwrap(), // inside the window
+            Rect1::new(7.5, 7.5, 9.5, 9.5).unwrap(), // outside
+            Rect1::new(5.5, 5.5, 7.5, 7.5).unwrap(), // a quarter inside
+        ]));
+        // The window rows and columns 2 … 6, doubled.
+        crop_sample(&mut s, 2, 2, 5, 5, &AugmentParams::default());
+        let Some(Boxes::Rectangle1(b)) = &s.boxes else { panic!() };
+        assert_eq!(b.len(), 1);
+        assert_eq!((b[0].row1(), b[0].col1(), b[0].row2(), b[0].col2()), (-0.5, -0.5, 3.5, 3.5));
+        assert_eq!(s.bbox_label_id, Some(vec![id(1)]));
+        assert_eq!(s.bbox_iscrowd, Some(vec![false]));
+        // Pixel (3, 3) lands at rows and columns 2 … 3 of the new image.
+        assert!(s.image.data[2 * 10 + 2] > 0.0 && s.image.data[3 * 10 + 3] > 0.0 && s.image.data[0] == 0.0);
+        // A rectangle2 box stays when its centre does, scaled.
+        let mut s = DLSample::from_image(ImageId(0), HostImage::filled(10, 10, 1, 0.0));
+        s.bbox_label_id = Some(vec![id(1), id(2)]);
+        s.boxes = Some(Boxes::Rectangle2(vec![
+            Rect2::new(4.0, 4.0, 0.3, 3.0, 1.0).unwrap(),
+            Rect2::new(8.0, 1.0, 0.3, 3.0, 1.0).unwrap(),
+        ]));
+        crop_sample(&mut s, 2, 2, 5, 5, &AugmentParams::default());
+        let Some(Boxes::Rectangle2(b)) = &s.boxes else { panic!() };
+        assert_eq!(b.len(), 1);
+        let near = |x: f64, y: f64| (x - y).abs() < 1e-9;
+        assert!(near(b[0].row(), 4.5) && near(b[0].col(), 4.5) && near(b[0].phi(), 0.3));
+        assert!(near(b[0].length1(), 6.0) && near(b[0].length2(), 2.0));
+        assert_eq!(s.bbox_label_id, Some(vec![id(1)]));
+    }
+
     proptest! {
         #[test]
         fn mirror_twice_and_rotate_four_times_are_identities(w in 1usize..9, seed in any::<u64>(), rect2 in any::<bool>()) {
@@ -476,6 +574,13 @@ mod tests {
                 brightness_variation: 5.0, brightness_variation_spot: 5.0, ignore_direction: ignore, seed, ..Default::default()
             };
             let mut batch: Vec<DLSample> = (0..4).map(|i| sample(6, 6, seed.wrapping_add(i), true)).collect();
+            // Detection samples without label images also crop.
+            for i in 0..4 {
+                let mut s = sample(8, 8, seed.wrapping_add(10 + i), i % 2 == 0);
+                s.segmentation_image = None;
+                batch.push(s);
+            }
+            let params = AugmentParams { crop_percentage: 70.0, crop_pixel: 2, ..params };
             for s in &mut batch {
                 if let Some(Boxes::Rectangle2(b)) = &mut s.boxes {
                     for x in b.iter_mut() {
@@ -489,7 +594,9 @@ mod tests {
             augment_dl_samples(&mut twice, &params, epoch).unwrap();
             prop_assert_eq!(&batch, &twice);
             for s in &batch {
-                prop_assert!(s.segmentation_image.as_ref().unwrap().data.iter().all(|&v| v < 3));
+                prop_assert!(s.segmentation_image.as_ref().is_none_or(|l| l.data.iter().all(|&v| v < 3)));
+                prop_assert_eq!(s.boxes.as_ref().map_or(0, Boxes::len), s.bbox_label_id.as_ref().map_or(0, Vec::len));
+                prop_assert_eq!((s.image.width, s.image.height), if s.segmentation_image.is_some() { (6, 6) } else { (8, 8) });
                 if let Some(Boxes::Rectangle2(b)) = &s.boxes {
                     let lim = if ignore { FRAC_PI_2 } else { PI };
                     prop_assert!(b.iter().all(|b| b.phi() > -lim - 1e-12 && b.phi() <= lim + 1e-12));
