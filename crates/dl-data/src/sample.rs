@@ -220,6 +220,17 @@ impl DLSample {
             anomaly_ground_truth: None,
         }
     }
+
+    /// Keeps the labels and crowd flags of the boxes at `keep` (the indices of the boxes a map or crop
+    /// kept), in that order; a missing crowd flag is `false`.
+    pub(crate) fn keep_box_annotations(&mut self, keep: &[usize]) {
+        if let Some(l) = &mut self.bbox_label_id {
+            *l = keep.iter().filter_map(|&i| l.get(i).copied()).collect();
+        }
+        if let Some(c) = &mut self.bbox_iscrowd {
+            *c = keep.iter().map(|&i| c.get(i).copied().unwrap_or(false)).collect();
+        }
+    }
 }
 
 /// Which samples of a dataset to take.

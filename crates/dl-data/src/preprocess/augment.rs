@@ -247,8 +247,7 @@ fn crop_sample(s: &mut DLSample, r0: usize, c0: usize, cw: usize, ch: usize, par
     let Some(boxes) = &s.boxes else { return };
     let map = ImageMap::new(r0, c0, cw, ch, w, h);
     let (hi_r, hi_c) = (h as f64 - 0.5, w as f64 - 0.5);
-    let labels = s.bbox_label_id.clone().unwrap_or_default();
-    let class = |i: usize| labels.get(i).copied().unwrap_or(ClassId::new(0).expect("0"));
+    let labels = s.bbox_label_id.as_deref().unwrap_or_default();
     let mut kept = Vec::new();
     let boxes = match boxes {
         Boxes::Rectangle1(v) => Boxes::Rectangle1(
@@ -256,10 +255,14 @@ fn crop_sample(s: &mut DLSample, r0: usize, c0: usize, cw: usize, ch: usize, par
                 .enumerate()
                 .filter_map(|(i, b)| {
                     let m = map.rect1_forward(b);
-                    let (r1, c1, r2, c2) =
-                        (m.row1().max(-0.5), m.col1().max(-0.5), m.row2().min(hi_r), m.col2().min(hi_c));
-                    let clipped = Rect1::new(r1, c1, r2, c2).ok()?;
-                    (r2 > r1 && c2 > c1 && clipped.area() >= 0.5 * m.area()).then(|| {
+                    let clipped = Rect1::new(
+                        m.row1().max(-0.5),
+                        m.col1().max(-0.5),
+                        m.row2().min(hi_r),
+                        m.col2().min(hi_c),
+                    )
+                    .ok()?;
+                    (clipped.area() >= 0.5 * m.area()).then(|| {
                         kept.push(i);
                         clipped
                     })
@@ -273,19 +276,15 @@ fn crop_sample(s: &mut DLSample, r0: usize, c0: usize, cw: usize, ch: usize, par
                     let m = map.rect2_forward(b);
                     (m.row() >= -0.5 && m.col() >= -0.5 && m.row() < hi_r && m.col() < hi_c).then(|| {
                         kept.push(i);
-                        fix_r2(m, class(i), params)
+                        let class = labels.get(i).copied().unwrap_or(ClassId::new(0).expect("0"));
+                        fix_r2(m, class, params)
                     })
                 })
                 .collect(),
         ),
     };
     s.boxes = Some(boxes);
-    if let Some(l) = &mut s.bbox_label_id {
-        *l = kept.iter().filter_map(|&i| l.get(i).copied()).collect();
-    }
-    if let Some(c) = &mut s.bbox_iscrowd {
-        *c = kept.iter().filter_map(|&i| c.get(i).copied()).collect();
-    }
+    s.keep_box_annotations(&kept);
 }
 
 fn crop_resize(img: &mut HostImage, r0: usize, c0: usize, cw: usize, ch: usize) {
@@ -571,7 +570,8 @@ mod tests {
         fn augmented_samples_keep_valid_labels_and_angles(seed in any::<u64>(), epoch in 0u64..5, ignore in any::<bool>()) {
             let params = AugmentParams {
                 augmentation_percentage: 100.0, mirror: Some(Mirror::RowsCols), rotate: 90,
-                brightness_variation: 5.0, brightness_variation_spot: 5.0, ignore_direction: ignore, seed, ..Default::default()
+                brightness_variation: 5.0, brightness_variation_spot: 5.0, ignore_direction: ignore, seed,
+                crop_percentage: 70.0, crop_pixel: 2, ..Default::default()
             };
             let mut batch: Vec<DLSample> = (0..4).map(|i| sample(6, 6, seed.wrapping_add(i), true)).collect();
             // Detection samples without label images also crop.
@@ -580,7 +580,6 @@ mod tests {
                 s.segmentation_image = None;
                 batch.push(s);
             }
-            let params = AugmentParams { crop_percentage: 70.0, crop_pixel: 2, ..params };
             for s in &mut batch {
                 if let Some(Boxes::Rectangle2(b)) = &mut s.boxes {
                     for x in b.iter_mut() {

@@ -125,11 +125,9 @@ pub fn preprocess_sample(mut s: DLSample, param: &DLPreprocessParam) -> Result<(
     normalize(&mut out, param);
     // 3. Boxes.
     if let Some(boxes) = s.boxes.take() {
-        let labels = s.bbox_label_id.take().unwrap_or_default();
-        let crowd = s.bbox_iscrowd.take();
-        let (boxes, keep) = transform_boxes(boxes, &labels, &map, (w, h), param, s.image_id)?;
-        s.bbox_label_id = Some(keep.iter().map(|&i| labels[i]).collect());
-        s.bbox_iscrowd = crowd.map(|c| keep.iter().map(|&i| c.get(i).copied().unwrap_or(false)).collect());
+        let labels = s.bbox_label_id.get_or_insert_default();
+        let (boxes, keep) = transform_boxes(boxes, labels, &map, (w, h), param, s.image_id)?;
+        s.keep_box_annotations(&keep);
         s.boxes = Some(boxes);
     }
     // 4. Label images and masks: crop, nearest neighbour, background merge.

@@ -383,7 +383,8 @@ fn forest(tmp: &std::path::Path, tile: usize) -> Forest {
 /// (ema_decay, default 0.98; `off`), `DLKIT_FOREST_BATCH` (batch_size, default 8),
 /// `DLKIT_FOREST_VALIDATION=all` (every tile trains, copies of every eighth validate),
 /// `DLKIT_FOREST_SCALE` (the network sees every image scaled by it), `DLKIT_FOREST_BOX_WEIGHT`
-/// (bbox_heads_weight), `DLKIT_FOREST_CROP` (crop_percentage: a zoomed-in window, boxes following), `DLKIT_BOX_LOSS`, `DLKIT_FOREST_ASSIGNMENT` and `DLKIT_FOREST_CAPACITY`;
+/// (bbox_heads_weight), `DLKIT_FOREST_CROP` (crop_percentage: a zoomed-in window, boxes following),
+/// `DLKIT_BOX_LOSS`, `DLKIT_FOREST_ASSIGNMENT` and `DLKIT_FOREST_CAPACITY`;
 /// `DLKIT_FOREST_DIAGNOSE` prints the YELL AP at IoU 0.1 … 0.7 and where the boxes sit against the
 /// ground truth (mean corner offsets, size ratios) on the YELL quarter and the validation tiles; `DLKIT_FOREST_KEEP=m.dlm` writes the
 /// trained model, `DLKIT_FOREST_MODEL=m.dlm` measures that one instead of training. Both results are
