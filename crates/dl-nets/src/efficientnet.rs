@@ -39,6 +39,11 @@ pub struct EfficientNetLiteConfig {
     pub depth: f64,
     /// Dropout before the classifier during training.
     pub dropout: f64,
+    /// PyTorch's symmetric padding instead of TensorFlow's "same" (which the weights were trained
+    /// with): detectors set it, so that the features at stride s stay centred on the `s · i` grid of
+    /// their anchors (files without it: "same").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub symmetric_padding: bool,
 }
 
 impl EfficientNetLiteConfig {
@@ -61,7 +66,7 @@ impl EfficientNetLiteConfig {
                 });
             }
         };
-        Ok(Self { num_classes, in_channels, width, depth, dropout })
+        Ok(Self { num_classes, in_channels, width, depth, dropout, symmetric_padding: false })
     }
 
     /// The input size the published weights were trained at (224, 240, 260).
@@ -116,6 +121,7 @@ impl EfficientNetLiteConfig {
             ),
             k,
             stride,
+            symmetric: self.symmetric_padding,
         };
         let mut blocks = Vec::new();
         let last = STAGES.len() - 1;

