@@ -706,7 +706,15 @@ fn detectors_centre_and_scale_pretrained_tensorflow_backbones() {
         bit_depth: 8,
         data: (0..96 * 64 * 3).map(|i| (i * 37 % 256) as f32).collect(),
     };
-    assert_eq!(back.apply(vec![img.clone()]).unwrap(), d.apply(vec![img]).unwrap());
+    assert_eq!(back.apply(vec![img.clone()]).unwrap(), d.apply(vec![img.clone()]).unwrap());
+    // The TorchScript export traces both: its candidates are dlkit's.
+    let x = tch::Tensor::from_slice(&img.data).reshape([1, 3, 64, 96]);
+    let (scores, boxes) = back.detections_before_nms(&x).unwrap();
+    let pt = dir.path().join("lite.pt");
+    back.export_torchscript(&pt).unwrap();
+    let traced = tch::no_grad(|| tch::CModule::load(&pt).unwrap().forward_ts(&[x])).unwrap();
+    let d = (traced - tch::Tensor::cat(&[scores, boxes], -1)).abs().max().double_value(&[]);
+    assert!(d <= 1e-4, "the exported detector differs by {d:e}");
     let v1 = "pretrained_dl_classifier_mobilenet_v1";
     let d = Model::create_detector(v1, &names, &[0], (96, 64, 3), &DetectorOptions::default()).unwrap();
     let MethodConfig::Detection { backbone: Architecture::MobilenetV1(c), detector, .. } =
