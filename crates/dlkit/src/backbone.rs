@@ -80,8 +80,8 @@ impl BackboneChoice {
             )
         })?;
         // A detector's anchors sit on the `stride · i` grid: TensorFlow's "same" padding would put its
-        // stride-16 features 15 px off it (on deepforest, EfficientNet-Lite0: YELL AP@0.5 0.298 with
-        // "same", 0.487 symmetric).
+        // stride-16 features 15 px off it (on deepforest, EfficientNet-Lite0 with its maps scaled: YELL
+        // AP@0.5 0.298 with "same", 0.487 symmetric).
         if model_type == ModelType::Detection {
             match &mut architecture {
                 Architecture::EfficientnetLite(c) => c.symmetric_padding = true,
