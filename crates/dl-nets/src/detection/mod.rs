@@ -425,6 +425,11 @@ impl DetectionNet {
         &self.config
     }
 
+    /// A backbone map times [`DetectionConfig::feature_scale`] (the map itself at 1).
+    fn scaled(&self, f: &Tensor) -> Tensor {
+        if self.config.feature_scale == 1.0 { f.shallow_clone() } else { f * self.config.feature_scale }
+    }
+
     /// The pyramid maps, finest first.
     fn pyramid(&self, x: &Tensor, train: bool) -> Vec<Tensor> {
         // Only the backbone levels up to the coarsest tap are computed (MobileNetV2 under a pyramid on
@@ -439,11 +444,7 @@ impl DetectionNet {
         let mut out: Vec<Tensor> = Vec::with_capacity(self.taps.len() + self.extras.len());
         let mut top: Option<Tensor> = None;
         for (j, &(_, i)) in self.taps.iter().enumerate().rev() {
-            let lat = if self.config.feature_scale == 1.0 {
-                feats[i].apply(&self.laterals[j])
-            } else {
-                (&feats[i] * self.config.feature_scale).apply(&self.laterals[j])
-            };
+            let lat = self.scaled(&feats[i]).apply(&self.laterals[j]);
             let merged = match &top {
                 Some(t) => {
                     let s = lat.size();
@@ -457,7 +458,7 @@ impl DetectionNet {
         out.reverse();
         let mut prev = match out.last() {
             Some(p) => p.shallow_clone(),
-            None => feats.last().map_or_else(|| x.shallow_clone(), |f| f * self.config.feature_scale),
+            None => feats.last().map_or_else(|| x.shallow_clone(), |f| self.scaled(f)),
         };
         for (k, e) in self.extras.iter().enumerate() {
             let input = if k == 0 { prev } else { prev.relu() };

@@ -686,8 +686,11 @@ fn detectors_centre_and_scale_pretrained_tensorflow_backbones() {
     use dlkit::{Architecture, MethodConfig};
     let names = vec!["tree".to_owned()];
     let dir = tempfile::tempdir().unwrap();
+    let create = |backbone: &str| {
+        Model::create_detector(backbone, &names, &[0], (96, 64, 3), &DetectorOptions::default()).unwrap()
+    };
     let lite = "pretrained_dl_classifier_efficientnet_lite0";
-    let d = Model::create_detector(lite, &names, &[0], (96, 64, 3), &DetectorOptions::default()).unwrap();
+    let d = create(lite);
     let path = dir.path().join("lite.dlm");
     d.write(&path).unwrap();
     let back = Model::read(&path).unwrap();
@@ -713,14 +716,13 @@ fn detectors_centre_and_scale_pretrained_tensorflow_backbones() {
     let pt = dir.path().join("lite.pt");
     back.export_torchscript(&pt).unwrap();
     let traced = tch::no_grad(|| tch::CModule::load(&pt).unwrap().forward_ts(&[x])).unwrap();
-    let d = (traced - tch::Tensor::cat(&[scores, boxes], -1)).abs().max().double_value(&[]);
-    assert!(d <= 1e-4, "the exported detector differs by {d:e}");
-    let v1 = "pretrained_dl_classifier_mobilenet_v1";
-    let d = Model::create_detector(v1, &names, &[0], (96, 64, 3), &DetectorOptions::default()).unwrap();
+    let diff = (traced - tch::Tensor::cat(&[scores, boxes], -1)).abs().max().double_value(&[]);
+    assert!(diff <= 1e-4, "the exported detector differs by {diff:e}");
+    let v1 = create("pretrained_dl_classifier_mobilenet_v1");
     let MethodConfig::Detection { backbone: Architecture::MobilenetV1(c), detector, .. } =
-        &d.description().method
+        &v1.description().method
     else {
-        panic!("{:?}", d.description().method)
+        panic!("{:?}", v1.description().method)
     };
     assert!(c.symmetric_padding);
     assert_eq!(detector.feature_scale, 1.0);
@@ -730,14 +732,7 @@ fn detectors_centre_and_scale_pretrained_tensorflow_backbones() {
         panic!("{:?}", c.description().method)
     };
     assert!(!c.symmetric_padding, "classifiers keep the weights' padding");
-    let m = Model::create_detector(
-        "pretrained_dl_classifier_mobilenet_v2",
-        &names,
-        &[0],
-        (96, 64, 3),
-        &DetectorOptions::default(),
-    )
-    .unwrap();
+    let m = create("pretrained_dl_classifier_mobilenet_v2");
     let json = serde_json::to_string(&m.description().method).unwrap();
     assert!(!json.contains("feature_scale") && !json.contains("symmetric_padding"), "{json}");
 }
